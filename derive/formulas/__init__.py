@@ -1,0 +1,1 @@
+"""The formula library: one module per topic, each registering its quantities."""

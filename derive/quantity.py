@@ -1,0 +1,177 @@
+"""Quantities: named SymPy expressions with a unit, built from other quantities.
+
+A quantity's ``expr`` is written over catalog symbols and the symbols of its ``children``, so a
+derivation is a tree (``P = P_emb + L·P_layer + …``) that can be shown node by node, expanded to
+one formula in catalog symbols, and evaluated exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.errors import DeriveError, UnitError
+from derive.units import COUNT_UNITS
+
+Values = Mapping[sp.Symbol, sp.Expr]
+
+
+@dataclass(eq=False)
+class Quantity:
+    id: str
+    title: str
+    unit: str
+    expr: sp.Expr
+    children: tuple[Quantity, ...] = ()
+    symbol_name: str = ""
+    latex: str = ""
+    category: str = ""
+    note: str = ""
+    approximation: bool = False
+    conventions: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.expr = sp.sympify(self.expr)
+        self.children = tuple(self.children)
+        if not self.symbol_name:
+            self.symbol_name = "Q_" + self.id.replace(".", "_")
+        if not self.latex:
+            self.latex = self.symbol_name
+
+    # ---- structure ------------------------------------------------------------------------
+    @cached_property
+    def symbol(self) -> sp.Symbol:
+        """The name this quantity has inside its parent's formula."""
+        return sp.Symbol(self.symbol_name, real=True)
+
+    @cached_property
+    def expanded(self) -> sp.Expr:
+        """The whole formula in catalog symbols only (children substituted recursively)."""
+        if not self.children:
+            return self.expr
+        return sp.expand(self.expr.xreplace({c.symbol: c.expanded for c in self.children}))
+
+    @property
+    def free_symbols(self) -> set[sp.Symbol]:
+        return set(self.expanded.free_symbols)
+
+    def walk(self) -> Iterator[Quantity]:
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+    def find(self, qid: str) -> Quantity | None:
+        for node in self.walk():
+            if node.id == qid:
+                return node
+        return None
+
+    # ---- values ---------------------------------------------------------------------------
+    def evaluate(self, values: Values) -> sp.Expr:
+        """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain."""
+        return _simplify_number(self.expanded.xreplace(dict(values)))
+
+    def leaf_coefficients(self) -> list[tuple[Quantity, sp.Expr]]:
+        """(leaf, multiplicity) pairs for a quantity linear in its children: how often each
+        leaf counts in the total (e.g. an attention matrix counts L times)."""
+        out: list[tuple[Quantity, sp.Expr]] = []
+
+        def visit(node: Quantity, mult: sp.Expr) -> None:
+            if not node.children:
+                out.append((node, mult))
+                return
+            for c in node.children:
+                coeff = sp.diff(node.expr, c.symbol)
+                if coeff.has(*[x.symbol for x in node.children]):
+                    raise DeriveError(f"{node.id} is not linear in {c.id}")
+                visit(c, sp.expand(mult * coeff))
+
+        visit(self, sp.Integer(1))
+        return out
+
+    def breakdown(self) -> dict[str, sp.Expr]:
+        """Category totals (attention, mlp, norm, …) as expressions in catalog symbols."""
+        totals: dict[str, sp.Expr] = {}
+        for leaf, mult in self.leaf_coefficients():
+            cat = leaf.category or leaf.id
+            totals[cat] = sp.expand(totals.get(cat, 0) + mult * leaf.expanded)
+        return {k: v for k, v in totals.items() if v != 0}
+
+    # ---- units ----------------------------------------------------------------------------
+    def check_units(self) -> None:
+        """Raise UnitError when the formula's dimensions disagree with the declared unit.
+
+        Pure shape counts (d·h·d_k) are accepted as counts of a count unit (param, FLOP, …);
+        information, time and currency must match exactly.
+        """
+        from derive.units.check import infer_unit, compatible
+
+        for node in self.walk():
+            units = {c.symbol: c.unit for c in node.children}
+            got = infer_unit(node.expr, units, where=node.id)
+            if not compatible(got, node.unit):
+                raise UnitError(f"{node.id}: formula has unit {got} but is declared as {node.unit}")
+
+    # ---- arithmetic with unit checks -------------------------------------------------------
+    def _combine(self, other: Quantity, op: str) -> Quantity:
+        from derive.units.check import combine_units
+
+        unit = combine_units(self.unit, other.unit, op, f"{self.id} {op} {other.id}")
+        fn = {"+": sp.Add, "-": lambda a, b: a - b, "*": sp.Mul, "/": lambda a, b: a / b}[op]
+        return Quantity(
+            id=f"({self.id} {op} {other.id})",
+            title=f"{self.title} {op} {other.title}",
+            unit=unit,
+            expr=fn(self.symbol, other.symbol),
+            children=(self, other),
+        )
+
+    def __add__(self, other: Quantity) -> Quantity:
+        return self._combine(other, "+")
+
+    def __sub__(self, other: Quantity) -> Quantity:
+        return self._combine(other, "-")
+
+    def __mul__(self, other: Quantity) -> Quantity:
+        return self._combine(other, "*")
+
+    def __truediv__(self, other: Quantity) -> Quantity:
+        return self._combine(other, "/")
+
+    def __repr__(self) -> str:
+        return f"Quantity({self.id!r}, {self.expr}, unit={self.unit!r})"
+
+
+def _simplify_number(x: sp.Expr) -> sp.Expr:
+    if x.is_Number:
+        return x
+    if not x.free_symbols:
+        y = sp.nsimplify(x, rational=False) if x.has(sp.Float) else sp.simplify(x)
+        return y
+    return x
+
+
+def leaf(qid: str, title: str, unit: str, expr, *, symbol: str, latex: str, category: str = "",
+         note: str = "") -> Quantity:
+    """A quantity with no parts: a formula directly over catalog symbols."""
+    return Quantity(qid, title, unit, expr, symbol_name=symbol, latex=latex, category=category, note=note)
+
+
+def node(qid: str, title: str, unit: str, parts: list[tuple[sp.Expr, Quantity]] | None = None, *,
+         expr=None, children: tuple[Quantity, ...] = (), symbol: str, latex: str, category: str = "",
+         note: str = "") -> Quantity:
+    """A quantity defined as Σ coefficient·part (the common case), or by an explicit expr."""
+    if parts is not None:
+        children = tuple(p for _, p in parts)
+        expr = sp.Add(*[c * p.symbol for c, p in parts])
+    return Quantity(qid, title, unit, expr, children=children, symbol_name=symbol, latex=latex,
+                    category=category, note=note)
+
+
+def catalog_symbols(expr: sp.Expr) -> list[str]:
+    return sorted(str(s) for s in expr.free_symbols if str(s) in S.CATALOG)

@@ -1,0 +1,103 @@
+"""Dimension checking of SymPy formulas with pint: each symbol becomes 1 of its unit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.errors import UnitError
+from derive.units import COUNT_UNITS, canonical_name, registry
+
+
+def _q(unit: str):
+    ureg = registry()
+    return ureg.Quantity(1, "dimensionless" if unit == "1" else unit.replace("^", "**"))
+
+
+def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
+    import pint
+
+    if expr.is_Number or expr in (sp.pi, sp.E):
+        return float(expr)
+    if expr.is_Symbol:
+        if expr in units:
+            return _q(units[expr])
+        try:
+            return _q(S.info(expr).unit)
+        except KeyError:
+            raise UnitError(f"{where}: symbol {expr} has no unit in the catalog") from None
+    args = [_eval(a, units, where) for a in expr.args]
+    try:
+        if expr.is_Add or isinstance(expr, (sp.Max, sp.Min, sp.Piecewise)):
+            if isinstance(expr, sp.Piecewise):
+                args = [_eval(a.expr, units, where) for a in expr.args]
+            total = args[0]
+            for a in args[1:]:
+                total = total + a
+            return total
+        if expr.is_Mul:
+            out = 1
+            for a in args:
+                out = out * a
+            return out
+        if expr.is_Pow:
+            base, exp = args
+            if hasattr(exp, "dimensionless") and not exp.dimensionless:
+                raise UnitError(f"{where}: exponent {expr.args[1]} has a unit")
+            e = exp.magnitude if hasattr(exp, "magnitude") else exp
+            return base**e
+        if isinstance(expr, (sp.ceiling, sp.floor, sp.Abs)):
+            return args[0]
+        # transcendental functions need dimensionless arguments
+        for a in args:
+            if hasattr(a, "dimensionless") and not a.dimensionless:
+                raise UnitError(f"{where}: {expr.func.__name__} of a quantity with unit {a.units}")
+        return 1.0
+    except pint.DimensionalityError as exc:
+        raise UnitError(f"{where}: cannot combine {exc.units1} with {exc.units2} in {expr}") from None
+
+
+def infer_unit(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str = "formula") -> str:
+    """Canonical unit name of a formula, or UnitError if it adds unlike dimensions."""
+    val = _eval(sp.sympify(expr), units, where)
+    if not hasattr(val, "dimensionality"):
+        return "1"
+    return canonical_name(dict(val.dimensionality))
+
+
+def _dims(unit: str) -> dict[str, float]:
+    if unit == "1":
+        return {}
+    return dict(_q(unit).dimensionality)
+
+
+_COUNT_DIMS = {"[parameter]", "[compute]", "[token]", "[user]", "[sequence]", "[position]"}
+
+
+def compatible(got: str, declared: str) -> bool:
+    """Same dimensions, ignoring the count dimensions (param, FLOP, token, …) that a pure shape
+    count like 2·s·d² carries only by declaration; information, time and currency must match."""
+    if got == declared:
+        return True
+    a = {k: v for k, v in _dims(got).items() if k not in _COUNT_DIMS}
+    b = {k: v for k, v in _dims(declared).items() if k not in _COUNT_DIMS}
+    return a == b
+
+
+def combine_units(u1: str, u2: str, op: str, where: str) -> str:
+    import pint
+
+    a, b = _q(u1), _q(u2)
+    try:
+        r = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b}[op]()
+    except pint.DimensionalityError as exc:
+        raise UnitError(
+            f"{where}: cannot {'add' if op == '+' else 'subtract'} {exc.units2} to {exc.units1}"
+            if op in "+-" else f"{where}: {exc}"
+        ) from None
+    return canonical_name(dict(r.dimensionality))
+
+
+__all__ = ["infer_unit", "compatible", "combine_units", "COUNT_UNITS"]
