@@ -99,8 +99,8 @@ class Architecture:
         return "MHA" if self.g == self.h else ("MQA" if self.g == 1 else "GQA")
 
     def head_size(self) -> sp.Expr:
-        """d_k, or d/h when the model does not set a head size (keeps 4d² visible for MHA)."""
-        return S.d_k if self.head_dim_explicit else S.d / S.h
+        """d/h for MHA without an explicit head size (so 4d² stays visible), else d_k."""
+        return S.d / S.h if (self.mha and not self.head_dim_explicit) else S.d_k
 
     def kv_heads(self) -> sp.Expr:
         return S.h if self.mha else S.g

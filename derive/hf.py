@@ -313,12 +313,11 @@ LOADERS: dict[str, Callable[[Config], Architecture]] = {
 def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     if not isinstance(raw, dict):
         raise DeriveError(f"{name}: a config.json must hold a JSON object, got {type(raw).__name__}")
-    if "text_config" in raw and "model_type" not in raw.get("text_config", {}) is False:
-        pass
     mt = raw.get("model_type")
     if mt is None:
         raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {', '.join(sorted(LOADERS))}")
-    if mt not in LOADERS and isinstance(raw.get("text_config"), dict) and raw["text_config"].get("model_type") in LOADERS:
+    text_cfg = raw.get("text_config")
+    if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
         raw = raw["text_config"]
         mt = raw["model_type"]
     if mt not in LOADERS:

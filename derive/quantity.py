@@ -15,7 +15,6 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.errors import DeriveError, UnitError
-from derive.units import COUNT_UNITS
 
 Values = Mapping[sp.Symbol, sp.Expr]
 
@@ -109,7 +108,7 @@ class Quantity:
         Pure shape counts (d·h·d_k) are accepted as counts of a count unit (param, FLOP, …);
         information, time and currency must match exactly.
         """
-        from derive.units.check import infer_unit, compatible
+        from derive.units.check import compatible, infer_unit
 
         for node in self.walk():
             units = {c.symbol: c.unit for c in node.children}
@@ -169,8 +168,11 @@ def node(qid: str, title: str, unit: str, parts: list[tuple[sp.Expr, Quantity]] 
     if parts is not None:
         children = tuple(p for _, p in parts)
         expr = sp.Add(*[c * p.symbol for c, p in parts])
+        meta = {"terms": [(sp.sympify(c), p.symbol) for c, p in parts]}
+    else:
+        meta = {}
     return Quantity(qid, title, unit, expr, children=children, symbol_name=symbol, latex=latex,
-                    category=category, note=note)
+                    category=category, note=note, meta=meta)
 
 
 def catalog_symbols(expr: sp.Expr) -> list[str]:

@@ -15,6 +15,9 @@ from derive.errors import DeriveError, suggest
 
 @dataclass(frozen=True)
 class SymbolInfo:
+    """``unit`` is canonical (values are stored in it); ``input_unit`` is how a bare number typed
+    by a user is read (a price of 3 means 3 USD/hour), converted exactly to ``unit``."""
+
     name: str
     latex: str
     unit: str
@@ -22,6 +25,11 @@ class SymbolInfo:
     integer: bool = True
     positive: bool = True
     nonnegative: bool = False
+    input_unit: str = ""
+
+    @property
+    def read_unit(self) -> str:
+        return self.input_unit or self.unit
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -42,9 +50,10 @@ def define(
     integer: bool = True,
     positive: bool = True,
     nonnegative: bool = False,
+    input_unit: str = "",
 ) -> sp.Symbol:
     """Register a symbol (idempotent for identical definitions) and return it."""
-    info = SymbolInfo(name, latex, unit, meaning, integer, positive, nonnegative)
+    info = SymbolInfo(name, latex, unit, meaning, integer, positive, nonnegative, input_unit)
     old = CATALOG.get(name)
     if old is not None:
         if old != info:
@@ -99,3 +108,24 @@ d_ffe = define("d_ffe", r"d_{\mathrm{ff},e}", meaning="FFN width of one routed e
 E_s = define("E_s", "E_s", meaning="shared (always-on) experts per MoE layer")
 d_ffs = define("d_ffs", r"d_{\mathrm{ff},s}", meaning="FFN width of one shared expert")
 L_moe = define("L_moe", r"L_{\mathrm{MoE}}", meaning="layers whose FFN is a mixture of experts")
+
+# ---- workload, numbers and machine symbols shared by several formula families ------------
+s = define("s", "s", "token", "tokens per sequence (prompt or context length)")
+b = define("b", "b", "sequence", "batch: sequences processed together")
+N = define("N", "N", "param", "parameter count (from the model's params.total when a model is given)")
+N_act = define("N_act", r"N_{\mathrm{act}}", "param", "parameters used per token (params.active of the model)")
+D = define("D", "D", "token", "training tokens")
+bytes_w = define("bytes_w", r"\beta_w", "byte/param", "bytes per weight (2 for BF16, 0.5 for INT4)",
+                 integer=False)
+bytes_kv = define("bytes_kv", r"\beta_{kv}", "byte", "bytes per cached K or V element", integer=False)
+bytes_a = define("bytes_a", r"\beta_a", "byte", "bytes per activation element", integer=False)
+F_peak = define("F_peak", r"F_{\mathrm{peak}}", "FLOP/s", "peak FLOP/s of one device for the dtype used",
+                integer=False)
+BW = define("BW", r"B_{\mathrm{mem}}", "byte/s", "memory bandwidth of one device (decimal: 2 TB/s = 2e12 B/s)",
+            integer=False)
+M_dev = define("M_dev", r"M_{\mathrm{dev}}", "byte", "memory capacity of one device (binary: 80GB card = 80 GiB)",
+               integer=False)
+MFU = define("MFU", r"\mathrm{MFU}", "1", "model FLOPs utilization (0 < MFU <= 1)", integer=False)
+n_dev = define("n_dev", r"n_{\mathrm{dev}}", "1", "number of devices (GPUs)")
+price = define("price", r"c_{\mathrm{hr}}", "USD/s", "price of one device-hour", integer=False,
+               input_unit="USD/hour")

@@ -157,9 +157,12 @@ def total(arch: Architecture, active: bool = False) -> Quantity:
 
 def approx() -> Quantity:
     """The 12·L·d² + V·d rule of thumb: 4d² attention + 8d² (4d) MLP per layer, tied embedding."""
-    return leaf("params.approx", "rule of thumb 12·L·d² + V·d", "param", 12 * L * d**2 + V * d,
-                symbol="P_approx", latex=r"P_{\approx}",
-                note="approximation: MHA, 4d GELU MLP, no biases or norms, tied embedding, no positions")
+    q = leaf("params.approx", "rule of thumb 12·L·d² + V·d", "param", 12 * L * d**2 + V * d,
+             symbol="P_approx", latex=r"P_{\approx}",
+             note="approximation: 4d² attention (MHA) + 8d² MLP (4d, two matrices) per layer, tied embedding; "
+                  "no biases, norms or position table")
+    q.approximation = True
+    return q
 
 
 def category_total(arch: Architecture, category: str, qid: str, title: str, sym: str) -> Quantity:

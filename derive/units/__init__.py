@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import sympy as sp
 
-from derive.errors import DeriveError, UnitError
+from derive.errors import UnitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pint
@@ -86,10 +86,15 @@ def factor_to_canonical(text: str) -> tuple[sp.Rational, str]:
         return sp.Integer(1), "1"
     u = unit(text)
     ureg = registry()
-    q = ureg.Quantity(1, u)
-    name = canonical_name(dict(q.dimensionality))
-    target = "dimensionless" if name == "1" else name.replace("^", "**")
-    return exact(q.to(target).magnitude), name
+    name = canonical_name(dict(ureg.Quantity(1, u).dimensionality))
+    # factor unit by unit, so 1/hour is exactly 1/3600 and not the float 0.000277…
+    factor = sp.Integer(1)
+    for part, exp in u._units.items():
+        q1 = ureg.Quantity(1, part)
+        canon = canonical_name(dict(q1.dimensionality))
+        f1 = exact(q1.to("dimensionless" if canon == "1" else canon.replace("^", "**")).magnitude)
+        factor *= f1 ** sp.Rational(str(exp))
+    return factor, name
 
 
 def convert(value: sp.Expr, from_unit: str, to_unit: str) -> sp.Expr:

@@ -1,0 +1,69 @@
+"""The ``derive`` command line. Each subcommand lives in ``derive/commands/<name>.py``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from derive.errors import DeriveError
+
+#: subcommand modules, in the order ``--help`` lists them; each has add_parser() and run().
+#: a module that does not exist (yet) is skipped.
+COMMANDS = ["listing", "show", "solve", "sweep", "workbook", "render", "plot", "site"]
+
+DESCRIPTION = """\
+Symbolic derivations of transformer arithmetic: parameter counts, FLOPs, memory, KV cache,
+throughput and cost, shown from formula to exact number.
+
+examples:
+  derive list                                   quantities, models and symbols
+  derive show params.total --model llama-2-7b   exact count with every term
+  derive show params.total --hf-config config.json --format json
+  derive show params.layer.attention --set d=4096 --set h=32
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line, exit 2 (argparse's own convention)
+        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="derive", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("derive")
+    except PackageNotFoundError:  # running from a checkout
+        ver = "dev"
+    p.add_argument("--version", action="version", version=f"derive {ver}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"derive.commands.{name}") is None:
+            continue
+        importlib.import_module(f"derive.commands.{name}").add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "command", None):
+        p.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except DeriveError as exc:
+        print(f"derive: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("derive: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

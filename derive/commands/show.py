@@ -1,0 +1,35 @@
+"""derive show QUANTITY: the derivation of one quantity, from formula to exact number."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from derive.commands import add_context_options, request_from
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "show", help="derive one quantity, term by term",
+        description="Show a quantity's formula, the values substituted, the exact result and human units.",
+        epilog="examples:\n"
+               "  derive show params.total --model gpt2\n"
+               "  derive show params.total --hf-config path/to/config.json --format json\n"
+               "  derive show params.layer.attention.k --model llama-2-70b\n"
+               "  derive show params.approx --model llama-2-70b   (with its error against the exact count)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("quantity", help="a quantity id (see `derive list`), or any part of one, e.g. params.layer.mlp")
+    add_context_options(p)
+    p.add_argument("--format", "-f", default="text", choices=["text", "md", "json"], help="output format")
+    p.add_argument("--depth", type=int, default=99, help="how many levels of parts to show (default: all)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from derive.api import show
+    from derive.reports import render
+
+    d = show(args.quantity, request_from(args), max_depth=args.depth)
+    sys.stdout.write(render(d, args.format))
+    return 0

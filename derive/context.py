@@ -1,0 +1,108 @@
+"""Turn what a user gave (a preset, a config.json, --set values, a machine) into a Context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derive import parse
+from derive import symbols as S
+from derive.architecture import Architecture
+from derive.errors import DeriveError, suggest
+from derive.registry import Context
+
+#: the shape used when no model is given: a GPT-style decoder (the seed's "standard" transformer).
+GENERIC = Architecture(name="generic GPT-style decoder", d=768, L=12, V=50257, h=12, T=1024,
+                       biases=frozenset({"q", "k", "v", "o", "up", "down"}), source="default shape")
+ARCH_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs", "L_moe")
+
+
+@dataclass
+class Request:
+    model: str | None = None
+    hf_config: str | None = None
+    hardware: str | None = None
+    sets: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def _check_integer(name: str, val: sp.Expr) -> int:
+    info = S.info(name)
+    if not val.is_Integer:
+        raise DeriveError(f"{name} ({info.meaning}) must be a whole number, got {val}")
+    if int(val) <= 0:
+        raise DeriveError(f"{name} ({info.meaning}) must be positive, got {val}")
+    return int(val)
+
+
+def parse_sets(sets: list[str]) -> dict[str, sp.Expr]:
+    out: dict[str, sp.Expr] = {}
+    for item in sets:
+        name, text = parse.assignment(item)
+        if name not in S.CATALOG:
+            raise DeriveError(
+                f"--set {name}: unknown symbol{suggest(name, S.CATALOG)}; `derive list symbols` shows them")
+        info = S.CATALOG[name]
+        val = parse.value(text, info.read_unit, what=f"--set {name}")
+        if info.read_unit != info.unit:
+            from derive.units import convert
+
+            val = convert(val, info.read_unit, info.unit)
+        if info.integer:
+            _check_integer(name, val)
+        elif info.positive and val <= 0:
+            raise DeriveError(f"{name} ({info.meaning}) must be positive, got {val}")
+        elif info.nonnegative and val < 0:
+            raise DeriveError(f"{name} ({info.meaning}) must not be negative, got {val}")
+        out[name] = val
+    return out
+
+
+def _generic_checks(v: dict[str, sp.Expr]) -> None:
+    if "d" in v and "h" in v and "d_k" not in v and v["d"] % v["h"]:
+        raise DeriveError(f"h={v['h']} does not divide d={v['d']}; give a head size with --set d_k=…")
+    if "h" in v and "g" in v and v["h"] % v["g"]:
+        raise DeriveError(f"g={v['g']} KV heads must divide h={v['h']} query heads")
+    if "k" in v and "E" in v and v["k"] > v["E"]:
+        raise DeriveError(f"top-k k={v['k']} exceeds the E={v['E']} experts")
+
+
+def build_context(req: Request) -> Context:
+    if req.model and req.hf_config:
+        raise DeriveError("give either --model or --hf-config, not both")
+    sets = parse_sets(req.sets)
+    arch_sets = {k: int(v) for k, v in sets.items() if k in ARCH_SYMBOLS}
+    other = {S.sym(k): v for k, v in sets.items() if k not in ARCH_SYMBOLS}
+    if req.model or req.hf_config:
+        if req.model:
+            from derive import presets
+
+            preset = presets.model(req.model)
+            arch = preset.architecture()
+            label = f"{preset.id} ({preset.title})"
+        else:
+            from derive import hf
+
+            arch = hf.load(req.hf_config)
+            label = f"{arch.name} ({req.hf_config})"
+        arch = arch.with_values(arch_sets)
+        values: dict[sp.Symbol, sp.Expr] = dict(arch.values())
+        model_given = True
+    else:
+        _generic_checks(arch_sets)
+        arch = GENERIC
+        values = {S.sym(k): sp.Integer(v) for k, v in arch_sets.items()}
+        label = ""
+        model_given = False
+    hardware = None
+    if req.hardware:
+        from derive import hardware as hw  # added with the hardware presets
+
+        hardware = hw.preset(req.hardware)
+        for sym_, val in hardware.values(req.options).items():
+            values.setdefault(sym_, val)
+    values.update(other)
+    ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=dict(req.options), values=values)
+    ctx.options.setdefault("model_label", label)
+    return ctx

@@ -1,0 +1,210 @@
+"""Derivations: the ordered steps from formula to number, ready for any renderer.
+
+Every node of a quantity tree becomes one step: its formula, the same with values substituted,
+the exact result and the result in human units. Renderers (text, Markdown, LaTeX, HTML, JSON)
+only format these steps; they never compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from derive import symbols as S
+from derive.quantity import Quantity
+from derive.units.human import exact_text, human
+
+# ---- printing ---------------------------------------------------------------------------------
+
+def _names(q: Quantity | None = None) -> dict[sp.Symbol, str]:
+    names = S.latex_names()
+    if q is not None:
+        for c in q.children:
+            names[c.symbol] = c.latex
+    return names
+
+
+class _ValueStr(StrPrinter):
+    """Prints symbols as their values: the 'substituted' line."""
+
+    def __init__(self, values: Mapping[sp.Symbol, sp.Expr], order: str | None = None):
+        super().__init__({"order": order})
+        self.values = values
+
+    def _print_Symbol(self, expr):  # noqa: N802 (sympy's naming)
+        if expr in self.values:
+            v = self.values[expr]
+            s = _num_text(v)
+            return f"({s})" if s.startswith("-") or "/" in s else s
+        return super()._print_Symbol(expr)
+
+
+class _ValueLatex(LatexPrinter):
+    def __init__(self, values: Mapping[sp.Symbol, sp.Expr], names: dict[sp.Symbol, str],
+                 order: str | None = None):
+        super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": order})
+        self.values = values
+
+    def _print_Symbol(self, expr, style="plain"):  # noqa: N802
+        if expr in self.values:
+            v = sp.sympify(self.values[expr])
+            s = _num_latex(v)
+            return rf"\left({s}\right)" if (v.is_negative or (v.is_Rational and not v.is_Integer)) else s
+        return super()._print_Symbol(expr)
+
+    def _print_Integer(self, expr):  # noqa: N802
+        return _num_latex(expr)
+
+
+def _num_text(v) -> str:
+    v = sp.sympify(v)
+    if v.is_Integer:
+        return str(int(v))
+    if v.is_Rational:
+        return f"{v.p}/{v.q}"
+    if v.is_Float:
+        return f"{float(v):g}"
+    return sp.sstr(v)
+
+
+def _num_latex(v) -> str:
+    v = sp.sympify(v)
+    if v.is_Integer:
+        n = int(v)
+        s = f"{abs(n):,}".replace(",", r"{,}")
+        return ("-" if n < 0 else "") + s
+    if v.is_Rational:
+        return rf"\frac{{{v.p}}}{{{v.q}}}"
+    return sp.latex(v)
+
+
+def text(expr: sp.Expr, order: str | None = None) -> str:
+    """Plain-text formula with · for products and ^ for powers."""
+    return sp.sstr(expr, order=order).replace("**", "^").replace("*", "·")
+
+
+def latex(expr: sp.Expr, q: Quantity | None = None, order: str | None = None) -> str:
+    return sp.latex(expr, symbol_names=_names(q), mul_symbol="dot", order=order)
+
+
+def _ordered(q: Quantity) -> sp.Expr:
+    """The node formula with children in the order they were given (not sympy's sort)."""
+    terms = q.meta.get("terms")
+    if not terms:
+        return q.expr
+    return sp.Add(*[sp.Mul(c, s, evaluate=False) if c != 1 else s for c, s in terms], evaluate=False)
+
+
+# ---- steps ------------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    id: str
+    title: str
+    depth: int
+    unit: str
+    symbol_text: str
+    symbol_latex: str
+    formula_text: str
+    formula_latex: str
+    substituted_text: str
+    substituted_latex: str
+    value: sp.Expr
+    value_text: str
+    human: str
+    note: str = ""
+    category: str = ""
+
+    @property
+    def numeric(self) -> bool:
+        return not sp.sympify(self.value).free_symbols
+
+
+@dataclass
+class Derivation:
+    quantity: str
+    title: str
+    unit: str
+    steps: list[Step]
+    expanded_text: str
+    expanded_latex: str
+    value: sp.Expr
+    value_text: str
+    human: str
+    inputs: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    conventions: list[str] = field(default_factory=list)
+    approximation: bool = False
+    context: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def numeric(self) -> bool:
+        return not sp.sympify(self.value).free_symbols
+
+    @property
+    def root(self) -> Step:
+        return self.steps[0]
+
+
+def _collect(expr: sp.Expr) -> sp.Expr:
+    """Group the expanded formula by layer counts so it reads per layer."""
+    keys = [s for s in (S.L, S.sym("L_moe")) if expr.has(s)]
+    return sp.collect(expr, keys) if keys else expr
+
+
+def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int = 99,
+           context: dict | None = None) -> Derivation:
+    values = dict(values)
+    steps: list[Step] = []
+    computed: dict[int, sp.Expr] = {}
+
+    def value_of(node: Quantity) -> sp.Expr:
+        key = id(node)
+        if key not in computed:
+            computed[key] = node.evaluate(values)
+        return computed[key]
+
+    def visit(node: Quantity, depth: int) -> None:
+        val = value_of(node)
+        local = dict(values)
+        for c in node.children:
+            local[c.symbol] = value_of(c)
+        shown = _ordered(node)
+        order = "none" if node.meta.get("terms") else None
+        sub_text = _ValueStr(local, order).doprint(shown).replace("**", "^").replace("*", "·")
+        sub_latex = _ValueLatex(local, _names(node), order).doprint(shown)
+        steps.append(Step(
+            id=node.id, title=node.title, depth=depth, unit=node.unit, symbol_text=node.symbol_name,
+            symbol_latex=node.latex, formula_text=text(shown, order), formula_latex=latex(shown, node, order),
+            substituted_text=sub_text, substituted_latex=sub_latex, value=val,
+            value_text=exact_text(val) if not sp.sympify(val).free_symbols else text(val),
+            human=human(val, node.unit) if not sp.sympify(val).free_symbols else "",
+            note=node.note, category=node.category,
+        ))
+        if depth < max_depth:
+            for c in node.children:
+                visit(c, depth + 1)
+
+    visit(q, 0)
+    root = steps[0]
+    expanded = _collect(q.expanded)
+    used = sorted(q.free_symbols, key=lambda s: str(s))
+    inputs = []
+    for s in used:
+        info = S.CATALOG.get(str(s))
+        inputs.append({
+            "symbol": str(s), "latex": info.latex if info else str(s),
+            "value": values.get(s), "unit": info.unit if info else "", "meaning": info.meaning if info else "",
+        })
+    notes = [n.note for n in q.walk() if n.note]
+    return Derivation(
+        quantity=q.id, title=q.title, unit=q.unit, steps=steps, expanded_text=text(expanded),
+        expanded_latex=latex(expanded), value=root.value, value_text=root.value_text, human=root.human,
+        inputs=inputs, notes=list(dict.fromkeys(notes)), conventions=list(q.conventions),
+        approximation=q.approximation, context=context or {},
+    )

@@ -1,0 +1,84 @@
+"""Registered parameter-count quantities (the formulas themselves live in params.py)."""
+
+from __future__ import annotations
+
+from derive.formulas import params
+from derive.registry import Context, quantity
+
+
+def _breakdown(ctx: Context, q, value) -> dict:
+    """Per-category totals, integers, as the JSON 'breakdown' (and text lines)."""
+    out = {cat: int(e.xreplace(ctx.values)) for cat, e in q.breakdown().items()
+           if not e.xreplace(ctx.values).free_symbols}
+    width = max((len(c) for c in out), default=0)
+    lines = ["breakdown:"] + [f"  {c.ljust(width)}  {v:>16,}" for c, v in out.items()]
+    return {"breakdown": out, "lines": lines}
+
+
+def _approx_error(ctx: Context, q, value) -> dict:
+    """The rule of thumb against the exact count of the same architecture."""
+    if not ctx.model_given and not all(s in ctx.values for s in params.total(ctx.arch).free_symbols):
+        return {}
+    exact = params.total(ctx.arch).evaluate(ctx.values)
+    if exact.free_symbols:
+        return {}
+    err = (value - exact) / exact
+    return {"exact_total": int(exact), "relative_error": float(err),
+            "lines": [f"exact count: {int(exact):,} param; the approximation is off by {float(err):+.3%}"]}
+
+
+@quantity("params.total", "total parameters (unique; a tied matrix counted once)", "param", extras=_breakdown)
+def _total(ctx: Context):
+    return params.total(ctx.arch)
+
+
+@quantity("params.active", "parameters used per token (MoE: top-k experts)", "param", extras=_breakdown)
+def _active(ctx: Context):
+    return params.total(ctx.arch, active=True)
+
+
+@quantity("params.approx", "12·L·d² + V·d rule of thumb", "param", extras=_approx_error)
+def _approx(ctx: Context):
+    return params.approx()
+
+
+@quantity("params.layer", "parameters of one (dense) layer", "param")
+def _layer(ctx: Context):
+    return params.layer(ctx.arch, moe=ctx.arch.moe_everywhere)
+
+
+@quantity("params.layer.attention", "attention projections of one layer", "param")
+def _attn(ctx: Context):
+    return params.attention(ctx.arch)
+
+
+@quantity("params.layer.mlp", "FFN of one layer (dense MLP, or the whole MoE block)", "param")
+def _mlp(ctx: Context):
+    if ctx.arch.moe_everywhere:
+        return params.moe_block(ctx.arch, active=False)
+    from derive import symbols as S
+
+    return params.ffn(ctx.arch, S.d_ff, "params.layer.mlp", "mlp", "mlp", "MLP")
+
+
+_CATEGORIES = {
+    "params.embedding_total": ("token_embedding", "token embedding", "emb"),
+    "params.position_total": ("position_embedding", "position embedding", "pos"),
+    "params.attention": ("attention", "attention weights, all layers", "attnall"),
+    "params.mlp": ("mlp", "dense MLP weights, all layers", "mlpall"),
+    "params.experts": ("moe_experts", "routed expert weights, all layers", "experts"),
+    "params.router": ("moe_router", "router weights, all layers", "router"),
+    "params.shared_experts": ("moe_shared_experts", "shared experts and their gate, all layers", "sharedall"),
+    "params.norm": ("norm", "norm weights, all layers + final", "normall"),
+    "params.lm_head_total": ("lm_head", "LM head (0 when tied)", "headall"),
+}
+
+
+def _register_category(qid: str, cat: str, title: str, sym: str) -> None:
+    @quantity(qid, title, "param")
+    def _build(ctx: Context):
+        return params.category_total(ctx.arch, cat, qid, title, sym)
+
+
+for _qid, (_cat, _title, _sym) in _CATEGORIES.items():
+    _register_category(_qid, _cat, _title, _sym)

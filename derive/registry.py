@@ -1,0 +1,110 @@
+"""The quantity registry: every named quantity the CLI, reports and workbook can ask for.
+
+Formula modules register builders with :func:`quantity`; a builder takes a :class:`Context`
+(architecture, hardware, options) and returns a Quantity tree. Any node inside a registered tree
+is addressable by its id too (e.g. ``params.layer.attention.k``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from derive.architecture import Architecture
+from derive.errors import DeriveError, suggest
+from derive.quantity import Quantity
+
+#: modules that register quantities; imported on first use of the registry.
+#: a module that does not exist (yet) is skipped, so topics can land one at a time.
+FORMULA_MODULES = [
+    "derive.formulas.params_quantities",
+    "derive.formulas.flops",
+    "derive.formulas.memory",
+    "derive.formulas.kv_cache",
+    "derive.formulas.attention",
+    "derive.formulas.numerics",
+    "derive.formulas.positional",
+    "derive.formulas.throughput",
+    "derive.formulas.training",
+    "derive.formulas.cost",
+    "derive.formulas.serving",
+]
+
+
+@dataclass
+class Context:
+    """Everything a builder may read: the model shape, a machine, named options, and values."""
+
+    arch: Architecture
+    model_given: bool = False
+    hardware: Any = None  # derive.hardware.Hardware when --hardware is given
+    options: dict[str, str] = field(default_factory=dict)  # --dtype, --convention, …
+    values: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+    def option(self, key: str, default: str) -> str:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class QuantityDef:
+    id: str
+    title: str
+    unit: str
+    build: Callable[[Context], Quantity]
+    topic: str
+    needs: tuple[str, ...] = ()  # "model", "hardware": what must be given for a number
+    help: str = ""
+    #: extra facts for reports and JSON: (ctx, quantity, value) -> {key: value, "lines": [...]}
+    extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None
+
+
+REGISTRY: dict[str, QuantityDef] = {}
+_loaded = False
+
+
+def quantity(qid: str, title: str, unit: str, *, needs: tuple[str, ...] = (), help: str = "",
+             extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None):
+    """Decorator registering a builder ``(ctx) -> Quantity`` under ``qid``."""
+
+    def wrap(fn: Callable[[Context], Quantity]) -> Callable[[Context], Quantity]:
+        if qid in REGISTRY:
+            raise ValueError(f"quantity {qid!r} registered twice")
+        REGISTRY[qid] = QuantityDef(qid, title, unit, fn, qid.split(".")[0], needs,
+                                    help or (fn.__doc__ or "").strip(), extras)
+        return fn
+
+    return wrap
+
+
+def load_all() -> dict[str, QuantityDef]:
+    global _loaded
+    if not _loaded:
+        for mod in FORMULA_MODULES:
+            if importlib.util.find_spec(mod) is not None:
+                importlib.import_module(mod)
+        _loaded = True
+    return REGISTRY
+
+
+def build(qid: str, ctx: Context) -> Quantity:
+    """The quantity ``qid`` for this context: a registered id, or a node inside one's tree."""
+    reg = load_all()
+    if qid in reg:
+        return reg[qid].build(ctx)
+    topic = qid.split(".")[0]
+    for qdef in reg.values():
+        if qdef.topic == topic:
+            try:
+                tree = qdef.build(ctx)
+            except DeriveError:
+                continue
+            found = tree.find(qid)
+            if found is not None:
+                return found
+    known = list(reg)
+    raise DeriveError(f"unknown quantity {qid!r}{suggest(qid, known)}; `derive list` shows them all")

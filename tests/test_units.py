@@ -1,0 +1,64 @@
+import pytest
+import sympy as sp
+
+from derive import parse
+from derive.errors import UnitError
+from derive.quantity import Quantity, leaf
+from derive.units import convert, factor_to_canonical, registry
+from derive.units.human import human
+
+
+def test_gb_is_not_gib():
+    assert factor_to_canonical("GB") == (10**9, "byte")
+    assert factor_to_canonical("GiB") == (2**30, "byte")
+    assert convert(sp.Integer(80), "GiB", "GB") == sp.Rational(80 * 2**30, 10**9)
+
+
+def test_exact_conversions():
+    assert factor_to_canonical("USD/hour") == (sp.Rational(1, 3600), "USD/s")
+    assert factor_to_canonical("ms")[0] == sp.Rational(1, 1000)
+    assert parse.value("80GiB", "byte") == 80 * 2**30
+    assert parse.value("2 TB/s", "byte/s") == 2 * 10**12
+    assert parse.value("6.74B", "param") == 6_740_000_000
+    assert parse.value("20ms", "s") == sp.Rational(1, 50)
+
+
+def test_bytes_plus_flops_is_a_dimension_error():
+    ureg = registry()
+    with pytest.raises(Exception, match="byte|FLOP"):
+        ureg.Quantity(1, "byte") + ureg.Quantity(1, "FLOP")
+    a = leaf("a", "a", "byte", sp.Integer(1), symbol="A", latex="A")
+    b = leaf("b", "b", "FLOP", sp.Integer(1), symbol="B", latex="B")
+    with pytest.raises(UnitError, match="cannot add"):
+        a + b
+    assert (a + a).unit == "byte"
+    assert (a / b).unit == "byte/FLOP"
+
+
+def test_declared_unit_is_checked():
+    from derive import symbols as S
+
+    ok = Quantity("m", "memory", "byte", S.N * S.bytes_w)
+    ok.check_units()
+    bad = Quantity("m", "memory", "s", S.N * S.bytes_w)
+    with pytest.raises(UnitError):
+        bad.check_units()
+
+
+def test_all_registered_quantities_have_consistent_units():
+    from derive import api
+    from derive.registry import load_all
+
+    ctx = api.context(model="llama-2-7b")
+    for qid, qdef in load_all().items():
+        q = qdef.build(ctx)
+        q.check_units()
+        assert q.unit == qdef.unit, qid
+
+
+def test_human_formats():
+    assert human(124439808, "param") == "124.4M params"
+    assert human(2**31, "byte") == "2.147 GB = 2 GiB"
+    assert human(660606025728, "FLOP") == "660.6 GFLOP"
+    assert human(0.177, "s") == "177 ms"
+    assert human(640000, "s") == "7.407 days"
