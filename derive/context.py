@@ -103,6 +103,11 @@ def build_context(req: Request) -> Context:
         for sym_, val in hardware.values(req.options).items():
             values.setdefault(sym_, val)
     values.update(other)
+    if model_given:  # N and N_act default to the model's exact counts (one formula: params.py)
+        from derive.formulas import params
+
+        values.setdefault(S.N, params.total(arch).evaluate(values))
+        values.setdefault(S.N_act, params.total(arch, active=True).evaluate(values) if arch.moe else values[S.N])
     ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=dict(req.options), values=values)
     ctx.options.setdefault("model_label", label)
     return ctx
