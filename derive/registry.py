@@ -33,6 +33,7 @@ FORMULA_MODULES = [
     "derive.formulas.training",
     "derive.formulas.cost",
     "derive.formulas.serving",
+    "derive.formulas.rules",
 ]
 
 
