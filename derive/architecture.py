@@ -19,8 +19,11 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "layernorm_nobias", "rmsnorm", "none")
 MLPS = ("gelu", "relu", "swiglu", "geglu")
 GATED = ("swiglu", "geglu")
-QK_NORMS = ("none", "head", "full")
+QK_NORMS = ("none", "head", "full")  # none; one norm over d_k shared by all heads; per-head weights (h·d_k)
 BIAS_SITES = ("q", "k", "v", "o", "up", "gate", "down", "lm_head", "router")
+
+_NORM_NAMES = {"layernorm": "LayerNorm", "layernorm_nobias": "LayerNorm (no bias)", "rmsnorm": "RMSNorm",
+               "none": "non-parametric norm"}
 
 #: parameters per element of one norm: LayerNorm has γ and β, RMSNorm only γ.
 NORM_PARAMS = {"layernorm": 2, "layernorm_nobias": 1, "rmsnorm": 1, "none": 0}
@@ -56,6 +59,7 @@ class Architecture:
     final_norm: bool = True
     embedding_norm: bool = False  # a norm right after the token embedding (BLOOM)
     qk_norm: str = "none"
+    qk_norm_type: str | None = None  # kind of the q/k norms; None = the layer norm kind (RMSNorm if non-parametric)
     biases: frozenset[str] = frozenset()
     mlp: str = "gelu"
     parallel: bool = False  # attention and MLP read the same normed input
@@ -79,6 +83,8 @@ class Architecture:
         else:
             object.__setattr__(self, "head_dim_explicit", self.head_dim_explicit or self.d_k * self.h != self.d)
         object.__setattr__(self, "biases", frozenset(self.biases))
+        if self.qk_norm_type is None:
+            object.__setattr__(self, "qk_norm_type", self.norm if self.norm != "none" else "rmsnorm")
         self.validate()
 
     # ---- shape decisions ---------------------------------------------------------------------
@@ -177,6 +183,8 @@ class Architecture:
             raise DeriveError(f"{self.name}: mlp {self.mlp!r} not one of {', '.join(MLPS)}")
         if self.qk_norm not in QK_NORMS:
             raise DeriveError(f"{self.name}: qk_norm {self.qk_norm!r} not one of {', '.join(QK_NORMS)}")
+        if self.qk_norm_type not in NORMS:
+            raise DeriveError(f"{self.name}: qk_norm_type {self.qk_norm_type!r} not one of {', '.join(NORMS)}")
         bad = set(self.biases) - set(BIAS_SITES)
         if bad:
             raise DeriveError(f"{self.name}: unknown bias sites {sorted(bad)}; known: {', '.join(BIAS_SITES)}")
@@ -204,15 +212,14 @@ class Architecture:
         parts = [
             f"{self.attention_kind} (h={self.h}, g={self.g}, d_k={self.d_k})",
             {"swiglu": "SwiGLU", "geglu": "GeGLU", "gelu": "GELU MLP", "relu": "ReLU MLP"}[self.mlp],
-            {"layernorm": "LayerNorm", "layernorm_nobias": "LayerNorm (no bias)", "rmsnorm": "RMSNorm",
-             "none": "non-parametric norm"}[self.norm] + f" ×{self.norms_per_layer}/layer",
+            _NORM_NAMES[self.norm] + f" ×{self.norms_per_layer}/layer",
             f"{self.positions} positions",
             "tied LM head" if self.tied else "untied LM head",
         ]
         if self.parallel:
             parts.append("parallel attention+MLP")
         if self.qk_norm != "none":
-            parts.append(f"QK-norm ({self.qk_norm})")
+            parts.append(f"QK-norm ({self.qk_norm}, {_NORM_NAMES[self.qk_norm_type]})")
         if self.moe:
             m = self.moe
             s = f"MoE {m.experts} experts top-{m.top_k}"

@@ -1,14 +1,17 @@
 """Read a Hugging Face ``config.json`` into an Architecture, without transformers.
 
 One small function per ``model_type`` states how that family's modules are built (which norms,
-which biases, fused or not), mirroring the transformers modeling code. Defaults are those of the
-transformers config classes, so a config that omits a key means what it means there.
+which biases, fused or not), mirroring the transformers modeling code: the count must equal
+``sum(p.numel() for p in model.parameters())`` of the ``*ForCausalLM`` model. A key the config
+omits means the default of that family's config class (``tie_word_embeddings`` differs by family),
+except the sizes (width, depth, heads, vocabulary, FFN width), whose absence is an error.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +44,30 @@ class Config:
                 return val
         return default
 
+    def flag(self, key: str, default: bool) -> bool:
+        """A boolean switch; absent or null means the config class default."""
+        val = self.get(key, default)
+        if not isinstance(val, bool | int):
+            raise DeriveError(f"{self.name}: {key} must be true or false in config.json, got {val!r}")
+        return bool(val)
+
     def int(self, *keys: str, default: Any = _MISSING) -> int:
+        """The first of ``keys`` that is present and not null, as an int (4096.0 is read as 4096)."""
         if default is not _MISSING and all(self.raw.get(k) is None for k in keys):
             return default
         val = self.need(*keys)
+        key = next(k for k in keys if self.raw.get(k) is not None)
         if isinstance(val, bool) or not isinstance(val, int):
             if isinstance(val, float) and val.is_integer():
                 return int(val)
-            raise DeriveError(f"{self.name}: {keys[0]} must be an integer in config.json, got {val!r}")
+            raise DeriveError(f"{self.name}: {key} must be an integer in config.json, got {val!r}")
         return val
+
+    def head_dim(self, default: int | None = None) -> int | None:
+        """``head_dim``: absent means the class default (Gemma: 256), null means d/h."""
+        if "head_dim" not in self.raw:
+            return default
+        return self.int("head_dim", default=None)
 
 
 def _dtype(c: Config) -> str:
@@ -70,123 +88,204 @@ def _sliding(c: Config) -> dict[str, Any]:
     window = c.get("sliding_window")
     if not window or c.get("use_sliding_window", True) is False:
         return {}
-    return {"sliding_window": int(window)}
+    return {"sliding_window": c.int("sliding_window")}
 
 
-# ---- families ---------------------------------------------------------------------------------
+def _no_cross_attention(c: Config) -> None:
+    if c.get("add_cross_attention", False):
+        raise DeriveError(f"{c.name}: add_cross_attention=true (a decoder for an encoder-decoder model) is not "
+                          "supported; only decoder-only language models are counted")
+
+
+QKVO = frozenset({"q", "k", "v", "o"})
+QKV = frozenset({"q", "k", "v"})
+MLP_BIASES = frozenset({"up", "down"})
+
+
+# ---- GPT-style families (learned or rotary positions, LayerNorm with bias) -------------------
 
 def gpt2(c: Config) -> Architecture:
+    """GPT2LMHeadModel: wte, wpe, per block ln_1, c_attn (d→3d, bias), c_proj, ln_2, c_fc, c_proj; ln_f."""
+    _no_cross_attention(c)
     d = c.int("n_embd", "hidden_size")
     return Architecture(
         **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
-        h=c.int("n_head", "num_attention_heads"), d_ff=c.get("n_inner") or 4 * d,
-        positions="learned", T=c.int("n_positions", "n_ctx", "max_position_embeddings"),
-        tied=c.get("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2,
-        biases={"q", "k", "v", "o", "up", "down"}, mlp="gelu",
+        h=c.int("n_head", "num_attention_heads"), d_ff=c.int("n_inner", default=4 * d),
+        positions="learned", T=c.int("n_positions", "max_position_embeddings", "n_ctx"),
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2,
+        biases=QKVO | MLP_BIASES, mlp="gelu",
     )
 
 
 def gpt_bigcode(c: Config) -> Architecture:
+    """GPTBigCode (StarCoder 1): GPT-2 with nn.Linear and multi-query attention (c_attn d→d+2·d_k)."""
+    _no_cross_attention(c)
     d = c.int("n_embd", "hidden_size")
     h = c.int("n_head", "num_attention_heads")
     return Architecture(
-        **_common(c), d=d, L=c.int("n_layer"), V=c.int("vocab_size"), h=h,
-        g=1 if c.get("multi_query", True) else h, d_ff=c.get("n_inner") or 4 * d,
-        positions="learned", T=c.int("n_positions"), tied=c.get("tie_word_embeddings", True),
-        norm="layernorm", norms_per_layer=2, biases={"q", "k", "v", "o", "up", "down"}, mlp="gelu",
+        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"), h=h,
+        g=1 if c.flag("multi_query", True) else h, d_ff=c.int("n_inner", default=4 * d),
+        positions="learned", T=c.int("n_positions", "max_position_embeddings"),
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2,
+        biases=QKVO | MLP_BIASES, mlp="gelu",
+    )
+
+
+def gpt_neo(c: Config) -> Architecture:
+    """GPT-Neo: q,k,v without bias, out_proj with bias, learned positions, two LayerNorms."""
+    d = c.int("hidden_size")
+    return Architecture(
+        **_common(c), d=d, L=c.int("num_layers", "num_hidden_layers"), V=c.int("vocab_size"),
+        h=c.int("num_heads", "num_attention_heads"), d_ff=c.int("intermediate_size", default=4 * d),
+        positions="learned", T=c.int("max_position_embeddings"), tied=c.flag("tie_word_embeddings", True),
+        norm="layernorm", norms_per_layer=2, biases={"o"} | MLP_BIASES, mlp="gelu",
     )
 
 
 def gptj(c: Config) -> Architecture:
+    """GPT-J: one ln_1 per block (parallel attention + MLP), q/k/v/out without bias, lm_head with bias."""
     d = c.int("n_embd", "hidden_size")
     return Architecture(
-        **_common(c), d=d, L=c.int("n_layer"), V=c.int("vocab_size"), h=c.int("n_head"),
-        d_ff=c.get("n_inner") or 4 * d, positions="rope", tied=c.get("tie_word_embeddings", False),
-        norm="layernorm", norms_per_layer=1, parallel=True, biases={"up", "down", "lm_head"}, mlp="gelu",
+        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
+        h=c.int("n_head", "num_attention_heads"), d_ff=c.int("n_inner", default=4 * d), positions="rope",
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=1, parallel=True,
+        biases=MLP_BIASES | {"lm_head"}, mlp="gelu",
     )
 
 
+def codegen(c: Config) -> Architecture:
+    """CodeGen: GPT-J's block with a fused qkv_proj (no bias); lm_head with bias."""
+    return replace(gptj(c), family="codegen")
+
+
 def gpt_neox(c: Config) -> Architecture:
-    biases = {"up", "down"} | ({"q", "k", "v", "o"} if c.get("attention_bias", True) else set())
+    """GPT-NeoX/Pythia: input and post-attention LayerNorms always exist, even with the parallel residual."""
+    biases = MLP_BIASES | (QKVO if c.flag("attention_bias", True) else frozenset())
     return Architecture(
         **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("intermediate_size"), positions="rope",
-        tied=c.get("tie_word_embeddings", False), norm="layernorm", norms_per_layer=2,
-        parallel=bool(c.get("use_parallel_residual", True)), biases=biases, mlp="gelu",
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=2,
+        parallel=c.flag("use_parallel_residual", True), biases=biases, mlp="gelu",
     )
 
 
 def opt(c: Config) -> Architecture:
+    """OPT: positions table has max_position_embeddings + 2 rows; LayerNorms keep their bias whatever
+    ``enable_bias`` says (it only reaches the Linear layers); project_in/out when word_embed_proj_dim != d."""
     d = c.int("hidden_size")
     d_e = c.int("word_embed_proj_dim", default=d)
-    pre = c.get("do_layer_norm_before", True)
-    affine = c.get("layer_norm_elementwise_affine", True)
-    bias = c.get("enable_bias", True)
+    affine = c.flag("layer_norm_elementwise_affine", True)
+    bias = c.flag("enable_bias", True)
+    final = c.flag("do_layer_norm_before", True) and not c.flag("_remove_final_layer_norm", False)
     return Architecture(
         **_common(c), d=d, L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("ffn_dim"), positions="learned",
-        T=c.int("max_position_embeddings") + 2, tied=c.get("tie_word_embeddings", True),
-        norm=("layernorm" if bias else "layernorm_nobias") if affine else "none", norms_per_layer=2,
-        final_norm=bool(pre and not c.get("_remove_final_layer_norm", False)),
-        biases={"q", "k", "v", "o", "up", "down"} if bias else set(), mlp="relu",
-        d_e=None if d_e == d else d_e,
+        T=c.int("max_position_embeddings") + 2, tied=c.flag("tie_word_embeddings", True),
+        norm="layernorm" if affine else "none", norms_per_layer=2, final_norm=final,
+        biases=QKVO | MLP_BIASES if bias else set(), mlp="relu", d_e=None if d_e == d else d_e,
         notes=("OPT's position table has max_position_embeddings + 2 rows (offset 2)",),
     )
 
 
 def bloom(c: Config) -> Architecture:
-    d = c.int("hidden_size", "n_embed")
+    """BLOOM: ALiBi, a LayerNorm right after the embedding, fused qkv with bias, 4d MLP."""
+    d = c.int("n_embed", "hidden_size")  # BloomConfig: n_embed, when given, wins over hidden_size
     return Architecture(
         **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("n_head", "num_attention_heads"), d_ff=4 * d, positions="alibi",
-        tied=c.get("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2, embedding_norm=True,
-        biases={"q", "k", "v", "o", "up", "down"}, mlp="gelu",
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2, embedding_norm=True,
+        biases=QKVO | MLP_BIASES, mlp="gelu",
+    )
+
+
+def mpt(c: Config) -> Architecture:
+    """MPT: ALiBi, LayerNorms whose bias is removed, no Linear biases, 4d MLP (expansion_ratio unused)."""
+    d = c.int("d_model", "hidden_size")
+    return Architecture(
+        **_common(c), d=d, L=c.int("n_layers", "num_hidden_layers"), V=c.int("vocab_size"),
+        h=c.int("n_heads", "num_attention_heads"), d_ff=4 * d, positions="alibi",
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm_nobias", norms_per_layer=2, mlp="gelu",
     )
 
 
 def falcon(c: Config) -> Architecture:
-    d = c.int("hidden_size", "n_embed")
+    """Falcon: fused query_key_value; new_decoder_architecture → GQA with num_kv_heads and (by default)
+    two parallel norms ln_attn/ln_mlp; else multi_query → one KV head. parallel_attn with one norm
+    (input_layernorm) unless num_ln_in_parallel_attn == 2; sequential blocks have two."""
+    d = c.int("n_embed", "hidden_size")  # FalconConfig: n_embed, when given, wins
     h = c.int("num_attention_heads", "n_head")
-    new = bool(c.get("new_decoder_architecture", False))
+    legacy_new = c.model_type == "RefinedWeb"  # the remote-code 40B config: always the new architecture
+    new = c.flag("new_decoder_architecture", legacy_new)
     if new:
         g = c.int("num_kv_heads", "n_head_kv", default=h)
-    elif c.get("multi_query", True):
+    elif c.flag("multi_query", True):
         g = 1
     else:
         g = h
-    parallel = bool(c.get("parallel_attn", True))
-    n_ln = c.get("num_ln_in_parallel_attn", None)
+    parallel = c.flag("parallel_attn", True)
+    n_ln = c.get("num_ln_in_parallel_attn")
     if n_ln is None and new:
         n_ln = 2
     norms = 2 if (not parallel or n_ln == 2) else 1
-    bias = bool(c.get("bias", False))
-    head_dim = c.get("head_dim")
+    bias = c.flag("bias", False)
     return Architecture(
         **_common(c), d=d, L=c.int("num_hidden_layers", "n_layer"), V=c.int("vocab_size"), h=h, g=g,
-        d_k=head_dim, d_ff=c.int("ffn_hidden_size", default=4 * d),
-        positions="alibi" if c.get("alibi", False) else "rope", tied=c.get("tie_word_embeddings", True),
-        norm="layernorm", norms_per_layer=norms, parallel=parallel,
-        biases={"q", "k", "v", "o", "up", "down"} if bias else set(), mlp="gelu",
+        d_ff=c.int("ffn_hidden_size", default=4 * d),
+        positions="alibi" if c.flag("alibi", False) else "rope", tied=c.flag("tie_word_embeddings", True),
+        norm="layernorm", norms_per_layer=norms, parallel=parallel or new,
+        biases=QKVO | MLP_BIASES if bias else set(), mlp="gelu",
     )
 
 
-def _llama_like(c: Config, *, biases: set[str] | None = None, tied_default: bool = False,
+def persimmon(c: Config) -> Architecture:
+    """Persimmon: fused qkv and dense with bias, MLP with bias, per-head LayerNorm on q and k (shared)."""
+    return Architecture(
+        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+        h=c.int("num_attention_heads"), d_ff=c.int("intermediate_size"), positions="rope",
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=2,
+        biases=QKVO | MLP_BIASES, mlp="relu", qk_norm="head" if c.flag("qk_layernorm", True) else "none",
+    )
+
+
+def phi(c: Config) -> Architecture:
+    """Phi-1/1.5/2: one LayerNorm per block (parallel), every Linear with bias including lm_head;
+    optional q/k LayerNorm over d/h shared by all heads."""
+    h = c.int("num_attention_heads")
+    return Architecture(
+        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+        h=h, g=c.int("num_key_value_heads", default=h), d_k=c.head_dim(),
+        d_ff=c.int("intermediate_size"), positions="rope", tied=c.flag("tie_word_embeddings", False),
+        norm="layernorm", norms_per_layer=1, parallel=True, biases=QKVO | MLP_BIASES | {"lm_head"}, mlp="gelu",
+        qk_norm="head" if c.flag("qk_layernorm", False) else "none",
+    )
+
+
+# ---- LLaMA-style families (RoPE, RMSNorm, gated MLP) --------------------------------------------
+
+def _llama_like(c: Config, *, biases: set[str] | frozenset[str] | None = None, tied_default: bool = False,
                 norms: int = 2, norm: str = "rmsnorm", mlp: str | None = None, qk_norm: str = "none",
-                moe: MoE | None = None, parallel: bool = False) -> Architecture:
+                qk_norm_type: str | None = None, moe: MoE | None = None, parallel: bool = False,
+                head_dim: int | None = None, read_head_dim: bool = True) -> Architecture:
+    """The common decoder: q/k/v/o with attention_bias, gate/up/down with mlp_bias unless ``biases``
+    is given; ``head_dim`` is the config class default when the key is absent."""
     h = c.int("num_attention_heads")
     if biases is None:
         biases = set()
-        if c.get("attention_bias", False):
-            biases |= {"q", "k", "v", "o"}
-        if c.get("mlp_bias", False):
+        if c.flag("attention_bias", False):
+            biases |= QKVO
+        if c.flag("mlp_bias", False):
             biases |= {"gate", "up", "down"}
-    d_ff = c.get("intermediate_size")
+    d_ff = c.int("intermediate_size", default=None)
+    if d_ff is None:
+        if moe is None:
+            c.need("intermediate_size")
+        d_ff = moe.d_ff_expert
     return Architecture(
         **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"), h=h,
-        g=c.int("num_key_value_heads", default=h), d_k=c.get("head_dim"),
-        d_ff=int(d_ff) if d_ff is not None else (moe.d_ff_expert if moe else c.int("intermediate_size")),
-        positions="rope", tied=c.get("tie_word_embeddings", tied_default), norm=norm, norms_per_layer=norms,
-        biases=biases, mlp=mlp or _gated(c), qk_norm=qk_norm, moe=moe, parallel=parallel, **_sliding(c),
+        g=c.int("num_key_value_heads", default=h), d_k=c.head_dim(head_dim) if read_head_dim else None,
+        d_ff=d_ff, positions="rope", tied=c.flag("tie_word_embeddings", tied_default), norm=norm,
+        norms_per_layer=norms, biases=biases, mlp=mlp or _gated(c), qk_norm=qk_norm, qk_norm_type=qk_norm_type,
+        moe=moe, parallel=parallel, **_sliding(c),
     )
 
 
@@ -194,135 +293,200 @@ def llama(c: Config) -> Architecture:
     return _llama_like(c)
 
 
+def granite(c: Config) -> Architecture:
+    return _llama_like(c)
+
+
+def smollm3(c: Config) -> Architecture:
+    return _llama_like(c, tied_default=True)
+
+
+def arcee(c: Config) -> Architecture:
+    """Arcee (AFM): LLaMA with a non-gated ReLU² MLP (up, down)."""
+    arch = _llama_like(c, mlp="relu")
+    return replace(arch, biases=arch.biases - {"gate"})
+
+
+def nemotron(c: Config) -> Architecture:
+    """Nemotron: LayerNorm1P (γ, β), non-gated ReLU² MLP with mlp_bias, q/k/v/o with attention_bias."""
+    arch = _llama_like(c, norm="layernorm", mlp="relu")
+    return replace(arch, biases=arch.biases - {"gate"})
+
+
 def mistral(c: Config) -> Architecture:
     return _llama_like(c, biases=set())
 
 
 def mixtral(c: Config) -> Architecture:
-    moe = MoE(experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok"),
+    """Mixtral: router d→E (no bias) and E SwiGLU experts of intermediate_size in every layer."""
+    moe = MoE(experts=c.int("num_local_experts", "num_experts"), top_k=c.int("num_experts_per_tok"),
               d_ff_expert=c.int("intermediate_size"))
     return _llama_like(c, biases=set(), moe=moe)
 
 
 def qwen2(c: Config) -> Architecture:
-    return _llama_like(c, biases={"q", "k", "v"} if c.get("qkv_bias", True) else set())
+    """Qwen2: q, k, v with bias (always), o without."""
+    return _llama_like(c, biases=QKV)
 
 
-def _moe_layer_count(c: Config, L: int, experts: int) -> int:
+def _moe_layers(c: Config, L: int, experts: int) -> int:
+    """Layers with a sparse MoE block: not in mlp_only_layers and (i+1) % decoder_sparse_step == 0."""
     step = c.int("decoder_sparse_step", default=1)
-    only_mlp = set(c.get("mlp_only_layers", []) or [])
-    return sum(1 for i in range(L) if i not in only_mlp and experts > 0 and (i + 1) % step == 0)
+    if step <= 0:
+        raise DeriveError(f"{c.name}: decoder_sparse_step must be a positive integer, got {step}")
+    only_mlp = c.get("mlp_only_layers", []) or []
+    if not isinstance(only_mlp, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only_mlp):
+        raise DeriveError(f"{c.name}: mlp_only_layers must be a list of layer indices, got {only_mlp!r}")
+    skip = set(only_mlp)
+    return sum(1 for i in range(L) if i not in skip and experts > 0 and (i + 1) % step == 0)
 
 
 def qwen2_moe(c: Config) -> Architecture:
+    """Qwen2-MoE: routed experts (moe_intermediate_size), one shared expert with a sigmoid gate d→1;
+    layers in mlp_only_layers or off the decoder_sparse_step get a dense MLP of intermediate_size."""
     L, E = c.int("num_hidden_layers"), c.int("num_experts")
-    shared = c.int("shared_expert_intermediate_size", default=0)
-    moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
-              shared_experts=1 if shared else 0, d_ff_shared=shared, shared_gate=bool(shared),
-              moe_layers=_moe_layer_count(c, L, E))
-    return _llama_like(c, biases={"q", "k", "v"} if c.get("qkv_bias", True) else set(), moe=moe)
+    n_moe = _moe_layers(c, L, E)
+    moe = None
+    if n_moe:
+        moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
+                  shared_experts=1, d_ff_shared=c.int("shared_expert_intermediate_size", default=5632),
+                  shared_gate=True, moe_layers=n_moe)
+    return _llama_like(c, biases=QKV if c.flag("qkv_bias", True) else set(), moe=moe)
 
 
 def qwen3(c: Config) -> Architecture:
-    return _llama_like(c, qk_norm="head")
+    """Qwen3: RMSNorm q_norm/k_norm over head_dim (class default head_dim 128)."""
+    return _llama_like(c, qk_norm="head", head_dim=128)
 
 
 def qwen3_moe(c: Config) -> Architecture:
-    L, E = c.int("num_hidden_layers"), c.int("num_experts")
-    moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
-              moe_layers=_moe_layer_count(c, L, E))
+    """Qwen3-MoE: Qwen3 attention, routed experts only (no shared expert), partial MoE layers as Qwen2-MoE."""
+    L, E = c.int("num_hidden_layers"), c.int("num_experts", "num_local_experts")
+    n_moe = _moe_layers(c, L, E)
+    moe = None
+    if n_moe:
+        moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
+                  moe_layers=n_moe)
     return _llama_like(c, qk_norm="head", moe=moe)
 
 
+def olmoe(c: Config) -> Architecture:
+    """OLMoE: OLMo-2-style RMSNorm q_norm (d) and k_norm (g·d/h), pre-norm, 64 routed experts."""
+    moe = MoE(experts=c.int("num_experts", "num_local_experts"), top_k=c.int("num_experts_per_tok"),
+              d_ff_expert=c.int("intermediate_size"))
+    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full", moe=moe,
+                       read_head_dim=False)
+
+
 def gemma(c: Config) -> Architecture:
-    return _llama_like(c, tied_default=True, mlp="geglu")
+    """Gemma: tied, GeGLU, (1+γ) RMSNorm, head_dim 256 by default (need not be d/h)."""
+    return _llama_like(c, tied_default=True, mlp="geglu", head_dim=256)
 
 
 def gemma2(c: Config) -> Architecture:
-    arch = _llama_like(c, tied_default=True, norms=4, mlp="geglu")
+    """Gemma 2: four RMSNorms per layer (input, post-attention, pre- and post-feedforward)."""
+    arch = _llama_like(c, tied_default=True, norms=4, mlp="geglu", head_dim=256)
     if arch.sliding_window:  # local and global attention alternate, starting with local
-        from dataclasses import replace
-
         arch = replace(arch, sliding_layers=(arch.L + 1) // 2)
     return arch
 
 
 def gemma3_text(c: Config) -> Architecture:
-    return _llama_like(c, tied_default=True, norms=4, mlp="geglu", qk_norm="head")
+    """Gemma 3 (text): Gemma 2's four norms plus RMSNorm q_norm/k_norm over head_dim."""
+    return _llama_like(c, tied_default=True, norms=4, mlp="geglu", qk_norm="head", head_dim=256)
 
 
 def phi3(c: Config) -> Architecture:
+    """Phi-3: fused qkv_proj and gate_up_proj, no biases anywhere."""
     return _llama_like(c, biases=set())
 
 
-def phi(c: Config) -> Architecture:
-    return Architecture(
-        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
-        h=c.int("num_attention_heads"), g=c.int("num_key_value_heads", default=c.int("num_attention_heads")),
-        d_ff=c.int("intermediate_size"), positions="rope", tied=c.get("tie_word_embeddings", False),
-        norm="layernorm", norms_per_layer=1, parallel=True,
-        biases={"q", "k", "v", "o", "up", "down", "lm_head"}, mlp="gelu",
-        qk_norm="head" if c.get("qk_layernorm", False) else "none",
-    )
+def glm(c: Config) -> Architecture:
+    """GLM-4 (glm): fused gate_up, q/k/v bias from attention_bias (default true), o without; head_dim 128."""
+    return _llama_like(c, biases=QKV if c.flag("attention_bias", True) else set(), head_dim=128)
 
 
 def olmo(c: Config) -> Architecture:
-    b = {"q", "k", "v", "o"} if c.get("attention_bias", False) else set()
-    return _llama_like(c, biases=b, norm="none", mlp="swiglu")
+    """OLMo: non-parametric LayerNorm (no γ, no β) everywhere, including the final norm."""
+    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), norm="none", mlp="swiglu")
 
 
 def olmo2(c: Config) -> Architecture:
-    b = {"q", "k", "v", "o"} if c.get("attention_bias", False) else set()
-    return _llama_like(c, biases=b, qk_norm="full", mlp="swiglu")
+    """OLMo 2/3: post-norms (post_attention, post_feedforward), RMSNorm q_norm (h·d_k) and k_norm (g·d_k)."""
+    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full",
+                       mlp="swiglu")
 
 
 def stablelm(c: Config) -> Architecture:
-    parallel = bool(c.get("use_parallel_residual", False))
+    """StableLM: LayerNorm (γ, β); q/k/v bias from use_qkv_bias, o without; head size always d/h;
+    optional per-head q/k LayerNorms without bias (one per head: h·d_k + g·d_k weights);
+    use_parallel_residual drops post_attention_layernorm."""
+    parallel = c.flag("use_parallel_residual", False)
     return _llama_like(
-        c, biases={"q", "k", "v"} if c.get("use_qkv_bias", False) else set(), norm="layernorm",
+        c, biases=QKV if c.flag("use_qkv_bias", False) else set(), norm="layernorm",
         norms=1 if parallel else 2, parallel=parallel, mlp="swiglu",
-        qk_norm="full" if c.get("qk_layernorm", False) else "none",
+        qk_norm="full" if c.flag("qk_layernorm", False) else "none", qk_norm_type="layernorm_nobias",
+        read_head_dim=False,
     )
 
 
 def starcoder2(c: Config) -> Architecture:
-    bias = bool(c.get("use_bias", True))
-    return _llama_like(c, biases={"q", "k", "v", "o", "up", "down"} if bias else set(), tied_default=True,
-                       norm="layernorm" if bias else "layernorm_nobias", mlp="gelu")
-
-
-def granite(c: Config) -> Architecture:
-    return _llama_like(c)
+    """StarCoder2: non-gated GELU MLP (c_fc, c_proj); use_bias on every Linear; LayerNorms always with β."""
+    bias = c.flag("use_bias", True)
+    return _llama_like(c, biases=QKVO | MLP_BIASES if bias else set(), tied_default=True, norm="layernorm",
+                       mlp="gelu")
 
 
 def cohere(c: Config) -> Architecture:
+    """Cohere (Command-R): one LayerNorm without bias per layer (parallel), optional q/k norms per head."""
     return _llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True,
-                       qk_norm="full" if c.get("use_qk_norm", False) else "none", mlp="swiglu")
+                       qk_norm="full" if c.flag("use_qk_norm", False) else "none", mlp="swiglu")
+
+
+def cohere2(c: Config) -> Architecture:
+    """Cohere 2: Cohere's parallel block without q/k norms; head size is always d/h."""
+    return _llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True, mlp="swiglu",
+                       read_head_dim=False)
 
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {
-    "gpt2": gpt2, "gpt_bigcode": gpt_bigcode, "gptj": gptj, "gpt_neox": gpt_neox, "opt": opt,
-    "bloom": bloom, "falcon": falcon, "RefinedWeb": falcon, "RefinedWebModel": falcon,
-    "llama": llama, "mistral": mistral, "mixtral": mixtral, "qwen2": qwen2, "qwen2_moe": qwen2_moe,
-    "qwen3": qwen3, "qwen3_moe": qwen3_moe, "gemma": gemma, "gemma2": gemma2, "gemma3_text": gemma3_text,
-    "phi3": phi3, "phi": phi, "olmo": olmo, "olmo2": olmo2, "stablelm": stablelm,
-    "starcoder2": starcoder2, "granite": granite, "cohere": cohere,
+    "gpt2": gpt2, "gpt_bigcode": gpt_bigcode, "gpt_neo": gpt_neo, "gptj": gptj, "codegen": codegen,
+    "gpt_neox": gpt_neox, "opt": opt, "bloom": bloom, "mpt": mpt,
+    "falcon": falcon, "RefinedWeb": falcon, "RefinedWebModel": falcon, "persimmon": persimmon,
+    "llama": llama, "granite": granite, "smollm3": smollm3, "arcee": arcee, "nemotron": nemotron,
+    "mistral": mistral, "ministral": mistral, "mixtral": mixtral,
+    "qwen2": qwen2, "qwen2_moe": qwen2_moe, "qwen3": qwen3, "qwen3_moe": qwen3_moe,
+    "gemma": gemma, "gemma2": gemma2, "gemma3_text": gemma3_text,
+    "phi": phi, "phi3": phi3, "glm": glm,
+    "olmo": olmo, "olmo2": olmo2, "olmo3": olmo2, "olmoe": olmoe, "stablelm": stablelm,
+    "starcoder2": starcoder2, "cohere": cohere, "cohere2": cohere2,
 }
 
 
+def supported() -> str:
+    return ", ".join(sorted(LOADERS, key=str.lower))
+
+
 def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
+    """The Architecture of a config.json object; a multimodal config's ``text_config`` is read when
+    the outer model_type is not supported (only the language model is then counted)."""
     if not isinstance(raw, dict):
         raise DeriveError(f"{name}: a config.json must hold a JSON object, got {type(raw).__name__}")
     mt = raw.get("model_type")
     if mt is None:
-        raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {', '.join(sorted(LOADERS))}")
+        raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {supported()}")
     text_cfg = raw.get("text_config")
+    notes: tuple[str, ...] = ()
     if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
-        raw = raw["text_config"]
-        mt = raw["model_type"]
-    if mt not in LOADERS:
-        raise DeriveError(f"{name}: unsupported model_type {mt!r}; supported: {', '.join(sorted(LOADERS))}")
-    return LOADERS[mt](Config(raw, name))
+        notes = (f"only the language model (text_config, {text_cfg['model_type']}) of this {mt} config is counted",)
+        raw, mt = text_cfg, text_cfg["model_type"]
+    if not isinstance(mt, str) or mt not in LOADERS:
+        inner = ""
+        if isinstance(text_cfg, dict) and text_cfg.get("model_type"):
+            inner = f" (its text_config has model_type {text_cfg.get('model_type')!r})"
+        raise DeriveError(f"{name}: unsupported model_type {mt!r}{inner}; supported: {supported()}")
+    arch = LOADERS[mt](Config(raw, name))
+    return replace(arch, notes=arch.notes + notes) if notes else arch
 
 
 def load(path: str | Path) -> Architecture:
@@ -331,6 +495,8 @@ def load(path: str | Path) -> Architecture:
         text = p.read_text()
     except OSError as exc:
         raise DeriveError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DeriveError(f"{path}: not a text file (a config.json is UTF-8 JSON)") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -45,10 +45,12 @@ def attention(arch: Architecture, prefix: str = "params.layer.attention") -> Qua
     ]
     if arch.qk_norm != "none":
         width_q, width_k = (dk, dk) if arch.qk_norm == "head" else (h * dk, gk * dk)
-        c = NORM_PARAMS[arch.norm if arch.norm != "none" else "rmsnorm"]
-        parts.append(leaf(f"{prefix}.qk_norm", f"QK-norm over {'each head' if arch.qk_norm == 'head' else 'all heads'}",
-                          "param", c * (width_q + width_k), symbol="P_qknorm",
-                          latex=r"P_{\mathrm{qk\text{-}norm}}", category="norm"))
+        c = NORM_PARAMS[arch.qk_norm_type]
+        where = "d_k, shared by all heads" if arch.qk_norm == "head" else "per head"
+        if c:
+            parts.append(leaf(f"{prefix}.qk_norm", f"QK-norm of queries and keys ({where}, {c} per element)",
+                              "param", c * (width_q + width_k), symbol="P_qknorm",
+                              latex=r"P_{\mathrm{qk\text{-}norm}}", category="norm"))
     return node(prefix, f"attention ({arch.attention_kind})", "param", [(1, p) for p in parts],
                 symbol="P_attn", latex=r"P_{\mathrm{attn}}")
 
