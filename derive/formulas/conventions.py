@@ -1,0 +1,188 @@
+"""The conventions of the FLOP and memory formulas, declared once, each with its source.
+
+Peers disagree on how to count (is a multiply-add 1 FLOP or 2? is the causal mask exploited? is
+the LM head in?), and users get burnt by it, so every count built here says which convention it
+used: the sentences below are what every rendering prints. Byte sizes of dtypes and optimizers
+live here too, so that weights, KV cache and activations read them from one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive import options as O
+from derive.registry import Context
+
+# ---- FLOP conventions -------------------------------------------------------------------------
+
+O.option("mac", "2", ("2", "1"), "FLOPs counted per multiply-add (2 = FLOPs, 1 = MACs)",
+         source="2: PyTorch torch.utils.flop_counter.FlopCounterMode, Kaplan et al. 2020 (C = 6ND); "
+                "1: fvcore / ptflops, which report multiply-adds")
+O.option("causal", "no", ("no", "yes"), "exploit the causal mask: halve the s² terms (QKᵀ and attention·V)",
+         source="no: FlopCounterMode and the seed's 8sd² + 4s²d count the full s×s matrix; "
+                "yes: flash-attention's benchmark_flash_attention.py divides by 2 for causal kernels")
+O.option("lm_head", "included", ("included", "last", "excluded"),
+         "LM head FLOPs: on every position, on the last position of each sequence only, or not counted",
+         source="included: FlopCounterMode on a Hugging Face CausalLM forward (logits for every position)")
+O.option("embedding_flops", "zero", ("zero", "matmul"),
+         "embedding lookup: 0 FLOPs (a gather) or a one-hot matmul of 2·V·d per token",
+         source="zero: FlopCounterMode (an index_select is no matmul); matmul: Hoffmann et al. 2022, App. F")
+O.option("n_embeddings", "included", ("included", "excluded"),
+         "whether N in the 2N and 6ND rules counts the embedding (and position) tables",
+         source="included: N = params.total; excluded: Kaplan et al. 2020, who count non-embedding parameters")
+
+# ---- dtypes and optimizers ----------------------------------------------------------------------
+
+#: bytes per element of each storage dtype (tf32 is stored as fp32; int4 packs two per byte).
+DTYPE_BYTES: dict[str, sp.Rational] = {
+    "fp32": sp.Integer(4), "tf32": sp.Integer(4), "bf16": sp.Integer(2), "fp16": sp.Integer(2),
+    "fp8": sp.Integer(1), "int8": sp.Integer(1), "int4": sp.Rational(1, 2),
+}
+QUANTIZED = ("fp8", "int8", "int4")
+
+O.option("dtype", "bf16", tuple(DTYPE_BYTES), "storage dtype of the weights (sets bytes_w)",
+         source="IEEE 754 / bfloat16 / OCP FP8 element sizes; int4 packs two weights per byte")
+O.option("kv_dtype", "bf16", ("fp32", "bf16", "fp16", "fp8", "int8", "int4"),
+         "dtype of the KV cache (sets bytes_kv)", source="element sizes as for dtype")
+O.option("act_dtype", "bf16", ("fp32", "tf32", "bf16", "fp16", "fp8"),
+         "dtype of stored activations and attention scores (sets bytes_a)", source="element sizes as for dtype")
+O.option("quant_group", "none", ("none", "32", "64", "128", "256"),
+         "quantization group size: adds one scale of bytes_scale (fp16: 2 B) per group of weights",
+         source="group-wise quantization as in GPTQ (Frantar et al. 2022) and AWQ (Lin et al. 2023), group 128")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Bytes per parameter of a training recipe: weights, gradients and optimizer states."""
+
+    key: str
+    weights: str  # natural dtype of the weights it trains
+    grad_bytes: sp.Rational
+    state_bytes: sp.Rational
+    describe: str
+    source: str
+
+    @property
+    def total(self) -> sp.Rational:
+        return DTYPE_BYTES[self.weights] + self.grad_bytes + self.state_bytes
+
+
+OPTIMIZERS: dict[str, Optimizer] = {o.key: o for o in (
+    Optimizer("adam-mixed", "bf16", sp.Integer(2), sp.Integer(12),
+              "mixed-precision Adam: 16-bit weights 2 + 16-bit gradients 2 + fp32 master copy 4 + Adam m 4 + v 4 "
+              "= 16 B/param", "Rajbhandari et al. 2020 (ZeRO), §3.1: 2Ψ + 2Ψ + KΨ with K = 12"),
+    Optimizer("adam-mixed-fp32grad", "bf16", sp.Integer(4), sp.Integer(12),
+              "mixed-precision Adam with fp32 gradients: 2 + 4 + 12 = 18 B/param",
+              "Megatron-LM distributed-optimizer docs: bf16 params with fp32 grads, 18 bytes per parameter"),
+    Optimizer("adam-fp32", "fp32", sp.Integer(4), sp.Integer(8),
+              "fp32 Adam: fp32 weights 4 + fp32 gradients 4 + m 4 + v 4 = 16 B/param", "Kingma & Ba 2015"),
+    Optimizer("adam-8bit", "bf16", sp.Integer(2), sp.Integer(6),
+              "8-bit Adam, mixed precision: 2 + 2 + fp32 master 4 + 8-bit m 1 + v 1 = 10 B/param "
+              "(block-wise quantization constants ignored)", "Dettmers et al. 2022, 8-bit Optimizers via "
+              "Block-wise Quantization"),
+    Optimizer("sgd-momentum", "fp32", sp.Integer(4), sp.Integer(4),
+              "SGD with momentum in fp32: weights 4 + gradients 4 + momentum 4 = 12 B/param",
+              "PyTorch torch.optim.SGD"),
+)}
+
+O.option("optimizer", "adam-mixed", tuple(OPTIMIZERS),
+         "training recipe: bytes per parameter of gradients and optimizer states (16 B/param in total by default)",
+         source="; ".join(f"{o.key}: {o.source}" for o in OPTIMIZERS.values()))
+O.option("recompute", "none", ("none", "selective", "full"),
+         "activation recomputation: none, selective (the attention core) or full (each layer's forward)",
+         source="Korthikanti et al. 2022, Reducing Activation Recomputation in Large Transformer Models, Table 2")
+O.option("flash", "no", ("no", "yes"), "FlashAttention: the s×s score matrix is never stored",
+         source="Dao et al. 2022, FlashAttention: only the output and the softmax statistics are kept")
+O.option("zero_stage", "3", ("1", "2", "3"),
+         "ZeRO stage sharded over n_dev devices: 1 optimizer states, 2 + gradients, 3 + weights (= FSDP)",
+         source="Rajbhandari et al. 2020, ZeRO: Memory Optimizations Toward Training Trillion Parameter Models")
+O.option("lora_targets", "qv", ("qv", "qkvo", "all"),
+         "matrices that carry LoRA adapters: W_Q and W_V, all four attention projections, or those and the MLP",
+         source="qv: Hu et al. 2021 (LoRA), §7.1; all: Dettmers et al. 2023 (QLoRA) adapt every linear layer")
+
+
+def get(ctx: Context, key: str) -> str:
+    """The validated choice for an option (a typo gets a 'did you mean')."""
+    return O.get(ctx.options, key)
+
+
+def weight_dtype(ctx: Context) -> str:
+    """dtype of the weights: --option dtype wins; else the optimizer's own (fp32 Adam trains fp32
+    weights); else bf16. One rule, so every builder sees the same bytes_w."""
+    if "dtype" in ctx.options:
+        return get(ctx, "dtype")
+    if "optimizer" in ctx.options:
+        return OPTIMIZERS[get(ctx, "optimizer")].weights
+    return get(ctx, "dtype")
+
+
+def set_byte_defaults(ctx: Context) -> None:
+    """bytes_w, bytes_kv and bytes_a from the options, unless --set gave them (--set wins)."""
+    from derive import symbols as S
+
+    ctx.values.setdefault(S.bytes_w, DTYPE_BYTES[weight_dtype(ctx)])
+    ctx.values.setdefault(S.bytes_kv, DTYPE_BYTES[get(ctx, "kv_dtype")])
+    ctx.values.setdefault(S.bytes_a, DTYPE_BYTES[get(ctx, "act_dtype")])
+
+
+# ---- the FLOP conventions of one request ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class FlopConventions:
+    """The FLOP conventions of one request and the sentences that say so."""
+
+    mac: sp.Integer  # FLOPs per multiply-add
+    causal: bool
+    lm_head: str
+    embedding: str
+
+    @classmethod
+    def of(cls, ctx: Context) -> FlopConventions:
+        return cls(sp.Integer(int(get(ctx, "mac"))), get(ctx, "causal") == "yes", get(ctx, "lm_head"),
+                   get(ctx, "embedding_flops"))
+
+    @property
+    def s2_factor(self) -> sp.Rational:
+        """Factor on the s×s score and value matmuls of a full (prefill) pass."""
+        return sp.Rational(1, 2) if self.causal else sp.Integer(1)
+
+    def sentences(self, head: bool = True, core: bool = True) -> tuple[str, ...]:
+        out = ["matrix multiplications only: softmax, norms, activation functions, residual adds and biases "
+               "are not counted (as PyTorch's FlopCounterMode counts)"]
+        out.append("a multiply-add counts as 2 FLOPs (default; FlopCounterMode, Kaplan et al. 2020)"
+                   if self.mac == 2 else
+                   "a multiply-add counts as 1 (--option mac=1: these are MACs, as fvcore and ptflops report)")
+        if core:
+            out.append("causal mask not exploited: QKᵀ and attention·V over the full s×s matrix (default; as "
+                       "FlopCounterMode counts and the seed's 8sd² + 4s²d)" if not self.causal else
+                       "causal mask exploited (--option causal=yes): the s×s QKᵀ and attention·V terms halved, "
+                       "as causal FlashAttention kernels skip the upper triangle")
+        if head:
+            out.append({
+                "included": "LM head applied to every position (default; as a Hugging Face forward computes logits)",
+                "last": "LM head applied to the last position of each sequence only (--option lm_head=last)",
+                "excluded": "LM head not counted (--option lm_head=excluded)",
+            }[self.lm_head])
+            out.append("embedding lookup = 0 FLOPs, a gather (default)" if self.embedding == "zero" else
+                       "embedding lookup counted as a one-hot matmul, 2·V·d per token (--option embedding_flops=matmul;"
+                       " Hoffmann et al. 2022, App. F)")
+        return tuple(out)
+
+
+def activation_sentences(ctx: Context) -> tuple[str, ...]:
+    """What the activation-memory formula assumes, for every rendering of it."""
+    rec = get(ctx, "recompute")
+    out = ["activation memory per Korthikanti et al. 2022 (Table 2), tensor- and sequence-parallel size 1, "
+           "dropout masks of bytes_mask = 1 B per element; embeddings and LM head not included"]
+    out.append({
+        "none": "no activation recomputation (default)",
+        "selective": "selective recomputation (--option recompute=selective): the attention core (scores, "
+                     "softmax, dropout) is recomputed in the backward pass, not stored",
+        "full": "full recomputation (--option recompute=full): only each layer's input is stored",
+    }[rec])
+    if get(ctx, "flash") == "yes":
+        out.append("FlashAttention (--option flash=yes): the s×s score matrix is never stored "
+                   "(its O(b·h·s) softmax statistics are neglected)")
+    return tuple(out)

@@ -1,0 +1,342 @@
+"""FLOP counts as a derivation tree: every matmul of a forward pass is one term.
+
+``F = L·F_layer + F_head``, ``F_layer = F_attn + F_mlp``, ``F_attn = F_proj + F_scores + F_values``:
+the tree reads like the model's list of matmuls, so the seed's ``8sd² + 4s²d`` is just the
+attention node of an MHA model expanded, and PyTorch's FlopCounterMode total is the root. All counts
+are for a batch of ``b`` sequences of ``s`` tokens, under the conventions of
+:mod:`derive.formulas.conventions`, which every node states.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.architecture import Architecture
+from derive.errors import DeriveError
+from derive.formulas import conventions as C
+from derive.formulas.conventions import FlopConventions
+from derive.quantity import Quantity, leaf, node
+from derive.registry import Context, quantity
+
+d, L, V, h, b, s = S.d, S.L, S.V, S.h, S.b, S.s
+
+
+def _mrm(name: str) -> str:
+    return r"\mathrm{" + name + "}"
+
+
+def matmul(qid: str, title: str, conv: FlopConventions, rows, n_in, n_out, sym: str, category: str) -> Quantity:
+    """[rows, n_in] × [n_in, n_out]: rows·n_in·n_out multiply-adds."""
+    return leaf(qid, title, "FLOP", conv.mac * rows * n_in * n_out, symbol=f"F_{sym}",
+                latex=f"F_{{{_mrm(sym)}}}", category=category)
+
+
+def score_products(conv: FlopConventions, rows, keys, heads, head_size, full: bool) -> sp.Expr:
+    """QKᵀ (or weights·V) of ``heads`` heads: each of ``rows`` queries meets ``keys`` keys through a
+    head_size-long dot product. Only a full (prefill) pass has a triangle the causal mask can skip."""
+    factor = conv.s2_factor if full else sp.Integer(1)
+    return factor * conv.mac * rows * keys * heads * head_size
+
+
+def attention(arch: Architecture, conv: FlopConventions, prefix: str, rows, keys, full: bool) -> Quantity:
+    dk, gk = arch.head_size(), arch.kv_heads()
+    proj = node(f"{prefix}.projections", "Q, K, V and O projections", "FLOP", [
+        (1, matmul(f"{prefix}.q", "query projection x·W_Q", conv, rows, d, h * dk, "q", "projections")),
+        (1, matmul(f"{prefix}.k", "key projection x·W_K", conv, rows, d, gk * dk, "k", "projections")),
+        (1, matmul(f"{prefix}.v", "value projection x·W_V", conv, rows, d, gk * dk, "v", "projections")),
+        (1, matmul(f"{prefix}.o", "output projection W_O", conv, rows, h * dk, d, "o", "projections")),
+    ], symbol="F_proj", latex=r"F_{\mathrm{proj}}")
+    queries = "s" if full else "1 new"
+    scores = leaf(f"{prefix}.scores", f"scores QKᵀ, h heads × [{queries}, d_k]·[d_k, s]", "FLOP",
+                  score_products(conv, rows, keys, h, dk, full), symbol="F_scores", latex=r"F_{\mathrm{scores}}",
+                  category="attention_core",
+                  note="GQA/MQA share K and V across query heads but every query head still does its own products")
+    values = leaf(f"{prefix}.values", f"attention weights · V, h heads × [{queries}, s]·[s, d_k]", "FLOP",
+                  score_products(conv, rows, keys, h, dk, full), symbol="F_values", latex=r"F_{\mathrm{AV}}",
+                  category="attention_core")
+    return node(f"{prefix}.attention", f"attention ({arch.attention_kind})", "FLOP",
+                [(1, proj), (1, scores), (1, values)], symbol="F_attn", latex=r"F_{\mathrm{attn}}")
+
+
+def ffn(arch: Architecture, conv: FlopConventions, width, prefix: str, rows, title: str, sym: str,
+        category: str) -> Quantity:
+    parts = []
+    if arch.gated:
+        parts.append(matmul(f"{prefix}.gate", "gate projection", conv, rows, d, width, "gate", category))
+    parts.append(matmul(f"{prefix}.up", "up projection", conv, rows, d, width, "up", category))
+    parts.append(matmul(f"{prefix}.down", "down projection", conv, rows, width, d, "down", category))
+    return node(prefix, f"{title} ({len(parts)} matmuls)", "FLOP", [(1, p) for p in parts],
+                symbol=f"F_{sym}", latex=f"F_{{{_mrm(sym)}}}")
+
+
+def moe(arch: Architecture, conv: FlopConventions, prefix: str, rows) -> Quantity:
+    """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts."""
+    m = arch.moe
+    assert m is not None
+    parts: list[tuple[sp.Expr, Quantity]] = [
+        (1, matmul(f"{prefix}.router", "router x·W_r (a score for each of E experts)", conv, rows, d, S.E,
+                   "router", "moe_router")),
+        (S.k, ffn(arch, conv, S.d_ffe, f"{prefix}.expert", rows, "one routed expert, as if over all tokens",
+                  "expert", "moe_experts")),
+    ]
+    if m.shared_experts:
+        parts.append((S.E_s, ffn(arch, conv, S.d_ffs, f"{prefix}.shared", rows, "one shared expert", "shared",
+                                 "moe_shared_experts")))
+        if m.shared_gate:
+            parts.append((1, matmul(f"{prefix}.shared_gate", "shared-expert gate (d→1)", conv, rows, d, 1,
+                                    "sgate", "moe_shared_experts")))
+    return node(prefix, "mixture of experts: router + k experts per token" + (" + shared" if m.shared_experts else ""),
+                "FLOP", parts, symbol="F_moe", latex=r"F_{\mathrm{MoE}}",
+                note="each token runs through k of the E experts, so the expert matmuls total k passes over the "
+                     "tokens however the router spreads them; unrouted experts cost nothing")
+
+
+def layer(arch: Architecture, conv: FlopConventions, prefix: str, rows, keys, full: bool, moe_layer: bool) -> Quantity:
+    attn = attention(arch, conv, prefix, rows, keys, full)
+    mlp = moe(arch, conv, prefix + ".mlp", rows) if moe_layer else ffn(
+        arch, conv, S.d_ff, prefix + ".mlp", rows, {"swiglu": "SwiGLU MLP", "geglu": "GeGLU MLP", "gelu": "GELU MLP",
+                                                   "relu": "ReLU MLP"}[arch.mlp], "mlp", "mlp")
+    sym = "moelayer" if moe_layer else "layer"
+    return node(prefix, "one MoE layer" if moe_layer else "one layer", "FLOP", [(1, attn), (1, mlp)],
+                symbol=f"F_{sym}", latex=f"F_{{{_mrm(sym)}}}")
+
+
+def stamp(q: Quantity, sentences: tuple[str, ...]) -> Quantity:
+    """Every node of a FLOP tree states the conventions (any node can be shown on its own)."""
+    for n in q.walk():
+        n.conventions = tuple(dict.fromkeys(n.conventions + sentences))
+    return q
+
+
+def forward(arch: Architecture, conv: FlopConventions, decode: bool = False) -> Quantity:
+    """flops.forward (a full pass over b×s tokens) or flops.decode (b sequences add one token each,
+    attending to s keys: the cached context including the new token)."""
+    prefix = "flops.decode" if decode else "flops"
+    rows = b if decode else b * s
+    full = not decode
+    width = S.d_e if arch.d_e is not None else d
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    if conv.embedding == "matmul":
+        parts.append((1, matmul(f"{prefix}.embedding", "embedding lookup as a one-hot matmul", conv, rows, V, width,
+                                "emb", "embedding")))
+    if arch.d_e is not None:
+        parts.append((1, matmul(f"{prefix}.project_in", "project in (d_e→d)", conv, rows, S.d_e, d, "pin",
+                                "embedding_projection")))
+    if arch.moe is None:
+        parts.append((L, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=False)))
+    elif arch.moe_everywhere:
+        parts.append((L, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=True)))
+    else:
+        parts.append((L - S.L_moe, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=False)))
+        parts.append((S.L_moe, layer(arch, conv, f"{prefix}.moe_layer", rows, s, full, moe_layer=True)))
+    if arch.d_e is not None:
+        parts.append((1, matmul(f"{prefix}.project_out", "project out (d→d_e)", conv, rows, d, S.d_e, "pout",
+                                "embedding_projection")))
+    if conv.lm_head != "excluded":
+        head_rows = b if (decode or conv.lm_head == "last") else rows
+        where = "the new token" if decode else ("the last position" if conv.lm_head == "last" else "every position")
+        parts.append((1, matmul(f"{prefix}.lm_head", f"LM head on {where} (logits over V)", conv, head_rows, width, V,
+                                "head", "lm_head")))
+    if decode:
+        q = node("flops.decode", "one decode step: b sequences each add a token attending to s keys", "FLOP", parts,
+                 symbol="F_dec", latex=r"F_{\mathrm{dec}}",
+                 note="s counts the keys the new token attends to: the cached context including itself")
+        sentences = conv.sentences(core=False) + ("decode: one query per sequence attends to all s keys, so there is "
+                                                   "no triangle for a causal mask to skip",)
+    else:
+        q = node("flops.forward", "forward pass over b sequences of s tokens", "FLOP", parts, symbol="F_fwd",
+                 latex=r"F_{\mathrm{fwd}}")
+        sentences = conv.sentences()
+    if arch.sliding_window is not None:
+        sentences += ("sliding windows are not exploited: the counter computes every window layer over the full "
+                      "s×s and masks it",)
+    return stamp(q, sentences)
+
+
+def backward(fwd: Quantity) -> Quantity:
+    return stamp(node("flops.backward", "backward pass: 2× forward (gradients w.r.t. inputs and w.r.t. weights)",
+                      "FLOP", [(2, fwd)], symbol="F_bwd", latex=r"F_{\mathrm{bwd}}",
+                      note="each matmul has two matmuls of the same size in the backward pass"), fwd.conventions)
+
+
+def training_step(arch: Architecture, conv: FlopConventions, recompute: str) -> Quantity:
+    """Forward + backward (+ the forward work recomputed when activations are not all stored)."""
+    fwd = forward(arch, conv)
+    parts: list[tuple[sp.Expr, Quantity]] = [(1, fwd), (1, backward(fwd))]
+    sentences = fwd.conventions
+    if recompute == "full":
+        parts.append((1, node("flops.recompute", "forward recomputed in the backward pass (full recomputation)",
+                              "FLOP", [(1, fwd)], symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
+        sentences += ("full activation recomputation: one extra forward per step (--option recompute=full)",)
+    elif recompute == "selective":
+        lay = fwd.find("flops.layer")
+        assert lay is not None
+        parts.append((1, node("flops.recompute", "attention core recomputed (selective recomputation)", "FLOP",
+                              [(L, lay.find("flops.layer.scores")), (L, lay.find("flops.layer.values"))],
+                              symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
+        sentences += ("selective recomputation: QKᵀ and attention·V of every layer run again in the backward pass "
+                      "(--option recompute=selective; Korthikanti et al. 2022)",)
+    else:
+        sentences += ("no activation recomputation: training step = 3× forward (default)",)
+    step = node("flops.training_step", "one training step: forward + backward" +
+                ("" if recompute == "none" else " + recomputation"), "FLOP", parts,
+                symbol="F_step", latex=r"F_{\mathrm{step}}")
+    return stamp(step, sentences)
+
+
+def per_token(total: Quantity, qid: str, title: str, tokens, sym: str, latex: str) -> Quantity:
+    q = node(qid, title, "FLOP/token", expr=total.symbol / tokens, children=(total,), symbol=sym, latex=latex)
+    return stamp(q, total.conventions)
+
+
+def training(arch: Architecture, conv: FlopConventions, recompute: str) -> Quantity:
+    step = training_step(arch, conv, recompute)
+    return per_token(step, "flops.training", "training FLOPs per token trained", b * s, "F_tok",
+                     r"F_{\mathrm{tok}}")
+
+
+def n_rule(arch: Architecture, embeddings: str) -> tuple[sp.Expr, str]:
+    """N in the 2N and 6ND rules (N_act for MoE), with or without the embedding tables."""
+    n = S.N if arch.moe is None else S.N_act
+    if embeddings == "excluded":
+        width = S.d_e if arch.d_e is not None else d
+        n = n - V * width - (S.T * d if arch.positions == "learned" else 0)
+        return n, "N excludes the embedding tables (--option n_embeddings=excluded; Kaplan et al. 2020)"
+    return n, "N counts every parameter, embeddings included (default)" + (
+        "; for MoE the active parameters N_act" if arch.moe is not None else "")
+
+
+# ---- registered quantities ----------------------------------------------------------------------
+
+def _conv(ctx: Context) -> FlopConventions:
+    return FlopConventions.of(ctx)
+
+
+def _breakdown(ctx: Context, q: Quantity, value) -> dict:
+    """Per-category totals (projections, attention core, mlp, lm_head, …) as integers."""
+    out = {}
+    for cat, e in q.breakdown().items():
+        v = e.xreplace(ctx.values)
+        if v.free_symbols:
+            return {}
+        out[cat] = int(v) if v.is_Integer else float(v)
+    width = max((len(c) for c in out), default=0)
+    return {"breakdown": out, "lines": ["breakdown:"] + [f"  {c.ljust(width)}  {v:>22,}" for c, v in out.items()]}
+
+
+def _relative_error(exact_qid: str, what: str):
+    """extras: the rule of thumb against the exact count of the same request."""
+
+    def extras(ctx: Context, q: Quantity, value) -> dict:
+        from derive.registry import build
+        from derive.units.human import human
+
+        exact = build(exact_qid, ctx).evaluate(ctx.values)
+        if sp.sympify(exact).free_symbols:
+            missing = ", ".join(sorted(str(x) for x in exact.free_symbols))
+            return {"lines": [f"set {missing} to compare with the exact {what} ({exact_qid})"]}
+        err = (value - exact) / exact
+        return {"exact": int(exact) if exact.is_Integer else float(exact), "relative_error": float(err),
+                "lines": [f"exact {what} ({exact_qid}): {human(exact, q.unit)}; "
+                          f"the approximation is off by {float(err):+.3%}"]}
+
+    return extras
+
+
+@quantity("flops.forward", "forward-pass FLOPs for b sequences of s tokens (every matmul)", "FLOP",
+          extras=_breakdown)
+def _forward(ctx: Context) -> Quantity:
+    return forward(ctx.arch, _conv(ctx))
+
+
+def _register_part(qid: str, title: str) -> None:
+    @quantity(qid, title, "FLOP")
+    def _build(ctx: Context) -> Quantity:
+        found = forward(ctx.arch, _conv(ctx)).find(qid)
+        if found is None:
+            why = " (--option lm_head=excluded)" if qid == "flops.lm_head" else ""
+            raise DeriveError(f"{qid}: this model and these conventions have no such term{why}")
+        return found
+
+
+for _qid, _title in {
+    "flops.layer": "FLOPs of one layer (the MoE layer when every layer is one)",
+    "flops.layer.attention": "attention FLOPs of one layer: projections + QKᵀ + attention·V",
+    "flops.layer.projections": "Q, K, V, O projection FLOPs of one layer",
+    "flops.layer.scores": "QKᵀ score FLOPs of one layer (all heads)",
+    "flops.layer.values": "attention-weights·V FLOPs of one layer (all heads)",
+    "flops.layer.mlp": "MLP (or MoE block) FLOPs of one layer",
+    "flops.lm_head": "LM head FLOPs",
+}.items():
+    _register_part(_qid, _title)
+
+
+@quantity("flops.forward_per_token", "forward FLOPs per token (exact, at context s)", "FLOP/token")
+def _forward_per_token(ctx: Context) -> Quantity:
+    return per_token(forward(ctx.arch, _conv(ctx)), "flops.forward_per_token", "forward FLOPs per token", b * s,
+                     "F_fwdtok", r"F_{\mathrm{fwd/tok}}")
+
+
+@quantity("flops.decode", "FLOPs of one decode step: b sequences add one token each, s keys in context", "FLOP")
+def _decode(ctx: Context) -> Quantity:
+    return forward(ctx.arch, _conv(ctx), decode=True)
+
+
+@quantity("flops.decode_per_token", "FLOPs per generated token at context s", "FLOP/token")
+def _decode_per_token(ctx: Context) -> Quantity:
+    return per_token(forward(ctx.arch, _conv(ctx), decode=True), "flops.decode_per_token",
+                     "FLOPs per generated token", b, "F_dectok", r"F_{\mathrm{dec/tok}}")
+
+
+@quantity("flops.backward", "backward-pass FLOPs (2× forward)", "FLOP")
+def _backward(ctx: Context) -> Quantity:
+    return backward(forward(ctx.arch, _conv(ctx)))
+
+
+@quantity("flops.training_step", "training-step FLOPs: forward + backward (+ recomputation)", "FLOP")
+def _training_step(ctx: Context) -> Quantity:
+    return training_step(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+
+
+@quantity("flops.training", "training FLOPs per token trained (exact; 3× forward, +recomputation)", "FLOP/token")
+def _training(ctx: Context) -> Quantity:
+    return training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+
+
+@quantity("flops.training_total", "training FLOPs for D tokens (exact per-token count × D)", "FLOP")
+def _training_total(ctx: Context) -> Quantity:
+    tok = training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+    return stamp(node("flops.training_total", "training FLOPs for D tokens", "FLOP", [(S.D, tok)],
+                      symbol="F_train", latex=r"F_{\mathrm{train}}"), tok.conventions)
+
+
+def _approx(qid: str, title: str, unit: str, coeff: int, tokens, sym: str, latex: str, ctx: Context,
+            meaning: str) -> Quantity:
+    n, sentence = n_rule(ctx.arch, C.get(ctx, "n_embeddings"))
+    q = leaf(qid, title, unit, coeff * n * tokens, symbol=sym, latex=latex, note=meaning)
+    q.approximation = True
+    q.conventions = (sentence, "a multiply-add counts as 2 FLOPs; attention's s² terms and the lm-head/embedding "
+                     "difference are ignored by the rule")
+    return q
+
+
+@quantity("flops.approx_2n", "2N FLOPs per token forward (rule of thumb)", "FLOP/token",
+          extras=_relative_error("flops.forward_per_token", "forward FLOPs per token"))
+def _approx_2n(ctx: Context) -> Quantity:
+    return _approx("flops.approx_2n", "rule of thumb: 2 FLOPs per parameter per token (forward)", "FLOP/token", 2, 1,
+                   "F_2N", r"F_{2N}", ctx, "approximation: one multiply-add per weight per token")
+
+
+@quantity("flops.training_6n", "6N training FLOPs per token (rule of thumb)", "FLOP/token",
+          extras=_relative_error("flops.training", "training FLOPs per token"))
+def _training_6n(ctx: Context) -> Quantity:
+    return _approx("flops.training_6n", "rule of thumb: 6 FLOPs per parameter per token trained", "FLOP/token", 6, 1,
+                   "F_6N", r"F_{6N}", ctx, "approximation: 2N forward + 4N backward per token")
+
+
+@quantity("flops.training_6nd", "6ND training FLOPs for D tokens (rule of thumb)", "FLOP",
+          extras=_relative_error("flops.training_total", "training FLOPs"))
+def _training_6nd(ctx: Context) -> Quantity:
+    return _approx("flops.training_6nd", "rule of thumb C = 6·N·D", "FLOP", 6, S.D, "F_6ND", r"F_{6ND}", ctx,
+                   "approximation (Kaplan et al. 2020): 2N forward + 4N backward per token, D tokens")

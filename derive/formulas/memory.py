@@ -1,0 +1,331 @@
+"""Memory budgets: weights by dtype, training states by optimizer, activations, LoRA, ZeRO sharding.
+
+Every figure is ``parameters × bytes per parameter`` or ``elements × bytes per element``, with the
+bytes read from the options of :mod:`derive.formulas.conventions` (``--set`` wins over an option).
+Parameter counts are never re-derived here: ``N`` is the model's exact ``params.total``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.architecture import Architecture
+from derive.errors import DeriveError, Infeasible
+from derive.formulas import conventions as C
+from derive.quantity import Quantity, leaf, node
+from derive.registry import Context, quantity
+
+N, b, s, d, h, L = S.N, S.b, S.s, S.d, S.h, S.L
+
+bytes_g = S.define("bytes_g", r"\beta_g", "byte/param", "bytes per gradient element (set by --option optimizer)",
+                   integer=False)
+bytes_opt = S.define("bytes_opt", r"\beta_{\mathrm{opt}}", "byte/param",
+                     "bytes of optimizer state per parameter, fp32 master copy included (--option optimizer)",
+                     integer=False)
+bytes_mask = S.define("bytes_mask", r"\beta_{\mathrm{mask}}", "byte", "bytes per element of a stored dropout mask",
+                      integer=False)
+bytes_scale = S.define("bytes_scale", r"\beta_{\mathrm{scale}}", "byte",
+                       "bytes of one quantization scale (and zero point, if any) per group", integer=False)
+G_q = S.define("G_q", "G_q", "param", "weights per quantization group (--option quant_group)")
+r_lora = S.define("r_lora", "r", "1", "LoRA rank")
+bytes_qlora = S.define("bytes_qlora", r"\beta_{\mathrm{NF4}}", "byte/param",
+                       "bytes per frozen QLoRA weight: 4-bit NF4 + double-quantized scales = 2113/4096",
+                       integer=False)
+
+#: NF4 (4 bits) + an 8-bit absmax per 64 weights + an fp32 scale per 256 of those: 4 + 1/8 + 1/512 bits.
+QLORA_BYTES = sp.Rational(4 * 512 + 64 + 1, 512) / 8
+
+
+def set_defaults(ctx: Context) -> None:
+    """Byte sizes from the options (dtype, optimizer, …) unless --set gave them."""
+    C.set_byte_defaults(ctx)
+    opt = C.OPTIMIZERS[C.get(ctx, "optimizer")]
+    ctx.values.setdefault(bytes_g, opt.grad_bytes)
+    ctx.values.setdefault(bytes_opt, opt.state_bytes)
+    ctx.values.setdefault(bytes_mask, sp.Integer(1))
+    ctx.values.setdefault(bytes_scale, sp.Integer(2))
+    ctx.values.setdefault(bytes_qlora, QLORA_BYTES)
+    group = C.get(ctx, "quant_group")
+    if group != "none":
+        ctx.values.setdefault(G_q, sp.Integer(int(group)))
+
+
+def _dtype_sentence(ctx: Context) -> str:
+    dt = C.weight_dtype(ctx)
+    how = "--option dtype" if "dtype" in ctx.options else (
+        f"the optimizer {C.get(ctx, 'optimizer')}'s" if "optimizer" in ctx.options else "default")
+    return f"weights in {dt} ({C.DTYPE_BYTES[dt]} B/param; {how}) unless --set bytes_w is given"
+
+
+# ---- weights and training states ---------------------------------------------------------------
+
+def weights(ctx: Context) -> Quantity:
+    """N·bytes_w, plus one scale per quantization group when --option quant_group is given."""
+    set_defaults(ctx)
+    group = C.get(ctx, "quant_group")
+    data = leaf("memory.weights" if group == "none" else "memory.weights.data", "weights: N × bytes per weight",
+                "byte", N * S.bytes_w, symbol="M_w", latex=r"M_{w}", category="weights")
+    if group == "none":
+        q = data
+    else:
+        if C.weight_dtype(ctx) not in C.QUANTIZED:
+            raise DeriveError(f"--option quant_group={group} needs a quantized dtype (--option dtype="
+                              f"{'|'.join(C.QUANTIZED)}); {C.weight_dtype(ctx)} weights have no group scales")
+        scales = leaf("memory.weights.scales", "quantization scales: one per group of G_q weights", "byte",
+                      N * bytes_scale / G_q, symbol="M_scale", latex=r"M_{\mathrm{scale}}", category="weights")
+        q = node("memory.weights", "weights + per-group quantization scales", "byte", [(1, data), (1, scales)],
+                 symbol="M_W", latex=r"M_{W}")
+    q.conventions = (_dtype_sentence(ctx),)
+    return q
+
+
+def _optimizer_sentence(ctx: Context) -> str:
+    opt = C.OPTIMIZERS[C.get(ctx, "optimizer")]
+    return f"optimizer {opt.key}: {opt.describe} ({opt.source})"
+
+
+def gradients(ctx: Context) -> Quantity:
+    set_defaults(ctx)
+    return leaf("memory.gradients", "gradients: N × bytes per gradient", "byte", N * bytes_g,
+                symbol="M_g", latex=r"M_{g}", category="gradients")
+
+
+def optimizer_states(ctx: Context) -> Quantity:
+    set_defaults(ctx)
+    return leaf("memory.optimizer", "optimizer states (fp32 master copy and moments)", "byte", N * bytes_opt,
+                symbol="M_opt", latex=r"M_{\mathrm{opt}}", category="optimizer")
+
+
+def training(ctx: Context) -> Quantity:
+    q = node("memory.training", "training states: weights + gradients + optimizer states", "byte",
+             [(1, weights(ctx)), (1, gradients(ctx)), (1, optimizer_states(ctx))], symbol="M_train",
+             latex=r"M_{\mathrm{train}}", note="activations come on top: memory.activations")
+    q.conventions = (_dtype_sentence(ctx), _optimizer_sentence(ctx))
+    return q
+
+
+# ---- ZeRO / FSDP ----------------------------------------------------------------------------------
+
+def zero(ctx: Context, stage: int) -> Quantity:
+    """Per-device training states when ZeRO stage 1/2/3 shards them over n_dev devices."""
+    w, g, o = weights(ctx), gradients(ctx), optimizer_states(ctx)
+    share = 1 / S.n_dev
+    parts = [(share if stage >= 3 else 1, w), (share if stage >= 2 else 1, g), (share, o)]
+    what = {1: "optimizer states", 2: "optimizer states and gradients", 3: "weights, gradients and optimizer states"}
+    q = node(f"memory.zero{stage}", f"training states per device, ZeRO-{stage}: {what[stage]} sharded over n_dev",
+             "byte", parts, symbol=f"M_Z{stage}", latex=rf"M_{{\mathrm{{ZeRO}}{stage}}}",
+             note="ZeRO-3 is what FSDP (full sharding) does" if stage == 3 else "")
+    q.conventions = (_dtype_sentence(ctx), _optimizer_sentence(ctx),
+                     f"ZeRO stage {stage} (Rajbhandari et al. 2020); activations and communication buffers excluded")
+    return q
+
+
+def _num(ctx: Context, q: Quantity) -> sp.Expr | None:
+    v = q.evaluate(ctx.values)
+    return None if sp.sympify(v).free_symbols else v
+
+
+def _bytes(v) -> str:
+    from derive.units.human import human
+
+    return human(v, "byte")
+
+
+def min_devices(ctx: Context) -> Quantity:
+    """Smallest n_dev whose per-device share of the training states fits M_dev."""
+    stage = int(C.get(ctx, "zero_stage"))
+    w, g, o = weights(ctx), gradients(ctx), optimizer_states(ctx)
+    sharded = {1: [o], 2: [g, o], 3: [w, g, o]}[stage]
+    kept = [x for x in (w, g, o) if x not in sharded]
+    kept_sum = sp.Add(*[x.symbol for x in kept])
+    expr = sp.ceiling(sp.Add(*[x.symbol for x in sharded]) / (S.M_dev - kept_sum))
+    q = node("memory.min_devices", f"fewest devices that hold the training states with ZeRO-{stage}", "1",
+             expr=expr, children=(w, g, o), symbol="n_min", latex=r"n_{\min}",
+             note="ceil(sharded states / (M_dev − states every device keeps whole)); activations excluded")
+    q.conventions = (_dtype_sentence(ctx), _optimizer_sentence(ctx), f"ZeRO stage {stage} (--option zero_stage)")
+    budget = ctx.values.get(S.M_dev)
+    kept_vals = [_num(ctx, x) for x in kept]
+    if budget is not None and kept and None not in kept_vals:
+        kept_val = sp.Add(*kept_vals)
+        if kept_val >= budget:
+            raise Infeasible(
+                f"does not fit: with ZeRO-{stage} every device keeps {' + '.join(x.id for x in kept)} whole, "
+                f"{_bytes(kept_val)}, which is more than M_dev = {_bytes(budget)}; no number of devices helps "
+                f"(try --option zero_stage=3)")
+    return q
+
+
+# ---- activations (Korthikanti et al. 2022) -------------------------------------------------------
+
+def activations_layer(ctx: Context, arch: Architecture) -> Quantity:
+    """Bytes one layer stores for the backward pass: the paper's 34·s·b·d + 5·b·h·s² at 16 bits,
+    written per tensor so other widths (d_ff, GQA, bytes_a) follow the same accounting."""
+    set_defaults(ctx)
+    rec, flash = C.get(ctx, "recompute"), C.get(ctx, "flash") == "yes"
+    sbd = s * b * d
+    if rec == "full":
+        parts = [(1, leaf("memory.activations.layer.input", "layer input (all that full recomputation keeps)", "byte",
+                          S.bytes_a * sbd, symbol="A_in", latex=r"A_{\mathrm{in}}", category="activations"))]
+    else:
+        dk, gk = arch.head_size(), arch.kv_heads()
+        attn = leaf("memory.activations.layer.attention",
+                    "attention: QKV input, Q, K, V, output-projection input, dropout mask", "byte",
+                    S.bytes_a * s * b * (d + h * dk + 2 * gk * dk + h * dk) + bytes_mask * sbd,
+                    symbol="A_attn", latex=r"A_{\mathrm{attn}}", category="activations")
+        mlp = leaf("memory.activations.layer.mlp",
+                   "MLP: input, " + ("gate and up outputs, activation output, their product"
+                                     if arch.gated else "up-projection output, activation output")
+                   + ", dropout mask", "byte",
+                   S.bytes_a * s * b * (d + (4 if arch.gated else 2) * S.d_ff) + bytes_mask * sbd,
+                   symbol="A_mlp", latex=r"A_{\mathrm{mlp}}", category="activations")
+        norms = leaf("memory.activations.layer.norms", "inputs of the two norms", "byte", 2 * S.bytes_a * sbd,
+                     symbol="A_norm", latex=r"A_{\mathrm{norm}}", category="activations")
+        parts = [(1, attn), (1, mlp), (1, norms)]
+        if rec == "none" and not flash:
+            parts.append((1, leaf("memory.activations.layer.scores",
+                                  "s×s scores: softmax output, dropout mask, dropout output", "byte",
+                                  b * h * s**2 * (2 * S.bytes_a + bytes_mask), symbol="A_scores",
+                                  latex=r"A_{\mathrm{scores}}", category="activations")))
+    q = node("memory.activations.layer", "activations stored by one layer for the backward pass", "byte", parts,
+             symbol="A_layer", latex=r"A_{\mathrm{layer}}",
+             note="at 16 bits with a 4d GELU MLP this is s·b·d·(34 + 5·h·s/d) (Korthikanti et al. 2022, eq. 1)")
+    q.conventions = C.activation_sentences(ctx)
+    return q
+
+
+def activations(ctx: Context) -> Quantity:
+    lay = activations_layer(ctx, ctx.arch)
+    q = node("memory.activations", "activations of all L layers (training, one micro-batch of b×s)", "byte",
+             [(L, lay)], symbol="A", latex="A")
+    q.conventions = lay.conventions
+    return q
+
+
+# ---- LoRA / QLoRA ----------------------------------------------------------------------------------
+
+def lora_params(ctx: Context) -> Quantity:
+    """Adapters B·A of rank r on the chosen matrices: r·(d_in + d_out) each, in every layer."""
+    arch = ctx.arch
+    targets = C.get(ctx, "lora_targets")
+    dk, gk = arch.head_size(), arch.kv_heads()
+    shapes = {"q": (d, h * dk), "k": (d, gk * dk), "v": (d, gk * dk), "o": (h * dk, d)}
+    names = {"qv": ["q", "v"], "qkvo": ["q", "k", "v", "o"], "all": ["q", "k", "v", "o"]}[targets]
+    if targets == "all":
+        if arch.moe is not None:
+            raise DeriveError("--option lora_targets=all is not defined for mixture-of-experts models here; "
+                              "use qv or qkvo")
+        if arch.gated:
+            shapes["gate"] = (d, S.d_ff)
+            names.append("gate")
+        shapes.update(up=(d, S.d_ff), down=(S.d_ff, d))
+        names += ["up", "down"]
+    parts = [(1, leaf(f"memory.lora.{n}", f"adapter on W_{n}: A [d_in, r] + B [r, d_out]", "param",
+                      r_lora * (shapes[n][0] + shapes[n][1]), symbol=f"P_lora{n}", latex=rf"P_{{\mathrm{{LoRA}},{n}}}",
+                      category="lora")) for n in names]
+    lay = node("memory.lora.layer", f"LoRA adapters of one layer ({', '.join(names)})", "param", parts,
+               symbol="P_loralayer", latex=r"P_{\mathrm{LoRA,layer}}")
+    q = node("memory.lora.params", "LoRA trainable parameters", "param", [(L, lay)], symbol="P_lora",
+             latex=r"P_{\mathrm{LoRA}}", note="the base model's N weights stay frozen")
+    q.conventions = (f"LoRA on {', '.join('W_' + n for n in names)} of every layer (--option lora_targets={targets})",)
+    return q
+
+
+def lora_training(ctx: Context, qlora: bool) -> Quantity:
+    """Frozen base weights (no gradients, no states) + adapters trained with the chosen optimizer."""
+    set_defaults(ctx)
+    adapters = lora_params(ctx)
+    qid = "memory.qlora.training" if qlora else "memory.lora.training"
+    if qlora:
+        base = leaf("memory.qlora.base", "frozen base weights in NF4 with double-quantized scales", "byte",
+                    N * bytes_qlora, symbol="M_base", latex=r"M_{\mathrm{base}}", category="weights",
+                    note="Dettmers et al. 2023: 4-bit NF4, an 8-bit scale per 64 weights, an fp32 scale per 256 "
+                         "scales: 4 + 1/8 + 1/512 bits per weight")
+    else:
+        base = leaf("memory.lora.base", "frozen base weights", "byte", N * S.bytes_w, symbol="M_base",
+                    latex=r"M_{\mathrm{base}}", category="weights")
+    trained = node(f"{qid.rsplit('.', 1)[0]}.adapters", "adapters: weights + gradients + optimizer states", "byte",
+                   expr=adapters.symbol * (S.bytes_w + bytes_g + bytes_opt), children=(adapters,),
+                   symbol="M_adapt", latex=r"M_{\mathrm{adapt}}")
+    q = node(qid, ("QLoRA" if qlora else "LoRA") + " training states: frozen base + trained adapters", "byte",
+             [(1, base), (1, trained)], symbol="M_lora", latex=r"M_{\mathrm{LoRA}}",
+             note="activations come on top")
+    q.conventions = adapters.conventions + (_dtype_sentence(ctx), _optimizer_sentence(ctx))
+    return q
+
+
+# ---- registered quantities -----------------------------------------------------------------------
+
+@quantity("memory.weights", "weight memory: N × bytes per weight (dtype; + quantization scales)", "byte")
+def _weights(ctx: Context) -> Quantity:
+    return weights(ctx)
+
+
+@quantity("memory.gradients", "gradient memory: N × bytes per gradient (optimizer)", "byte")
+def _gradients(ctx: Context) -> Quantity:
+    q = gradients(ctx)
+    q.conventions = (_optimizer_sentence(ctx),)
+    return q
+
+
+@quantity("memory.optimizer", "optimizer-state memory (fp32 master copy + moments)", "byte")
+def _optimizer(ctx: Context) -> Quantity:
+    q = optimizer_states(ctx)
+    q.conventions = (_optimizer_sentence(ctx),)
+    return q
+
+
+@quantity("memory.training", "training states: weights + gradients + optimizer states (16 B/param default)", "byte")
+def _training(ctx: Context) -> Quantity:
+    return training(ctx)
+
+
+for _stage in (1, 2, 3):
+    def _make(stage: int) -> None:
+        @quantity(f"memory.zero{stage}", f"training states per device with ZeRO stage {stage} over n_dev", "byte")
+        def _zero(ctx: Context) -> Quantity:
+            return zero(ctx, stage)
+
+    _make(_stage)
+
+
+@quantity("memory.min_devices", "fewest devices holding the training states (ZeRO stage from --option zero_stage)",
+          "1")
+def _min_devices(ctx: Context) -> Quantity:
+    return min_devices(ctx)
+
+
+@quantity("memory.activations", "training activations of all layers (Korthikanti et al. 2022)", "byte")
+def _activations(ctx: Context) -> Quantity:
+    return activations(ctx)
+
+
+@quantity("memory.activations.layer", "training activations of one layer (Korthikanti et al. 2022)", "byte")
+def _activations_layer(ctx: Context) -> Quantity:
+    return activations_layer(ctx, ctx.arch)
+
+
+@quantity("memory.activations.block_outputs", "attention output + MLP output of one layer: 2·b·s·d elements", "byte")
+def _block_outputs(ctx: Context) -> Quantity:
+    C.set_byte_defaults(ctx)
+    q = leaf("memory.activations.block_outputs", "attention output [b, s, d] + MLP output [b, s, d]", "byte",
+             2 * b * s * d * S.bytes_a, symbol="A_out", latex=r"A_{\mathrm{out}}",
+             note="two of the many tensors a layer stores; memory.activations.layer has them all")
+    q.conventions = (f"activations in {C.get(ctx, 'act_dtype')} ({C.DTYPE_BYTES[C.get(ctx, 'act_dtype')]} B per "
+                     "element; --option act_dtype) unless --set bytes_a is given",)
+    return q
+
+
+@quantity("memory.lora.params", "LoRA trainable parameters (rank r_lora on --option lora_targets)", "param")
+def _lora_params(ctx: Context) -> Quantity:
+    return lora_params(ctx)
+
+
+@quantity("memory.lora.training", "LoRA training states: frozen base weights + adapters with optimizer", "byte")
+def _lora_training(ctx: Context) -> Quantity:
+    return lora_training(ctx, qlora=False)
+
+
+@quantity("memory.qlora.training", "QLoRA training states: NF4 base weights + adapters with optimizer", "byte")
+def _qlora_training(ctx: Context) -> Quantity:
+    return lora_training(ctx, qlora=True)
