@@ -118,6 +118,12 @@ class Step:
     human: str
     note: str = ""
     category: str = ""
+    #: the sympy objects behind the strings, for renderers that print math themselves (MathML);
+    #: None when a step was built from strings only
+    formula_expr: sp.Expr | None = field(default=None, repr=False, compare=False)
+    substitutions: dict | None = field(default=None, repr=False, compare=False)
+    names: dict | None = field(default=None, repr=False, compare=False)
+    order: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def numeric(self) -> bool:
@@ -141,6 +147,7 @@ class Derivation:
     approximation: bool = False
     context: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    expanded_expr: sp.Expr | None = field(default=None, repr=False, compare=False)
 
     @property
     def numeric(self) -> bool:
@@ -149,6 +156,22 @@ class Derivation:
     @property
     def root(self) -> Step:
         return self.steps[0]
+
+    # Jupyter shows a derivation as its worked solution (the renderers live in derive.reports)
+    def _repr_markdown_(self) -> str:
+        from derive.reports import render
+
+        return render(self, "md")
+
+    def _repr_latex_(self) -> str:
+        from derive.reports.latex import math_block
+
+        return math_block(self)
+
+    def _repr_html_(self) -> str:
+        from derive.reports.html import notebook
+
+        return notebook(self)
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:
@@ -184,7 +207,8 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             substituted_text=sub_text, substituted_latex=sub_latex, value=val,
             value_text=exact_text(val) if not sp.sympify(val).free_symbols else text(val),
             human=human(val, node.unit) if not sp.sympify(val).free_symbols else "",
-            note=node.note, category=node.category,
+            note=node.note, category=node.category, formula_expr=shown, substitutions=local,
+            names={sy: nm for sy, nm in _names(node).items() if sy in shown.free_symbols}, order=order,
         ))
         if depth < max_depth:
             for c in node.children:
@@ -206,5 +230,5 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
         quantity=q.id, title=q.title, unit=q.unit, steps=steps, expanded_text=text(expanded),
         expanded_latex=latex(expanded), value=root.value, value_text=root.value_text, human=root.human,
         inputs=inputs, notes=list(dict.fromkeys(notes)), conventions=list(q.conventions),
-        approximation=q.approximation, context=context or {},
+        approximation=q.approximation, context=context or {}, expanded_expr=expanded,
     )

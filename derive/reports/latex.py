@@ -1,0 +1,158 @@
+"""LaTeX output: escaping, a Jinja2 environment with LaTeX-safe delimiters, and math helpers.
+
+The .tex templates use ``((* … *))`` for statements, ``((( … )))`` for expressions and ``((= … =))``
+for comments, because ``{{``, ``{%`` and ``#`` are ordinary LaTeX. Every expression is escaped as
+text unless it is marked :class:`Tex` (math from SymPy's printer, or markup built here), so a title
+with ``_`` or ``%`` cannot break the document. Output uses only what texlive-latex-base and
+texlive-latex-recommended provide (amsmath, amssymb, array, longtable, booktabs, geometry), so
+pdflatex compiles it; non-ASCII text is mapped to LaTeX commands for the same reason.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import cache
+
+import sympy as sp
+
+from derive.derivation import Derivation
+
+
+class Tex(str):
+    """A string that is already LaTeX: the environment does not escape it again."""
+
+
+_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"{\upshape\char36}", "&": r"\&", "#": r"\#",
+    "^": r"\textasciicircum{}", "_": r"\_", "~": r"\textasciitilde{}", "%": r"\%",
+    "<": r"$<$", ">": r"$>$", "|": r"$|$",
+}
+_UNICODE = {
+    "·": r"$\cdot$", "×": r"$\times$", "÷": r"$\div$", "−": r"$-$", "±": r"$\pm$",
+    "—": "---", "–": "--", "…": r"\ldots{}", "‘": "`", "’": "'", "“": "``", "”": "''", "«": "<<", "»": ">>",
+    "≈": r"$\approx$", "≤": r"$\leq$", "≥": r"$\geq$", "≠": r"$\neq$", "≪": r"$\ll$", "≫": r"$\gg$",
+    "→": r"$\to$", "←": r"$\leftarrow$", "⇒": r"$\Rightarrow$", "↔": r"$\leftrightarrow$", "∝": r"$\propto$",
+    "∞": r"$\infty$", "√": r"$\surd$", "∑": r"$\sum$", "∏": r"$\prod$", "∈": r"$\in$", "∼": r"$\sim$",
+    "°": r"$^{\circ}$", "µ": r"$\mu$", "½": r"$\frac{1}{2}$", "¼": r"$\frac{1}{4}$", "¾": r"$\frac{3}{4}$",
+    "€": "EUR", "£": "GBP", "§": "Sec.", "¶": "para.", "©": "(c)", "•": r"$\bullet$",
+    "\u00a0": "~", "\u2009": r"\,", "\u202f": r"\,", "ᵀ": r"\textsuperscript{T}", "✓": "(ok)", "✗": "(x)",
+    "ς": r"$\varsigma$", "ϵ": r"$\epsilon$", "ϑ": r"$\vartheta$", "ϕ": r"$\phi$",
+}
+_SUPER = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻ⁿ", "0123456789+-n", strict=True))
+_SUB = dict(zip("₀₁₂₃₄₅₆₇₈₉₊₋", "0123456789+-", strict=True))
+_ACCENT = {"\u0301": "'", "\u0300": "`", "\u0302": "^", "\u0308": '"', "\u0303": "~", "\u0327": "c",
+           "\u0304": "=", "\u030c": "v"}
+_GREEK_UPPER = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+_GREEK_LATIN = {"Alpha": "A", "Beta": "B", "Epsilon": "E", "Zeta": "Z", "Eta": "H", "Iota": "I", "Kappa": "K",
+                "Mu": "M", "Nu": "N", "Omicron": "O", "Rho": "P", "Tau": "T", "Chi": "X"}
+
+
+def _char(c: str) -> str:
+    if c in _SPECIAL:
+        return _SPECIAL[c]
+    if c.isascii():
+        return c
+    if c in _UNICODE:
+        return _UNICODE[c]
+    if c in _SUPER:
+        return rf"\textsuperscript{{{_SUPER[c]}}}"
+    if c in _SUB:
+        return rf"\textsubscript{{{_SUB[c]}}}"
+    words = unicodedata.name(c, "").split()
+    if len(words) == 4 and words[:3] in (["GREEK", "SMALL", "LETTER"], ["GREEK", "CAPITAL", "LETTER"]):
+        letter = {"Lamda": "Lambda"}.get(words[3].capitalize(), words[3].capitalize())
+        if words[1] == "SMALL":
+            return "o" if letter == "Omicron" else rf"$\{letter.lower()}$"
+        return rf"$\{letter}$" if letter in _GREEK_UPPER else _GREEK_LATIN.get(letter, "?")
+    decomposed = unicodedata.normalize("NFKD", c)
+    base, marks = decomposed[:1], decomposed[1:]
+    if base.isascii() and base.isalpha():
+        out = base
+        for m in marks:
+            if m in _ACCENT:
+                out = rf"\{_ACCENT[m]}{{{out}}}"
+        return out
+    if decomposed.isascii() and decomposed:
+        return escape(decomposed)
+    return "?"
+
+
+def escape(text: object) -> Tex:
+    """Plain text as LaTeX text that pdflatex accepts (specials escaped, Unicode mapped)."""
+    if isinstance(text, Tex):
+        return text
+    return Tex("".join(_char(c) for c in str(text)))
+
+
+def tt(text: object) -> Tex:
+    """Monospace text (quantity ids) that may break after its dots."""
+    return Tex(r"\texttt{" + escape(text).replace(".", r".\allowbreak{}") + "}")
+
+
+def pre(lines: list[str]) -> Tex:
+    """Preformatted lines without verbatim (safe inside any environment or macro argument)."""
+    body = r"\\".join(escape(line).replace(" ", "~") or "~" for line in lines)
+    return Tex(r"{\ttfamily\small\noindent " + body + r"\par}")
+
+
+def number(v: sp.Expr) -> Tex:
+    """An exact number in math mode: grouped integers, fractions as \\frac."""
+    v = sp.sympify(v)
+    if v.is_Integer:
+        n = int(v)
+        return Tex(("-" if n < 0 else "") + f"{abs(n):,}".replace(",", "{,}"))
+    if v.is_Rational:
+        sign = "-" if v.p < 0 else ""
+        return Tex(rf"{sign}\frac{{{abs(v.p):,}}}{{{v.q:,}}}".replace(",", "{,}"))
+    if v.is_Float:
+        from derive.units.human import sig
+
+        return Tex(sig(float(v), 6).replace(",", "{,}"))
+    return Tex(sp.latex(v))
+
+
+def unit(u: str) -> Tex:
+    """A unit after a number in math mode (nothing for pure numbers)."""
+    if not u or u == "1":
+        return Tex("")
+    return Tex(r"\ \mathrm{" + escape(u).replace(" ", r"\ ") + "}")
+
+
+def finalize(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, Tex) else escape(value)
+
+
+@cache
+def environment():
+    """Jinja2 for .tex templates: LaTeX-safe delimiters and escape-by-default."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("derive.reports", "templates"),
+        block_start_string="((*", block_end_string="*))",
+        variable_start_string="(((", variable_end_string=")))",
+        comment_start_string="((=", comment_end_string="=))",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+        undefined=jinja2.StrictUndefined, finalize=finalize,
+    )
+    env.filters.update(tex=escape, tt=tt, math=lambda s: Tex(s), number=number, unit=unit, pre=pre)
+    return env
+
+
+HEADINGS = {1: r"\section*", 2: r"\subsection*", 3: r"\subsubsection*", 4: r"\paragraph*", 5: r"\subparagraph*"}
+
+
+def math_block(d: Derivation) -> str:
+    """The derivation chain as one display-math block: what Jupyter's LaTeX view shows."""
+    r = d.root
+    lines = [rf"{r.symbol_latex} &= {r.formula_latex}"]
+    if d.numeric:
+        if r.substituted_latex and r.substituted_latex != r.formula_latex:
+            lines.append(rf"&= {r.substituted_latex}")
+        lines.append(rf"&= {number(d.value)}{unit(d.unit)}")
+    else:
+        lines.append(rf"&= {d.expanded_latex}")
+    body = " \\\\\n".join(lines)
+    return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"

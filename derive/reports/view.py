@@ -1,0 +1,131 @@
+"""What every rendering shows, decided once: the templates only add markup.
+
+A :class:`View` lists, for one derivation, the chain formula → substituted → exact → human, the parts,
+the inputs with their values, the conventions, whether it is an approximation, and extra facts. The
+text, Markdown, LaTeX and HTML templates all read the same view, so the formats cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derive.derivation import Derivation, Step
+from derive.units.human import exact_text, human
+
+APPROXIMATION_TEXT = "a rule of thumb, not the exact value; compare it with the exact form"
+
+
+def slug(text: str) -> str:
+    """An HTML id / LaTeX label from a quantity id (deterministic, ASCII)."""
+    out = "".join(c if c.isalnum() else "-" for c in text.lower())
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-") or "derivation"
+
+
+def unit_text(unit: str) -> str:
+    """The unit as printed after a number ('' for pure numbers)."""
+    return "" if unit in ("", "1") else unit
+
+
+@dataclass
+class Input:
+    symbol: str
+    latex: str
+    value: sp.Expr | None
+    exact: str
+    human: str
+    unit: str
+    meaning: str
+
+
+@dataclass
+class Block:
+    """Extra facts from a quantity's extras: a sentence, or a preformatted table with a caption."""
+
+    kind: str  # "p" or "pre"
+    text: str = ""
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class View:
+    d: Derivation
+    anchor: str
+    model: str
+    architecture: str
+    hardware: str
+    unit: str
+    exact: str
+    human: str
+    parts: list[Step]
+    inputs: list[Input]
+    blocks: list[Block]
+    missing: list[str]
+
+    @property
+    def root(self) -> Step:
+        return self.d.root
+
+    @property
+    def numeric(self) -> bool:
+        return self.d.numeric
+
+    @property
+    def approximation(self) -> bool:
+        return self.d.approximation
+
+    @property
+    def show_human(self) -> bool:
+        """Human units add something only when they differ from the exact figure."""
+        return bool(self.human) and self.human.replace(" ", "") != f"{self.exact}{self.unit}".replace(" ", "")
+
+
+def blocks(lines: list[str]) -> list[Block]:
+    """Group extra text lines: indented runs become a preformatted block under the line before."""
+    out: list[Block] = []
+    for line in lines:
+        if line.startswith((" ", "\t")) and out and (out[-1].kind == "pre" or out[-1].text.endswith(":")):
+            if out[-1].kind != "pre":
+                caption = out.pop().text
+                out.append(Block("pre", caption.rstrip(":"), []))
+            out[-1].lines.append(line.rstrip())
+        else:
+            out.append(Block("p", line.strip()))
+    return [b for b in out if b.kind == "pre" or b.text]
+
+
+def _input(i: dict) -> Input:
+    v = i.get("value")
+    unit = i.get("unit", "") or ""
+    if v is None:
+        return Input(i["symbol"], i.get("latex") or i["symbol"], None, "", "", unit, i.get("meaning", ""))
+    v = sp.sympify(v)
+    if v.free_symbols:
+        return Input(i["symbol"], i.get("latex") or i["symbol"], v, str(v), "", unit, i.get("meaning", ""))
+    h = human(v, unit) if unit not in ("", "1") else ""
+    exact = exact_text(v)
+    if h and h.replace(" ", "").replace(",", "") == f"{exact}{unit}".replace(" ", "").replace(",", ""):
+        h = ""
+    return Input(i["symbol"], i.get("latex") or i["symbol"], v, exact, h, unit_text(unit), i.get("meaning", ""))
+
+
+def view(d: Derivation) -> View:
+    ctx = d.context or {}
+    value = sp.sympify(d.value)
+    return View(
+        d=d,
+        anchor=slug(d.quantity),
+        model=str(ctx.get("model") or ""),
+        architecture=str(ctx.get("architecture") or ""),
+        hardware=str(ctx.get("hardware") or ""),
+        unit=unit_text(d.unit),
+        exact=exact_text(value) if not value.free_symbols else "",
+        human=d.human or "",
+        parts=list(d.steps[1:]),
+        inputs=[_input(i) for i in d.inputs],
+        blocks=blocks([str(x) for x in (d.extra or {}).get("lines", [])]),
+        missing=sorted(str(s) for s in value.free_symbols),
+    )
