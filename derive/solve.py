@@ -345,9 +345,21 @@ class Candidate:
 
     @property
     def relative(self) -> float | None:
+        """(quantity - target)/target; a symbol that cancels (N in a crossover) cancels here too."""
         if self.target == 0:
             return None
-        return float(self.distance / self.target)
+        r = sp.cancel(sp.sympify(self.quantity_value - self.target) / self.target)
+        return None if r.free_symbols else float(r)
+
+
+def pct(c: Candidate) -> str:
+    """Distance from the target in percent, readable at any size ('exact', '+0.0155%', '+3.1e-06%')."""
+    rel = c.relative
+    if rel is None:
+        return ""
+    if c.distance == 0 or rel == 0:
+        return "exact"
+    return f"{rel:+.4%}" if abs(rel) >= 1e-4 else f"{rel * 100:+.2e}%"
 
 
 @dataclass
@@ -391,6 +403,12 @@ class Solution:
     @property
     def recommended(self) -> Candidate | None:
         return next((c for c in self.candidates if c.recommended), None)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    def render(self, fmt: str = "text") -> str:
+        return render(self, fmt)
 
     @property
     def value_float(self) -> float:
@@ -640,8 +658,12 @@ def _labels(q: Quantity, prob: Problem) -> dict[sp.Expr, str]:
 # ---- rearrangement, shown ----------------------------------------------------------------------------
 
 def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping | None = None,
-                   rhs_value: sp.Expr | None = None) -> Step | None:
-    """The symbolic solution for x when the formula is a low-degree polynomial in x."""
+                   rhs_value: sp.Expr | None = None, rhs_formula: sp.Expr | None = None) -> Step | None:
+    """The symbolic solution for x when the formula is a low-degree polynomial in x.
+
+    ``rhs_sym`` names the target (the quantity's own symbol for a number, or the other quantity's);
+    ``rhs_formula`` is that other quantity's formula, substituted and simplified in a second form.
+    """
     if lhs.has(sp.Max, sp.Min) or rhs_sym.has(x) or not lhs.is_polynomial(x):
         return None
     poly = sp.Poly(lhs, x)
@@ -655,12 +677,19 @@ def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping
         inner = (rhs_sym - c0) / a
         sol = sp.Pow(inner, sp.Rational(1, n), evaluate=False) if n > 1 else inner
         how = f"{x} appears only as {text_of(x**n)}" if n > 1 else f"{x} appears linearly"
-        line = f"{x} = {text_of(sol)}"
-        if values is not None and (sol.free_symbols - {rhs_sym}) <= set(values) and rhs_value is not None:
-            env = dict(values)
+        line, tex = f"{x} = {text_of(sol)}", f"{xs} = {latex_of(sol)}"
+        env = dict(values or {})
+        if rhs_formula is not None and rhs_sym.is_Symbol:
+            full = sp.expand(inner.xreplace({rhs_sym: rhs_formula}))
+            full = sp.factor(full) if sp.count_ops(full) < 60 else full
+            sol = sp.Pow(full, sp.Rational(1, n), evaluate=False) if n > 1 else full
+            line += f" = {text_of(sol)}"
+            tex += f" = {latex_of(sol)}"
+        elif rhs_value is not None:
             env[rhs_sym] = rhs_value
+        if values is not None and sol.free_symbols <= set(env):
             line += " = " + _ValueStr(env).doprint(sol).replace("**", "^").replace("*", "·")
-        return Step(f"rearranged ({how})", [line], [f"{xs} = {latex_of(sol)}"])
+        return Step(f"rearranged ({how})", [line], [tex])
     if deg == 2:
         a, b = poly.coeff_monomial(x**2), poly.coeff_monomial(x)
         lines = [f"a·{x}^2 + b·{x} + c = {text_of(rhs_sym)}  with  a = {text_of(a)},  b = {text_of(b)},  "
@@ -739,10 +768,9 @@ def _candidates(prob: Problem, x: sp.Symbol, root: sp.Expr, step: int, lhs: sp.E
         lv = _number(lhs.xreplace({x: cv}))
         rv = _number(rhs.xreplace({x: cv}))
         cand = Candidate(cv, lv, rv, ties={str(k): v for k, v in prob.tie_values({x: cv}, exprs).items()})
-        if sense == ">=":
-            cand.meets = bool(lv >= rv)
-        elif sense == "<=":
-            cand.meets = bool(lv <= rv)
+        gap = cand.distance if not cand.distance.free_symbols else cand.relative
+        if sense != "=" and gap is not None:
+            cand.meets = bool(gap >= 0) if sense == ">=" else bool(gap <= 0)
         out.append(cand)
     notes = []
     if skipped:
@@ -752,14 +780,20 @@ def _candidates(prob: Problem, x: sp.Symbol, root: sp.Expr, step: int, lhs: sp.E
     return out, notes
 
 
-def _recommend(cands: list[Candidate], sense: str, what: str, unit: str) -> None:
+def _recommend(cands: list[Candidate], sense: str, what: str, unit: str, root: sp.Expr) -> None:
     pool = [c for c in cands if c.admissible and (c.meets is not False)]
     if not pool:
         if cands:
             raise Infeasible(f"no admissible candidate meets {what}: the nearest ones give "
                              + ", ".join(f"{show_value(c.quantity_value, unit)}" for c in cands[:4]))
         raise Infeasible(f"no admissible value near the solution satisfies the constraints ({what})")
-    best = min(pool, key=lambda c: (abs(float(c.distance)), float(c.value)))
+    def key(c: Candidate) -> tuple[float, float]:
+        if not c.distance.free_symbols:
+            return abs(float(c.distance)), float(c.value)
+        rel = c.relative
+        return (abs(rel) if rel is not None else abs(float(c.value - root))), float(c.value)
+
+    best = min(pool, key=key)
     best.recommended = True
 
 
@@ -855,10 +889,9 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
                            ties={str(k): v for k, v in prob.tie_values({x: best.value}, exprs).items()})]
         if sense != "=":
             cands[0].meets = True
-    _recommend(cands, sense, what, q.unit)
+    _recommend(cands, sense, what, q.unit, best.value)
 
-    steps = _steps(prob, q, x, lhs, rhs, rhs_name or (q.symbol_name if rhs_q is None and not rhs.free_symbols
-                                                        else ""), rhs_sub, lhs_sub, roots, piece_lines, methods,
+    steps = _steps(prob, q, x, lhs, rhs, rhs_name, rhs_sub, lhs_sub, roots, piece_lines, methods,
                    cands, constraint, sense, best, exprs)
     ctx = prob.ctx
     context = {}
@@ -896,13 +929,16 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
     op = {"=": "=", ">=": "≥", "<=": "≤"}[sense]
     op_tex = {"=": "=", ">=": r"\ge", "<=": r"\le"}[sense]
     steps: list[Step] = []
-    rhs_shown = sp.Symbol(rhs_name) if rhs_name and not rhs.has(x) else rhs
+    value_target = not rhs_name and not rhs.free_symbols
     rhs_value = show_value(rhs_sub, q.unit) if not rhs_sub.free_symbols else text_of(rhs_sub)
-    lines = [f"{q.symbol_name} = {text_of(q.expanded)} {op} {rhs_value}"]
-    tex = [rf"{q.latex} = {latex_of(q.expanded)} {op_tex} {latex_of(rhs_sub)}"]
-    if rhs_name and rhs_name != q.symbol_name:
-        lines.append(f"{rhs_name} = {text_of(rhs)}")
-        tex.append(rf"{rhs_name} = {latex_of(rhs)}")
+    if rhs_name:
+        lines = [f"{q.symbol_name} {op} {rhs_name}", f"{q.symbol_name} = {text_of(q.expanded)}",
+                 f"{rhs_name} = {text_of(rhs)}"]
+        tex = [rf"{q.latex} {op_tex} {rhs_name}", rf"{q.latex} = {latex_of(q.expanded)}",
+               rf"{rhs_name} = {latex_of(rhs)}"]
+    else:
+        lines = [f"{q.symbol_name} = {text_of(q.expanded)} {op} {rhs_value if value_target else text_of(rhs)}"]
+        tex = [rf"{q.latex} = {latex_of(q.expanded)} {op_tex} {latex_of(rhs_sub if value_target else rhs)}"]
     steps.append(Step("equation", lines, tex))
     used = prob.used_ties(*raw)
     if used:
@@ -912,8 +948,14 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
         if prob.expr != q.expanded:
             steps.append(Step("so", [f"{q.symbol_name} = {text_of(sp.collect(prob.expr, x))}"],
                               [rf"{q.latex} = {latex_of(sp.collect(prob.expr, x))}"]))
-    re_step = (_rearrangement(prob.expr, rhs_shown, x, prob.values, rhs_sub if rhs_shown.is_Symbol else None)
-               if not rhs.has(x) else None)
+    if rhs.has(x):
+        re_step = None
+    elif rhs_name:
+        re_step = _rearrangement(prob.expr, sp.Symbol(rhs_name), x, prob.values, rhs_formula=rhs)
+    elif value_target:
+        re_step = _rearrangement(prob.expr, sp.Symbol(q.symbol_name), x, prob.values, rhs_value=rhs_sub)
+    else:
+        re_step = _rearrangement(prob.expr, rhs, x, prob.values)
     if re_step is not None:
         steps.append(re_step)
     lhs_c = sp.collect(sp.expand(lhs_sub), x) if not lhs_sub.has(sp.Max, sp.Min) else lhs_sub
@@ -930,11 +972,12 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
         rows = []
         for c in cands:
             mark = "→" if c.recommended else " "
-            rel = f"{c.relative:+.4%}" if c.relative is not None else ""
+            rel = pct(c) if c.relative is not None else ""
             tie = "".join(f", {k} = {_short(v)}" for k, v in c.ties.items())
             meets = "" if c.meets is None else ("  meets" if c.meets else "  misses")
+            vs = f" vs {show_value(c.target, q.unit)}" if rhs.has(x) else ""
             rows.append(f"{mark} {x} = {show_value(c.value, S.info(x).unit)}{tie}: {q.symbol_name} = "
-                        f"{show_value(c.quantity_value, q.unit)} "
+                        f"{show_value(c.quantity_value, q.unit)}{vs} "
                         f"({rel}){meets}")
         steps.append(Step(f"rounding ({x}: {constraint})" if constraint else "rounding", rows, [], "rounding"))
     return steps
@@ -998,4 +1041,4 @@ def render(sol: Solution, fmt: str = "text") -> str:
         raise DeriveError(f"unknown format {fmt!r}; choose one of text, md, json")
     from derive.reports import environment
 
-    return environment().get_template(names[fmt]).render(s=sol, short=_short, show=show_value)
+    return environment().get_template(names[fmt]).render(s=sol, short=_short, show=show_value, pct=pct)
