@@ -42,7 +42,8 @@ CSS = """\
 .derive .depth-5 > td:first-child, .derive .depth-6 > td:first-child { padding-left: 5.3em; }
 .derive .result { font-size: 1.05em; margin: .6em 0; }
 .derive .result .human { color: var(--accent); font-weight: 600; }
-.derive pre { background: var(--bg-soft); padding: .6em .8em; overflow-x: auto; font-size: .9em; }
+.derive pre { background: var(--bg-soft); padding: .6em .8em; overflow-x: auto; font-size: .9em;
+  white-space: pre-wrap; }
 .derive .scroll { overflow-x: auto; }
 section.derivation { margin-bottom: 2.5em; }
 """

@@ -89,10 +89,20 @@ def tt(text: object) -> Tex:
     return Tex(r"\texttt{" + escape(text).replace(".", r".\allowbreak{}") + "}")
 
 
+def _pre_line(line: str) -> str:
+    """Leading and aligning spaces stay (~); single spaces between words may break a long line."""
+    import re
+
+    lead = len(line) - len(line.lstrip(" "))
+    parts = re.split(r"( {2,})", line.lstrip(" "))
+    body = "".join("~" * len(p) if p.startswith("  ") else escape(p) for p in parts)
+    return "~" * lead + body or "~"
+
+
 def pre(lines: list[str]) -> Tex:
     """Preformatted lines without verbatim (safe inside any environment or macro argument)."""
-    body = r"\\".join(escape(line).replace(" ", "~") or "~" for line in lines)
-    return Tex(r"{\ttfamily\small\noindent " + body + r"\par}")
+    body = r"\\".join(_pre_line(line) for line in lines)
+    return Tex(r"{\ttfamily\small\raggedright\noindent " + body + r"\par}")
 
 
 def number(v: sp.Expr) -> Tex:

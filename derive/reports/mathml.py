@@ -88,6 +88,13 @@ def _name_xml(tex: str) -> str | None:
     return node.toxml()
 
 
+@lru_cache(maxsize=4096)
+def _name_element(tex: str):
+    """The parsed name, imported (copied) into each printer's document: parsing once is much cheaper."""
+    xml = _name_xml(tex)
+    return None if xml is None else minidom.parseString(xml).documentElement
+
+
 def _group(n: int) -> str:
     return f"{n:,}"
 
@@ -144,6 +151,25 @@ class _Printer(MathMLPresentationPrinter):
         node = self._print(v)
         return self._fenced(node) if paren and not v.is_Atom else node
 
+    def _print_Mul(self, expr):  # noqa: N802
+        """Keep the factors in the order the formula gives them (as the LaTeX and text printers do
+        for order='none'); sympy's MathML printer would sort them."""
+        from sympy.printing.precedence import PRECEDENCE
+        from sympy.simplify import fraction
+
+        if self.order != "none" or fraction(expr)[1] != 1:
+            return super()._print_Mul(expr)
+        args = list(expr.args)
+        row = self.dom.createElement("mrow")
+        if len(args) > 1 and args[0] == -1:
+            row.appendChild(self._el("mo", "-"))
+            args = args[1:]
+        for i, a in enumerate(args):
+            if i:
+                row.appendChild(self._el("mo", "\u00b7"))
+            row.appendChild(self.parenthesize(a, PRECEDENCE["Mul"]))
+        return row
+
     def _print_Integer(self, e):  # noqa: N802 (sympy's naming)
         return self.number(e)
 
@@ -155,9 +181,9 @@ class _Printer(MathMLPresentationPrinter):
             return self.number(self.values[sym], paren=True)
         tex = self.names.get(sym)
         if tex:
-            xml = _name_xml(tex)
-            if xml is not None:
-                return self.dom.importNode(minidom.parseString(xml).documentElement, True)
+            el = _name_element(tex)
+            if el is not None:
+                return self.dom.importNode(el, True)
         return super()._print_Symbol(sym, style)
 
 
@@ -174,11 +200,22 @@ def wrap(inner: str, display: bool = False) -> str:
 def expression(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None,
                values: Mapping[sp.Symbol, sp.Expr] | None = None, order: str | None = None) -> str:
     """The MathML (without the <math> wrapper) of a SymPy expression; ``values`` replace symbols."""
+    expr = sp.sympify(expr)
+    free = expr.free_symbols
+    key_names = tuple(sorted(((s, n) for s, n in (names or {}).items() if s in free), key=lambda t: t[0].name))
+    key_values = tuple(sorted(((s, v) for s, v in (values or {}).items() if s in free), key=lambda t: t[0].name))
+    return _expression(expr, key_names, key_values, order)
+
+
+@lru_cache(maxsize=8192)
+def _expression(expr: sp.Expr, names: tuple, values: tuple, order: str | None) -> str:
+    """Cached by the expression and only the names and values it uses: workbooks and documents
+    repeat the same steps many times."""
     from derive import symbols as S
 
     all_names = dict(S.latex_names())
-    all_names.update(names or {})
-    return _Printer(all_names, values, order).doprint(sp.sympify(expr))
+    all_names.update(dict(names))
+    return _Printer(all_names, dict(values), order).doprint(expr)
 
 
 def number(v: sp.Expr) -> str:

@@ -77,6 +77,12 @@ class View:
     def approximation(self) -> bool:
         return self.d.approximation
 
+    @staticmethod
+    def approx(s: Step) -> str:
+        """A part's human value when its exact value is not a whole number (3290242/241552734375 s)."""
+        v = sp.sympify(s.value)
+        return s.human if (s.human and not v.free_symbols and not v.is_Integer) else ""
+
     @property
     def show_human(self) -> bool:
         """Human units add something only when they differ from the exact figure."""
