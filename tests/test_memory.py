@@ -1,0 +1,204 @@
+"""Memory budgets: weights by dtype, training states by optimizer, activations (Korthikanti et al.
+2022), ZeRO sharding, LoRA/QLoRA; the workbook's chapter 3 by hand."""
+
+import pytest
+import sympy as sp
+
+from derive import api
+from derive import symbols as S
+from derive.errors import DeriveError, Infeasible
+from derive.formulas import memory
+from tests.conftest import run_cli
+
+b, s, d, h, L = S.b, S.s, S.d, S.h, S.L
+
+# ---- workbook chapter 3 ----------------------------------------------------------------------------
+
+def test_exercise_3_1(exercises):
+    # 6.74e9 params × 16 B (bf16 weights 2 + bf16 grads 2 + fp32 master 4 + m 4 + v 4) = 107,840,000,000 B
+    # = 107.8 GB = 100.4 GiB: more than an 80 GiB card, as the seed says
+    dv = api.show("memory.training", N="6.74e9")
+    assert dv.value == 107_840_000_000 and dv.unit == exercises["3.1"]["unit"]
+
+
+def test_exercise_3_2(exercises):
+    # 6.74e9 × 2 B (bf16) = 13,480,000,000 B = 13.48 GB = 12.55 GiB
+    dv = api.show("memory.weights", N="6.74e9")
+    assert dv.value == 13_480_000_000 and dv.unit == exercises["3.2"]["unit"]
+
+
+def test_exercise_3_3(exercises):
+    # 6.74e9 × 0.5 B (int4, two weights per byte) = 3,370,000,000 B = 3.37 GB (no group scales)
+    dv = api.show("memory.weights", N="6.74e9", options={"dtype": "int4"})
+    assert dv.value == 3_370_000_000 and dv.unit == exercises["3.3"]["unit"]
+
+
+def test_exercise_3_4(exercises):
+    # attention output [b, s, d] + FFN output [b, s, d] = 2·8·2048·4096 elements × 2 B = 268,435,456 B
+    # = 256 MiB = 268.4 MB: the seed's "256 MB" is MiB written as MB
+    dv = api.show("memory.activations.block_outputs", d=4096, s=2048, b=8)
+    assert dv.value == 268_435_456 == 256 * 2**20 and dv.unit == exercises["3.4"]["unit"]
+
+
+def test_exercise_3_5(exercises):
+    # 70e9 × 16 B = 1,120,000,000,000 B = 1.12 TB (the seed's 1120 GB)
+    dv = api.show("memory.training", N="70e9")
+    assert dv.value == 1_120_000_000_000 and dv.unit == exercises["3.5"]["unit"]
+
+
+def test_exercise_3_6(exercises):
+    # ZeRO-3 / fully sharded states: ceil(1.12e12 B / 80e9 B) = ceil(14) = 14 with the seed's 80 GB per card;
+    # a real A100 80GB holds 80 GiB = 85,899,345,920 B: ceil(13.04) = 14 too
+    dv = api.show("memory.min_devices", N="70e9", M_dev="80GB")
+    assert dv.value == 14 and dv.unit == exercises["3.6"]["unit"]
+    assert api.value("memory.min_devices", N="70e9", M_dev="80GiB") == 14
+
+
+def test_exercise_3_7(exercises):
+    # W_Q and W_V adapters per layer: 2 × r·(d + d) = 2·16·8192 = 262,144; × 32 layers = 8,388,608
+    dv = api.show("memory.lora.params", d=4096, L=32, r_lora=16)
+    assert dv.value == 8_388_608 and dv.unit == exercises["3.7"]["unit"]
+    assert float(dv.value / sp.Rational("6.74e9")) == pytest.approx(0.001245, rel=1e-3)  # the seed's 0.12%
+
+
+# ---- weights ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,per", [("fp32", 4), ("tf32", 4), ("bf16", 2), ("fp16", 2), ("fp8", 1), ("int8", 1),
+                                       ("int4", sp.Rational(1, 2))])
+def test_weights_by_dtype(dtype, per):
+    assert api.value("memory.weights", model="llama-2-7b", options={"dtype": dtype}) == 6_738_415_616 * per
+
+
+def test_set_bytes_w_wins_over_the_option():
+    assert api.value("memory.weights", N=1000, bytes_w=3, options={"dtype": "int4"}) == 3000
+
+
+def test_quantization_group_scales():
+    # int4 with an fp16 scale per 128 weights: 0.5 + 2/128 B per weight
+    v = api.value("memory.weights", N="6.74e9", options={"dtype": "int4", "quant_group": "128"})
+    assert v == sp.Rational("6.74e9") * (sp.Rational(1, 2) + sp.Rational(2, 128))
+    with pytest.raises(DeriveError, match="quantized dtype"):
+        api.value("memory.weights", N="1e9", options={"quant_group": "64"})
+
+
+def test_unknown_dtype_suggests_the_closest():
+    out = run_cli("show", "memory.weights", "--model", "gpt2", "--option", "dtype=bf61")
+    assert out.returncode == 2 and "did you mean bf16" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("show", "memory.weights", "--model", "gpt2", "--option", "dtpye=bf16")
+    assert out.returncode == 2 and "did you mean dtype" in out.stderr
+
+
+# ---- optimizers and training states -----------------------------------------------------------------
+
+@pytest.mark.parametrize("opt,per", [("adam-mixed", 16), ("adam-mixed-fp32grad", 18), ("adam-fp32", 16),
+                                     ("adam-8bit", 10), ("sgd-momentum", 12)])
+def test_training_bytes_per_param(opt, per):
+    assert api.value("memory.training", N=1000, options={"optimizer": opt}) == 1000 * per
+
+
+def test_training_is_weights_plus_gradients_plus_states():
+    v = dict(model="llama-2-7b")
+    parts = sum(api.value(q, **v) for q in ("memory.weights", "memory.gradients", "memory.optimizer"))
+    assert api.value("memory.training", **v) == parts == 16 * 6_738_415_616
+    dv = api.show("memory.training", **v)
+    assert any("optimizer adam-mixed" in c and "ZeRO" in c for c in dv.conventions)
+
+
+def test_fp32_adam_trains_fp32_weights_unless_dtype_is_given():
+    assert api.value("memory.weights", N=10, options={"optimizer": "adam-fp32"}) == 40
+    assert api.value("memory.weights", N=10, options={"optimizer": "adam-fp32", "dtype": "bf16"}) == 20
+
+
+# ---- ZeRO ---------------------------------------------------------------------------------------------
+
+def test_zero_stages_per_device():
+    n, k = sp.Integer(10**9), 8
+    v = dict(N=n, n_dev=k)
+    assert api.value("memory.zero1", **v) == n * (2 + 2) + n * 12 / k
+    assert api.value("memory.zero2", **v) == n * 2 + n * (2 + 12) / k
+    assert api.value("memory.zero3", **v) == n * 16 / k
+
+
+def test_min_devices_per_stage():
+    # 70e9 params on 80 GiB: ZeRO-3 ceil(1.12e12/85.9e9) = 14
+    v = dict(N="70e9", M_dev="80GiB")
+    assert api.value("memory.min_devices", **v) == 14
+    # ZeRO-2 keeps the 140 GB of bf16 weights whole: more than 80 GiB, so no count works
+    with pytest.raises(Infeasible, match="does not fit"):
+        api.value("memory.min_devices", **v, options={"zero_stage": "2"})
+    # 7e9 params, ZeRO-1: 28 GB of weights+grads kept; 84 GB of states over (85.9 − 28) GB: ceil(1.45) = 2
+    assert api.value("memory.min_devices", N="7e9", M_dev="80GiB", options={"zero_stage": "1"}) == 2
+
+
+# ---- activations ------------------------------------------------------------------------------------
+
+def _generic_activation_bytes(options):
+    """Per-layer bytes of the generic GPT shape (4d GELU MLP, MHA) at 16 bits with 1-byte masks."""
+    q, ctx = api.quantity("memory.activations.layer", options=options)
+    return sp.expand(q.expanded.xreplace({S.bytes_a: 2, memory.bytes_mask: 1, S.d_ff: 4 * d}))
+
+
+def test_korthikanti_no_recomputation():
+    assert sp.expand(_generic_activation_bytes({}) - s * b * d * (34 + 5 * h * s / d)) == 0
+
+
+def test_korthikanti_selective_recomputation_and_flash():
+    assert _generic_activation_bytes({"recompute": "selective"}) == sp.expand(34 * s * b * d)
+    assert _generic_activation_bytes({"flash": "yes"}) == sp.expand(34 * s * b * d)
+
+
+def test_korthikanti_full_recomputation():
+    assert _generic_activation_bytes({"recompute": "full"}) == sp.expand(2 * s * b * d)
+
+
+def test_activations_all_layers_and_conventions():
+    # GPT-3 175B-like check on gpt2: L·s·b·d·(34 + 5·h·s/d) with d=768, h=12, s=1024, b=1
+    v = api.show("memory.activations", model="gpt2", s=1024, b=1)
+    assert v.value == 12 * 1024 * 768 * (34 + sp.Rational(5 * 12 * 1024, 768))
+    assert any("Korthikanti" in c for c in v.conventions)
+    assert any("no activation recomputation" in c for c in v.conventions)
+
+
+def test_gated_mlp_stores_more():
+    # SwiGLU keeps gate, up, activation and product (4·d_ff) instead of 2·d_ff
+    q, ctx = api.quantity("memory.activations.layer.mlp", model="llama-2-7b", s=1, b=1)
+    assert q.evaluate(ctx.values) == 2 * (4096 + 4 * 11008) + 4096
+
+
+# ---- LoRA / QLoRA -------------------------------------------------------------------------------------
+
+def test_lora_targets():
+    v = dict(model="llama-2-7b", r_lora=8)
+    assert api.value("memory.lora.params", **v) == 32 * 2 * 8 * (4096 + 4096)
+    assert api.value("memory.lora.params", **v, options={"lora_targets": "qkvo"}) == 32 * 4 * 8 * 8192
+    mlp = 3 * 8 * (4096 + 11008)
+    assert api.value("memory.lora.params", **v, options={"lora_targets": "all"}) == 32 * (4 * 8 * 8192 + mlp)
+    # GQA: K and V adapters are d → g·d_k
+    assert api.value("memory.lora.params", model="llama-2-70b", r_lora=1,
+                     options={"lora_targets": "qkvo"}) == 80 * (2 * (8192 + 8192) + 2 * (8192 + 1024))
+
+
+def test_lora_and_qlora_training_memory():
+    # frozen bf16 base 2·N + adapters × 16 B (weights, grads, Adam states)
+    n, p = 6_738_415_616, 8_388_608
+    assert api.value("memory.lora.training", model="llama-2-7b", r_lora=16) == 2 * n + 16 * p
+    # QLoRA: NF4 4 bits + 8-bit scale per 64 + fp32 scale per 256·64: 4.127 bits = 2113/4096 B
+    assert memory.QLORA_BYTES == sp.Rational(2113, 4096)
+    assert api.value("memory.qlora.training", model="llama-2-7b", r_lora=16) == n * sp.Rational(2113, 4096) + 16 * p
+
+
+def test_budget_too_small_for_zero_exits_2():
+    out = run_cli("show", "memory.min_devices", "--model", "llama-2-70b", "--set", "M_dev=80GiB",
+                  "--option", "zero_stage=1")
+    assert out.returncode == 2 and "does not fit" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_memory_units():
+    ctx = api.context(model="mixtral-8x7b")
+    from derive.registry import load_all
+
+    for qid, qdef in load_all().items():
+        if qid.split(".")[0] in ("memory", "kv_cache", "attention", "numerics", "positional", "flops"):
+            q = qdef.build(ctx)
+            q.check_units()
+            assert q.unit == qdef.unit, qid
