@@ -930,7 +930,7 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
     op_tex = {"=": "=", ">=": r"\ge", "<=": r"\le"}[sense]
     steps: list[Step] = []
     value_target = not rhs_name and not rhs.free_symbols
-    rhs_value = show_value(rhs_sub, q.unit) if not rhs_sub.free_symbols else text_of(rhs_sub)
+    rhs_value = show_value(rhs_sub, q.unit, True) if not rhs_sub.free_symbols else text_of(rhs_sub)
     if rhs_name:
         lines = [f"{q.symbol_name} {op} {rhs_name}", f"{q.symbol_name} = {text_of(q.expanded)}",
                  f"{rhs_name} = {text_of(rhs)}"]
