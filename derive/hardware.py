@@ -64,7 +64,8 @@ class Hardware:
 
     # ---- dtype -> F_peak ----------------------------------------------------------------------
     def peak_for(self, options: dict[str, str]) -> tuple[str | None, str]:
-        """(dtype whose peak is used or None, a note saying why) for these options."""
+        """(dtype whose peak is used or None, a note saying why) for these options; the note is
+        empty when the peak is simply the one of the requested dtype."""
         explicit = options.get("compute_dtype", "auto")
         if explicit != "auto":
             if explicit not in DTYPES:
@@ -75,12 +76,12 @@ class Hardware:
             if key is None:
                 raise DeriveError(f"{self.id} has no {explicit} peak (it has {', '.join(self.peak)}); "
                                   f"pick another --option compute_dtype or give --set F_peak=…")
-            return key, f"F_peak: {self.id} {explicit} dense peak (--option compute_dtype={explicit})"
+            return key, ""
         dtype = options.get("dtype", "bf16")
         if dtype in self.peak:
-            return dtype, f"F_peak: {self.id} {dtype} dense peak (follows the dtype option)"
+            return dtype, ""
         if dtype == "fp16" and "bf16" in self.peak:
-            return "bf16", f"F_peak: {self.id} fp16 dense peak (same tensor rate as bf16)"
+            return "bf16", ""
         fallback = _WEIGHT_ONLY_FALLBACK.get(dtype)
         if fallback and fallback in self.peak:
             return fallback, (f"F_peak: {self.id} has no {dtype} tensor mode, so {dtype} weights are dequantized "
@@ -101,16 +102,30 @@ class Hardware:
             out[BW_link] = self.interconnect
         return out
 
-    def figures(self, options: dict[str, str] | None = None) -> list[str]:
-        """One line per figure with its source, for reports."""
-        key, note = self.peak_for(options or {})
-        peak = f"F_peak = {self.peak_text[key]} ({key}, dense)" if key else "F_peak = (not given)"
-        lines = [f"{peak} [{self.sources.get('peak_flops', '')}]", note,
-                 f"BW = {self.bandwidth_text} [{self.sources.get('memory_bandwidth', '')}]",
-                 f"M_dev = {self.capacity_text} = {int(self.capacity):,} B [{self.sources.get('memory_capacity', '')}]"]
+    def figures(self, options: dict[str, str] | None = None,
+                values: dict[sp.Symbol, sp.Expr] | None = None) -> list[str]:
+        """One line per figure with its source, for reports; a figure that --set replaced says so."""
+        options = options or {}
+        key, note = self.peak_for(options)
+        preset = self.values(options)
+
+        def over(sym: sp.Symbol) -> str:
+            if values is None or sym not in values or values[sym] == preset.get(sym):
+                return ""
+            return f"  -- replaced by --set {S.info(sym).name}"
+
+        peak = f"F_peak = {self.peak_text[key]} ({key}, dense)" if key else "F_peak: not given for this dtype"
+        lines = [f"{peak} [{self.sources.get('peak_flops', '')}]{over(S.F_peak)}"]
+        if note:
+            lines.append(note)
+        lines += [f"BW = {self.bandwidth_text} [{self.sources.get('memory_bandwidth', '')}]{over(S.BW)}",
+                  f"M_dev = {self.capacity_text} = {int(self.capacity):,} B "
+                  f"[{self.sources.get('memory_capacity', '')}]{over(S.M_dev)}"]
         if self.interconnect is not None:
-            lines.append(f"BW_link = {self.interconnect_text} per direction [{self.sources.get('interconnect', '')}]")
-        lines.append(f"price = ${float(self.price_per_hour):g}/hour [{self.sources.get('price_per_hour', '')}]")
+            lines.append(f"BW_link = {self.interconnect_text} per direction "
+                         f"[{self.sources.get('interconnect', '')}]{over(BW_link)}")
+        lines.append(f"price = ${float(self.price_per_hour):g}/hour "
+                     f"[{self.sources.get('price_per_hour', '')}]{over(S.price)}")
         return lines
 
 

@@ -1,0 +1,355 @@
+"""Serving plans: how many users fit, and how many devices a deployment needs.
+
+One model instance is tensor-parallel over n devices: each holds 1/n of the weights and of the KV
+cache (KV heads cannot be split, so beyond g devices each keeps KV/g), reads them once per decode
+step at its own bandwidth, and does 1/n of the FLOPs. ``serving.min_gpus`` is the smallest n that
+holds weights + every user's KV cache *and* (with ``--set tps_target=…``) decodes fast enough for
+each user; it says which of the two binds. Weights and KV bytes are children built by the memory and
+kv_cache modules; step times follow :mod:`derive.formulas.throughput`.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import hardware as HW
+from derive import options as O
+from derive import symbols as S
+from derive.errors import DeriveError, Infeasible
+from derive.formulas import throughput as T
+from derive.quantity import Quantity, leaf, node
+from derive.registry import Context, quantity
+from derive.units.human import human
+
+users = S.define("users", "U", "user", "concurrent users, each decoding one sequence of s tokens of context")
+tps_target = S.define("tps_target", r"R_{\mathrm{target}}", "token/s", "decode tokens/s each user must get",
+                      integer=False)
+n_max = S.define("n_max", r"n_{\max}", "1",
+                 "most devices one tensor-parallel group may span (e.g. 8 GPUs of one NVLink node)")
+M_ovh = S.define("M_ovh", r"M_{\mathrm{ovh}}", "byte",
+                 "memory reserved on each device for activations, runtime and fragmentation (default 0)",
+                 integer=False, positive=False, nonnegative=True)
+
+TP = ("tensor parallelism over n devices: weights and KV cache split evenly (KV heads replicate beyond g "
+      "devices), each device reads its share once per step at its own bandwidth and does 1/n of the FLOPs")
+
+
+def usable(ctx: Context) -> sp.Expr:
+    """Memory per device left for weights and KV cache, as a catalog expression (M_dev − M_ovh)."""
+    mem = S.M_dev - M_ovh if T.given(ctx, M_ovh) else S.M_dev
+    v = T.number(ctx, mem)
+    if v is not None and v <= 0:
+        raise DeriveError(f"M_ovh={human(ctx.values[M_ovh], 'byte')} leaves no memory on a "
+                          f"{human(ctx.values[S.M_dev], 'byte')} device")
+    return mem
+
+
+def usable_term(ctx: Context) -> tuple[sp.Expr, tuple[Quantity, ...]]:
+    """(symbol for usable memory per device, children): M_dev itself, or a node M_dev − M_ovh."""
+    mem = usable(ctx)
+    if mem == S.M_dev:
+        return S.M_dev, ()
+    q = leaf("serving.usable_memory", "memory per device after the reserve M_ovh", "byte", mem, symbol="M_use",
+             latex=r"M_{\mathrm{use}}")
+    return q.symbol, (q,)
+
+
+def parts(ctx: Context) -> tuple[Quantity, Quantity, Quantity, Quantity]:
+    """(weights, KV of one user, KV of all users, weights + all KV)."""
+    w = T.weights(ctx)
+    one = T.kv_per_sequence(ctx)
+    kv = node("serving.kv_total", "KV cache of U users, s tokens of context each", "byte", [(users, one)],
+              symbol="KV_U", latex=r"KV_{U}")
+    need = node("serving.memory_needed", "memory for the weights and every user's KV cache", "byte",
+                [(1, w), (1, kv)], symbol="M_need", latex=r"M_{\mathrm{need}}",
+                note="activations of the step and framework overhead are not counted (see M_ovh)")
+    return w, one, kv, need
+
+
+def _stamp(q: Quantity, *extra: str) -> Quantity:
+    return T.collect_conventions(q, (TP,) + extra)
+
+
+# ---- memory per device and what fits ------------------------------------------------------------
+
+def _fits_extras(ctx: Context, q: Quantity, value) -> dict:
+    lines = []
+    mem = T.number(ctx, usable(ctx))
+    if mem is not None and value is not None and not sp.sympify(value).free_symbols:
+        lines.append(f"{human(value, 'byte')} of {human(mem, 'byte')} usable per device ({float(value / mem):.1%})"
+                     + ("" if value <= mem else " -- DOES NOT FIT"))
+    return {"lines": lines + T.hardware_lines(ctx)}
+
+
+@quantity("serving.memory_per_device", "memory each device holds: its share of weights and KV cache", "byte",
+          extras=_fits_extras)
+def _per_device(ctx: Context) -> Quantity:
+    w, _, kv, _ = parts(ctx)
+    n = T.devices(ctx)
+    split, replicated = T.kv_split(ctx, n)
+    q = node("serving.memory_per_device", "per device: weights/n + KV cache/n (KV/g beyond g devices)", "byte",
+             expr=w.symbol / n + kv.symbol / split, children=(w, kv), symbol="M_dev_used", latex=r"M_{\mathrm{per}}",
+             note="n_dev exceeds the g KV heads: each device keeps whole KV heads, so the KV cache divides by g"
+             if replicated else "")
+    return _stamp(q)
+
+
+
+def max_users(ctx: Context) -> Quantity:
+    w, one, _, _ = parts(ctx)
+    n = T.devices(ctx)
+    mem, use = usable_term(ctx)
+    split, replicated = T.kv_split(ctx, n)
+    wv, mv = T.number(ctx, w.expanded), T.number(ctx, usable(ctx))
+    nv = T.number(ctx, n)
+    if wv is not None and mv is not None and nv is not None and wv > nv * mv:
+        need = sp.ceiling(wv / mv)
+        raise Infeasible(f"does not fit: the weights alone take {human(wv, 'byte')}, more than {nv} × "
+                         f"{human(mv, 'byte')} usable; they need at least {need} devices before any user has room")
+    if replicated:
+        expr = sp.floor((mem - w.symbol / n) * S.g / one.symbol)
+        note = "beyond g devices the KV heads replicate: each device holds 1/g of every user's KV cache"
+    else:
+        expr = sp.floor((n * mem - w.symbol) / one.symbol)
+        note = "floor((n·usable memory − weights) / KV cache per user); never negative"
+    q = node("serving.max_users", "most concurrent users whose KV caches fit next to the weights", "user",
+             expr=expr, children=(w, one) + use, symbol="U_max", latex=r"U_{\max}", note=note)
+    return _stamp(q)
+
+
+def _max_users_extras(ctx: Context, q: Quantity, value) -> dict:
+    lines = []
+    if value == 0:
+        lines.append("the weights fit, but the memory left cannot hold even one user's KV cache at this context")
+    return {"lines": lines + T.hardware_lines(ctx)}
+
+
+@quantity("serving.max_users", "most concurrent users that memory allows (TP over n_dev devices)", "user",
+          extras=_max_users_extras)
+def _max_users(ctx: Context) -> Quantity:
+    return max_users(ctx)
+
+
+@quantity("serving.max_params", "largest model whose weights fit in the devices' memory", "param",
+          extras=lambda ctx, q, v: {"lines": T.hardware_lines(ctx)})
+def _max_params(ctx: Context) -> Quantity:
+    from derive.formulas import conventions as C
+
+    C.set_byte_defaults(ctx)
+    n = T.devices(ctx)
+    mem, use = usable_term(ctx)
+    q = node("serving.max_params", "largest parameter count whose weights fit: n·memory / bytes per weight", "param",
+             expr=sp.floor(n * mem / S.bytes_w), children=use, symbol="N_max", latex=r"N_{\max}",
+             note="weights only: the KV cache, activations and the OS need room too")
+    q.conventions = (f"weights in bytes_w = {ctx.values[S.bytes_w]} B/param (--option dtype or --set bytes_w)",)
+    return q
+
+
+# ---- the smallest deployment --------------------------------------------------------------------
+
+def _memory_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -> Quantity:
+    mem, use = usable_term(ctx)
+    q = node("serving.min_gpus.memory", "fewest devices whose memory holds the weights and every KV cache", "1",
+             expr=sp.ceiling(need.symbol / mem), children=(need,) + use, symbol="n_mem", latex=r"n_{\mathrm{mem}}")
+    g_val, v = T.kv_heads(ctx), T.number(ctx, q.expanded)
+    if v is None or g_val is None or v <= g_val:
+        return q
+    # more devices than KV heads: each keeps KV/g however many there are
+    free = node("serving.free_per_device", "memory per device left for weights once it holds KV/g", "byte",
+                expr=mem - kv.symbol / S.g, children=(kv,) + use, symbol="M_free", latex=r"M_{\mathrm{free}}")
+    fv = T.number(ctx, free.expanded)
+    if fv is not None and fv <= 0:
+        kv_per = T.number(ctx, kv.expanded / S.g)
+        raise Infeasible(
+            f"does not fit on any number of devices: the {g_val} KV heads cannot be split further, so beyond "
+            f"{g_val} devices each still holds 1/{g_val} of the KV cache = {human(kv_per, 'byte')}, more than the "
+            f"{human(T.number(ctx, usable(ctx)), 'byte')} usable per device; serve fewer users per replica, a "
+            f"shorter context or a smaller kv_dtype")
+    return node("serving.min_gpus.memory", "fewest devices holding the weights next to KV/g of the cache each", "1",
+                expr=sp.ceiling(w.symbol / free.symbol), children=(w, free), symbol="n_mem",
+                latex=r"n_{\mathrm{mem}}",
+                note=f"more devices than the g = {g_val} KV heads: each device keeps whole KV heads (KV/g each)")
+
+
+def _ms(x: sp.Expr) -> str:
+    return f"{float(x) * 1e3:.4g} ms"
+
+
+def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -> Quantity:
+    """n·T_step(n) = Max(T_c1, T_m1) + A·(n−1) <= n·T_max, solved for n (A: all-reduce, when enabled)."""
+    bw = T.bandwidth(ctx)
+    tok = T.flops_per_token(ctx)
+    budget = leaf("serving.step_budget", "longest decode step that still gives each user tps_target", "s",
+                  1 / tps_target, symbol="T_max", latex=r"T_{\max}")
+    tc = node("serving.compute_time_one", "compute time of one step for all U users on a single device", "s",
+              expr=users * tok.symbol / S.F_peak, children=(tok,), symbol="T_c1", latex=r"T_{c,1}",
+              note=T.hardware_note(ctx))
+    tm = node("serving.memory_time_one", "memory time of one step on a single device: weights + all KV caches",
+              "s", expr=need.symbol / bw, children=(need,), symbol="T_m1", latex=r"T_{m,1}")
+    ar = None
+    if O.get(ctx.options, "allreduce") == "ring":
+        ar = leaf("serving.allreduce_full", "two all-reduces per layer of U×d activations over BW_link (n → ∞)",
+                  "s", 4 * S.L * users * S.d * S.bytes_a / HW.BW_link, symbol="A_ar", latex=r"A_{\mathrm{AR}}",
+                  note="at n devices a ring all-reduce takes A·(n−1)/n; it grows with n, so it can cap the speed")
+        av, bv = T.number(ctx, ar.expanded), T.number(ctx, budget.expanded)
+        if av is not None and bv is not None and av >= bv:
+            raise Infeasible(f"no number of devices reaches tps_target: the all-reduces alone approach {_ms(av)} "
+                             f"per step, more than the {_ms(bv)} budget")
+
+    def net(qid: str, title: str, base: Quantity, sym: str) -> Quantity:
+        """base − A as its own node (or base itself without all-reduce)."""
+        if ar is None:
+            return base
+        return node(qid, title, "s", expr=base.symbol - ar.symbol, children=(base, ar), symbol=sym,
+                    latex=sym.replace("_", r"_{") + "}")
+
+    slow = node("serving.time_one", "one step on a single device: the slower of compute and memory", "s",
+                expr=sp.Max(tc.symbol, tm.symbol), children=(tc, tm), symbol="T_1", latex=r"T_{1}")
+    top = net("serving.time_one_net", "single-device step minus the all-reduce", slow, "T_1net")
+    bottom = net("serving.step_budget_net", "step budget left after the all-reduce", budget, "T_maxnet")
+    q = node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
+             expr=sp.ceiling(top.symbol / bottom.symbol), children=(top, bottom), symbol="n_tps",
+             latex=r"n_{\mathrm{tps}}",
+             note="T_step(n) = Max(T_c1, T_m1)/n (+ A·(n−1)/n) must not exceed T_max = 1/tps_target")
+    g_val, v = T.kv_heads(ctx), T.number(ctx, q.expanded)
+    if v is None or g_val is None or v <= g_val:
+        return q
+    # beyond g devices every device still reads KV/g per step: W/n shrinks, KV/g does not
+    tkv = node("serving.kv_time_per_device", "time to read KV/g, the share no number of devices shrinks", "s",
+               expr=kv.symbol / (S.g * bw), children=(kv,), symbol="T_kvg", latex=r"T_{kv/g}")
+    room = node("serving.step_budget_room", "step budget left for the weights after the KV/g read", "s",
+                expr=bottom.symbol - tkv.symbol, children=(bottom, tkv), symbol="T_room", latex=r"T_{\mathrm{room}}")
+    rv = T.number(ctx, room.expanded)
+    if rv is not None and rv <= 0:
+        raise Infeasible(f"no number of devices reaches tps_target: beyond {g_val} devices each still reads 1/{g_val} "
+                         f"of the KV cache every step ({_ms(T.number(ctx, tkv.expanded))}), at least the "
+                         f"{_ms(T.number(ctx, bottom.expanded))} budget per token")
+    tw = node("serving.weight_time_one", "time to read all weights on a single device", "s", expr=w.symbol / bw,
+              children=(w,), symbol="T_w1", latex=r"T_{w,1}")
+    ctop = net("serving.compute_time_net", "single-device compute minus the all-reduce", tc, "T_c1net")
+    wtop = net("serving.weight_time_net", "single-device weight read minus the all-reduce", tw, "T_w1net")
+    return node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
+                expr=sp.ceiling(sp.Max(ctop.symbol / bottom.symbol, wtop.symbol / room.symbol)),
+                children=(ctop, bottom, wtop, room), symbol="n_tps", latex=r"n_{\mathrm{tps}}",
+                note=f"more devices than the g = {g_val} KV heads: each still reads KV/g per step")
+
+
+def min_gpus(ctx: Context) -> Quantity:
+    w, _, kv, need = parts(ctx)
+    n_mem = _memory_constraint(ctx, w, kv, need)
+    children: tuple[Quantity, ...] = (n_mem,)
+    expr: sp.Expr = n_mem.symbol
+    title = "fewest devices for the weights and every user's KV cache"
+    if T.given(ctx, tps_target):
+        n_tps = _speed_constraint(ctx, w, kv, need)
+        children += (n_tps,)
+        expr = sp.Max(n_mem.symbol, n_tps.symbol)
+        title = "fewest devices meeting memory and the tokens/s target of every user"
+    q = node("serving.min_gpus", title, "1", expr=expr, children=children, symbol="n_min", latex=r"n_{\min}",
+             note="" if T.given(ctx, tps_target) else "memory only: --set tps_target=… adds the speed constraint")
+    value = T.number(ctx, q.expanded)
+    if value is not None and T.given(ctx, n_max) and value > ctx.values[n_max]:
+        why = _binding(ctx, q)[0]
+        raise Infeasible(f"does not fit within n_max = {ctx.values[n_max]} devices: {why} needs {value} "
+                         f"(one tensor-parallel group); use replicas, a smaller dtype or shorter contexts")
+    return _stamp(q, T.ROOFLINE)
+
+
+def _numbers(ctx: Context) -> dict[str, sp.Expr | None]:
+    """Exact figures of the plan (None where a symbol is still free), for checking n devices."""
+    w, _, kv, _ = parts(ctx)
+    a = None
+    if O.get(ctx.options, "allreduce") == "ring":
+        a = T.number(ctx, 4 * S.L * users * S.d * S.bytes_a / HW.BW_link)
+    return {"w": T.number(ctx, w.expanded), "kv": T.number(ctx, kv.expanded), "mem": T.number(ctx, usable(ctx)),
+            "tok": T.number(ctx, T.flops_per_token(ctx).expanded), "bw": T.number(ctx, T.bandwidth(ctx)),
+            "fp": ctx.values.get(S.F_peak), "u": ctx.values.get(users), "a": a, "g": T.kv_heads(ctx)}
+
+
+def _plan_at(nums: dict, n: int) -> tuple[sp.Expr, sp.Expr | None, sp.Expr, str] | None:
+    """(bytes per device, step time, usable memory, bound side) at n devices, or None if symbols remain."""
+    if None in (nums["w"], nums["kv"], nums["mem"]):
+        return None
+    g = nums["g"]
+    per = nums["w"] / n + nums["kv"] / (n if g is None or n <= g else g)
+    if None in (nums["tok"], nums["bw"], nums["fp"], nums["u"]):
+        return per, None, nums["mem"], ""
+    tc, tm = nums["u"] * nums["tok"] / (n * nums["fp"]), per / nums["bw"]
+    t = sp.Max(tc, tm)
+    if nums["a"] is not None and n > 1:
+        t += nums["a"] * sp.Rational(n - 1, n)
+    return per, t, nums["mem"], "bandwidth" if tm >= tc else "compute"
+
+
+def _binding(ctx: Context, q: Quantity) -> tuple[str, dict]:
+    nm = T.number(ctx, q.find("serving.min_gpus.memory").expanded)
+    spd = q.find("serving.min_gpus.speed")
+    if spd is None:
+        return "memory", {"n_memory": nm}
+    ns = T.number(ctx, spd.expanded)
+    plan = _plan_at(_numbers(ctx), int(ns)) if ns is not None else None
+    side = plan[3] if plan is not None and plan[3] else "bandwidth"
+    info = {"n_memory": nm, "n_speed": ns, "speed_side": side}
+    if nm is None or ns is None:
+        return "memory or speed", info
+    if nm > ns:
+        return "memory", info
+    if ns > nm:
+        return f"speed ({side})", info
+    return f"memory and speed ({side}) alike", info
+
+
+def _plan_extras(ctx: Context, q: Quantity, value) -> dict:
+    """The answer in words: which constraint binds, and the plan checked at n and n − 1."""
+    why, info = _binding(ctx, q)
+    out: dict = {"binding": why.split(" ")[0] if not why.startswith("memory and") else "memory and speed"}
+    out.update({k: int(v) for k, v in info.items() if isinstance(v, sp.Integer)})
+    if "speed_side" in info:
+        out["speed_side"] = info["speed_side"]
+    lines = [f"answer: {int(value)} device(s); binding constraint: {why}"]
+    nums = _numbers(ctx)
+    if None not in (nums["w"], nums["kv"], nums["mem"]):
+        nv, mem = nums["w"] + nums["kv"], nums["mem"]
+        lines.append(f"memory: weights {human(nums['w'], 'byte')} + KV {human(nums['kv'], 'byte')} "
+                     f"= {human(nv, 'byte')}, over {human(mem, 'byte')} per device -> n_mem = {info.get('n_memory')}")
+    if "n_speed" in info and T.given(ctx, tps_target):
+        lines.append(f"speed: each step may take {_ms(1 / ctx.values[tps_target])} (1/tps_target) "
+                     f"-> n_tps = {info.get('n_speed')} ({info['speed_side']}-bound there)")
+    for n in (int(value), int(value) - 1):
+        if n < 1:
+            continue
+        plan = _plan_at(nums, n)
+        if plan is None:
+            continue
+        per, t, mem_n, side = plan
+        fits = "fits" if per <= mem_n else "DOES NOT FIT"
+        text = f"at n = {n}: {human(per, 'byte')} per device of {human(mem_n, 'byte')} ({fits})"
+        if t is not None:
+            u = nums["u"]
+            rate = 1 / t
+            ok = ""
+            if T.given(ctx, tps_target):
+                ok = ", meets the target" if rate >= ctx.values[tps_target] else ", BELOW the target"
+            text += (f"; decode step {_ms(t)} ({side}-bound) -> {float(rate):.4g} token/s per user{ok}; "
+                     f"{float(u * rate):,.0f} token/s in total")
+        lines.append(text)
+    if ctx.model_given:
+        h = ctx.arch.h
+        n = int(value)
+        ok = [m for m in range(n, 4 * h + 1) if h % m == 0]
+        if ok and ok[0] != n:
+            lines.append(f"note: Megatron-style TP needs n to divide the h = {h} query heads; the next such size is "
+                         f"{ok[0]}")
+    return {**out, "lines": lines + T.hardware_lines(ctx)}
+
+
+@quantity("serving.min_gpus", "fewest devices (tensor parallel) for U users: memory and tokens/s per user", "1",
+          extras=_plan_extras)
+def _min_gpus(ctx: Context) -> Quantity:
+    return min_gpus(ctx)
+
+
+@quantity("serving.memory_needed", "memory for the weights and every user's KV cache", "byte",
+          extras=lambda ctx, q, v: {"lines": T.hardware_lines(ctx)})
+def _needed(ctx: Context) -> Quantity:
+    return _stamp(parts(ctx)[3])
