@@ -1,0 +1,80 @@
+"""Startup cost of ``import derive`` and of one CLI query, as ratios to a bare interpreter.
+
+Every command runs in a fresh ``python`` process, several times, interleaved so that load on the
+machine hits all of them alike; the median wall time of each is divided by the median of
+``python -c pass`` from the same run, so the figures compare across machines. The CLI is run as
+``python -m derive`` (the console script adds only its own launcher's cost).
+
+    python benchmarks/startup.py            # 9 repetitions
+    python benchmarks/startup.py -n 21 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+CASES: dict[str, list[str]] = {
+    "python -c pass": [PY, "-c", "pass"],
+    "import sympy": [PY, "-c", "import sympy"],
+    "import derive": [PY, "-c", "import derive"],
+    "import derive.api": [PY, "-c", "import derive.api"],
+    "derive show params.total --model llama-2-7b": [PY, "-m", "derive", "show", "params.total", "--model",
+                                                    "llama-2-7b"],
+    "derive show params.total --model llama-2-7b --format json": [PY, "-m", "derive", "show", "params.total",
+                                                                  "--model", "llama-2-7b", "--format", "json"],
+}
+BASELINE = "python -c pass"
+
+
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    dt = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
+    return dt
+
+
+def measure(repeat: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in CASES}
+    for cmd in CASES.values():  # warm the bytecode caches once
+        wall(cmd)
+    for _ in range(repeat):
+        for name, cmd in CASES.items():
+            times[name].append(wall(cmd))
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--repeat", type=int, default=9, help="runs of each command (median taken)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    times = measure(args.repeat)
+    base = statistics.median(times[BASELINE])
+    rows = []
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows.append({"case": name, "median_s": round(med, 4), "min_s": round(min(ts), 4),
+                     "ratio_to_python": round(med / base, 2)})
+    if args.json:
+        print(json.dumps({"python": PY, "repeat": args.repeat, "results": rows}, indent=1))
+        return 0
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case'.ljust(width)}  median      min   × python -c pass   ({args.repeat} runs, {PY})")
+    for r in rows:
+        print(f"{r['case'].ljust(width)}  {r['median_s']:6.3f}s  {r['min_s']:6.3f}s  {r['ratio_to_python']:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
