@@ -99,7 +99,7 @@ def test_render_formats():
     r = sweep("params.approx_layers", ["d=1024:2048:512", "L=8,16"])
     text = render(r, "table")
     assert "d ∈ {1,024, 1,536, 2,048} × L ∈ {8, 16} = 6 configurations" in text
-    assert "12,582,912" in text  # 12·8·1024²
+    assert "100,663,296" in text  # 12·8·1024²
     csv = render(r, "csv").splitlines()
     assert csv[0] == "d,L,params.approx_layers" and csv[1] == "1024,8,100663296" and len(csv) == 7
     obj = json.loads(render(r, "json"))
