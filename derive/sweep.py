@@ -256,19 +256,25 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     def shaped(i: int, arr: np.ndarray) -> np.ndarray:
         return arr.reshape([1] * i + [arr.size] + [1] * (k - i - 1))
 
-    out = np.empty(shape, dtype=np.float64)
     per_row = total // shape[0]
     rows_per_chunk = max(1, CHUNK // max(per_row, 1))
     t0 = time.perf_counter()
     rest = [shaped(i, arrays[i]) for i in range(1, k)]
+    out: np.ndarray | None = None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for start in range(0, shape[0], rows_per_chunk):
             stop = min(shape[0], start + rows_per_chunk)
             first = shaped(0, arrays[0][start:stop])
-            res = fn(first, *rest)
-            out[start:stop] = np.broadcast_to(np.asarray(res, dtype=np.float64), (stop - start, *shape[1:]))
+            res = np.asarray(fn(first, *rest), dtype=np.float64)
+            if start == 0 and stop == shape[0] and res.shape == shape:
+                out = res  # one chunk, already the full grid: no copy
+            else:
+                if out is None:
+                    out = np.empty(shape, dtype=np.float64)
+                out[start:stop] = np.broadcast_to(res, (stop - start, *shape[1:]))
             if progress is not None:
                 progress(stop * per_row, total)
+    assert out is not None
     seconds = time.perf_counter() - t0
     notes = list(prob.held)
     big = np.nanmax(np.abs(out)) if out.size else 0
