@@ -34,6 +34,7 @@ FORMULA_MODULES = [
     "derive.formulas.cost",
     "derive.formulas.serving",
     "derive.formulas.rules",
+    "derive.formulas.workbook_rules",
 ]
 
 
