@@ -614,7 +614,9 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
         except UnitError:
             raise _unit_mismatch(text, unit) from None
         if val.is_Integer:
-            shown = f"{exact_text(val)} {unit}" + (f" ({text})" if text != exact_text(val) else "")
+            shown = f"{exact_text(val)} {unit}"
+            if text.replace(" ", "") not in (exact_text(val), shown.replace(" ", "")):
+                shown += f" ({text})"
         else:
             shown = f"{text} = {exact_text(val)} {unit}"
         return val, shown, "", None
@@ -847,7 +849,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
         methods.append(method)
         if label:
             shown = sp.collect(sp.expand(F + rhs_sub), x) if not rhs_sub.has(x) else F
-            rhs_shown = show_value(rhs_sub, q.unit) if not rhs_sub.has(x) else "0"
+            rhs_shown = show_value(rhs_sub, q.unit, True) if not rhs_sub.has(x) else "0"
             if F.has(x):
                 outcome = ", ".join(Root(r, True, "").text for r in found) or "no root"
             else:
