@@ -19,7 +19,8 @@ CSS = """\
   --warn-bg: #fff6e0; --bg-soft: #f5f7fa; color: var(--ink); line-height: 1.5; }
 .derive math { font-family: "Latin Modern Math", "STIX Two Math", "DejaVu Math TeX Gyre", "Cambria Math", math;
   font-size: 1.08em; }
-.derive h1, .derive h2, .derive h3, .derive h4 { line-height: 1.25; margin: 1.4em 0 .5em; }
+.derive h1, .derive h2, .derive h3, .derive h4 { line-height: 1.25; margin: 1.4em 0 .5em;
+  overflow-wrap: anywhere; }
 .derive code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .92em;
   background: var(--bg-soft); padding: .05em .3em; border-radius: 3px; }
 .derive .meta { color: var(--muted); margin: .2em 0; }
