@@ -1,0 +1,335 @@
+"""Calculator pages: which quantities get one, and the data each page embeds.
+
+A calculator is one list entry (:data:`CALCULATORS`). For every model preset the quantity is built
+in that preset's context; its ``expanded`` expression decides the *shape* (tied vs untied, biases,
+MoE…), and each distinct shape gets one generated JavaScript function. The page embeds the presets'
+symbol values as JSON, so choosing a model refills the inputs and switches the formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, cached_property
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.errors import DeriveError
+
+#: symbols that describe the model: a model menu sets them (N and N_act default to its exact count)
+MODEL_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs", "L_moe",
+                 "N", "N_act")
+
+
+@dataclass(frozen=True)
+class Calculator:
+    """One calculator page. ``sets`` are the workload values no preset gives (a context length, a
+    batch); ``hardware`` is the machine preselected for quantities that read one."""
+
+    qid: str
+    sets: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+    hardware: str = ""
+    model: str = "llama-2-7b"
+    blurb: str = ""
+
+    @property
+    def slug(self) -> str:
+        return "calc-" + self.qid.replace(".", "-").replace("_", "-")
+
+
+#: the calculators the site offers, in menu order; one whose quantity is not registered is skipped.
+CALCULATORS: list[Calculator] = [
+    Calculator("params.total", model="gpt2",
+               blurb="Every weight, bias and norm of the model, counted exactly."),
+    Calculator("params.active", model="mixtral-8x7b",
+               blurb="Parameters a token actually uses: a mixture of experts counts k experts, not E."),
+    Calculator("kv_cache.total", sets=(("s", "4096"), ("b", "1")),
+               blurb="Bytes of keys and values cached for a batch of sequences."),
+    Calculator("memory.weights", blurb="Bytes to hold the weights at a given precision."),
+    Calculator("memory.training", blurb="Weights, gradients and optimizer states for training."),
+    Calculator("flops.forward", sets=(("s", "2048"), ("b", "1")),
+               blurb="FLOPs of one forward pass (a multiply-add is 2 FLOPs)."),
+    Calculator("decode.tokens_per_second", sets=(("s", "4096"), ("b", "1")), hardware="a100-80gb",
+               blurb="Tokens per second when decoding is bound by reading weights (and KV) from memory."),
+    Calculator("training.time", sets=(("D", "2T"), ("MFU", "0.5")), hardware="a100-80gb",
+               blurb="Wall-clock time to train on D tokens at a given MFU."),
+]
+
+
+def available(calcs: list[Calculator] | None = None) -> list[Calculator]:
+    """The calculators whose quantity the engine knows (formula families land one at a time)."""
+    from derive.registry import REGISTRY, load_all
+
+    load_all()
+    return [c for c in (CALCULATORS if calcs is None else calcs) if c.qid in REGISTRY]
+
+
+# ---- input text: values shown in the boxes, exact and readable ("2039 GB/s", "80 GiB") -------------
+
+_PREFIXES = {
+    "byte": [("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("T", 10**12), ("G", 10**9), ("M", 10**6)],
+    "byte/s": [("T", 10**12), ("G", 10**9), ("M", 10**6)],
+    "FLOP/s": [("P", 10**15), ("T", 10**12), ("G", 10**9)],
+}
+_COUNT_SUFFIX_UNITS = {"token", "param", "FLOP"}
+_SHOWN_UNIT = {"byte": "B", "byte/s": "B/s", "FLOP/s": "FLOP/s"}
+
+
+def _decimal(x: sp.Rational, max_decimals: int = 6) -> str | None:
+    """Exact decimal text of a rational, or None if it does not terminate within max_decimals."""
+    x = sp.Rational(x)
+    for k in range(max_decimals + 1):
+        scaled = x * 10**k
+        if scaled.is_Integer:
+            n = int(scaled)
+            sign = "-" if n < 0 else ""
+            digits = str(abs(n)).rjust(k + 1, "0")
+            return sign + (digits[:-k] + "." + digits[-k:] if k else digits)
+    return None
+
+
+def input_text(value: sp.Expr, unit: str, read_unit: str = "") -> str:
+    """What an input box shows for an exact value; reading it back gives the same value exactly."""
+    from derive.units import convert
+
+    v = sp.Rational(sp.sympify(value))
+    if read_unit and read_unit != unit:
+        v = sp.Rational(convert(v, unit, read_unit))
+        text = _decimal(v)
+        return f"{text} {read_unit}" if text is not None else f"{v.p}/{v.q} {read_unit}"
+    for prefix, factor in _PREFIXES.get(unit, []):
+        if abs(v) >= factor:
+            text = _decimal(v / factor, 4)
+            if text is not None:
+                return f"{text} {prefix}{_SHOWN_UNIT[unit]}"
+    if v.is_Integer:
+        if unit in _COUNT_SUFFIX_UNITS and abs(v) >= 10**6:  # 2T tokens, 70B params: as typed, still exact
+            for suffix, factor in (("T", 10**12), ("B", 10**9), ("M", 10**6)):
+                text = _decimal(v / factor, 3) if abs(v) >= factor else None
+                if text is not None:
+                    return text + suffix
+        return str(int(v))
+    text = _decimal(v)
+    return text if text is not None else f"{v.p}/{v.q}"
+
+
+def unit_label(info: S.SymbolInfo) -> str:
+    """The unit shown beside an input (a bare number is read in it)."""
+    u = info.read_unit
+    if u == "1":
+        return "count" if info.integer else "ratio"
+    return u
+
+
+# ---- what a calculator page needs ------------------------------------------------------------
+
+def _hardware_presets() -> list:
+    try:
+        from derive import hardware
+    except ImportError:
+        return []
+    return list(hardware.presets().values())
+
+
+def _model_presets() -> list:
+    from derive import presets
+
+    return list(presets.models().values())
+
+
+@dataclass
+class Shape:
+    """One formula shape of a calculator: the expression, its inputs, and the generated JS."""
+
+    id: str
+    expr: sp.Expr
+    root_formula: str  # MathML of the top-level formula (P = P_emb + L·P_layer + …)
+    expanded: str  # MathML of the expanded formula, in catalog symbols
+    inputs: list[str]
+    models: list[str]
+
+    @cached_property
+    def js(self) -> dict[str, str | None]:
+        from derive.site.jscode import function_js
+
+        return function_js(self.expr)
+
+
+@dataclass
+class CalcPage:
+    calc: Calculator
+    title: str
+    unit: str
+    shapes: list[Shape]
+    models: list[dict]
+    hardware: list[dict]
+    defaults: dict[str, str]
+    symbols: dict[str, dict]
+    initial: dict  # the default model's Python value, shown before (and without) JavaScript
+    conventions: list[str]
+    notes: list[str]
+    approximation: bool
+
+
+def _wrap(inner: str) -> str:
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">{inner}</math>'
+
+
+def _root_mathml(d, q) -> str:
+    """The top-level formula as the HTML report prints it: P = P_emb + L·P_layer + … (parts in order)."""
+    step = d.root
+    try:
+        from derive.reports import mathml
+
+        lhs = mathml.identifier(step.symbol_latex, step.symbol_text)
+        if getattr(step, "formula_expr", None) is not None:
+            rhs = mathml.expression(step.formula_expr, step.names, order=step.order)
+        else:
+            rhs = mathml.from_latex(step.formula_latex)
+        return _wrap(f"<mrow>{lhs}<mo>=</mo>{rhs}</mrow>")
+    except (ImportError, AttributeError):
+        return _wrap(sp.mathml(sp.Eq(q.symbol, q.expr, evaluate=False), printer="presentation"))
+
+
+def _expanded_mathml(d, q) -> str:
+    """The whole formula in catalog symbols: what the generated JavaScript computes."""
+    expr = getattr(d, "expanded_expr", None)
+    expr = q.expanded if expr is None else expr
+    try:
+        from derive.reports import mathml
+
+        lhs = mathml.identifier(d.root.symbol_latex, d.root.symbol_text)
+        return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expr)}</mrow>")
+    except (ImportError, AttributeError):
+        return _wrap(sp.mathml(sp.Eq(q.symbol, expr, evaluate=False), printer="presentation"))
+
+
+def symbol_mathml(name: str) -> str:
+    info = S.CATALOG[name]
+    try:
+        from derive.reports import mathml
+
+        return mathml.wrap(mathml.identifier(info.latex, name))
+    except (ImportError, AttributeError):
+        inner = sp.mathml(S.sym(name), printer="presentation")
+        return f'<math xmlns="http://www.w3.org/1998/Math/MathML">{inner}</math>'
+
+
+def _hw_values(hw, options: dict[str, str]) -> dict[sp.Symbol, sp.Expr]:
+    return dict(hw.values(options))
+
+
+@cache
+def build_page(calc: Calculator) -> CalcPage:
+    """Build the quantity for every model preset, group presets by formula shape, collect values.
+
+    Cached per process: the site build and the tests ask for the same pages."""
+    from derive import api
+    from derive.registry import REGISTRY, build
+
+    api.context()  # loads every formula module, so every symbol is in the catalog
+    qdef = REGISTRY[calc.qid]
+    options = dict(calc.options)
+    sets = {k: v for k, v in calc.sets if k in S.CATALOG}
+    hw_all = _hardware_presets()
+    hw_default = calc.hardware if (calc.hardware and hw_all) else None
+    shapes: dict[str, Shape] = {}
+    models: list[dict] = []
+    per_model_values: dict[str, dict[sp.Symbol, sp.Expr]] = {}
+    first_q = None
+    for preset in _model_presets():
+        try:
+            ctx = api.context(api.request(model=preset.id, hardware=hw_default, options=options, **sets))
+            q = build(calc.qid, ctx)
+        except DeriveError:
+            continue
+        expr = q.expanded
+        key = sp.srepr(expr)
+        shape = next((s for s in shapes.values() if sp.srepr(s.expr) == key), None)
+        if shape is None:
+            d = api.show(calc.qid, api.request(model=preset.id, hardware=hw_default, options=options, **sets))
+            shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(d, q),
+                          expanded=_expanded_mathml(d, q), inputs=_ordered(expr.free_symbols), models=[])
+            shapes[key] = shape
+        shape.models.append(preset.id)
+        missing = [str(s) for s in expr.free_symbols if s not in ctx.values]
+        if missing:
+            raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
+                              f"{preset.id}; add it to the calculator's sets")
+        per_model_values[preset.id] = {s: ctx.values[s] for s in expr.free_symbols}
+        models.append({"id": preset.id, "title": preset.title, "shape": shape.id})
+        if first_q is None or preset.id == calc.model:
+            first_q = (preset.id, q, ctx)
+    if not models:
+        raise DeriveError(f"calculator {calc.qid}: no model preset builds this quantity")
+    default_model, q0, ctx0 = first_q
+    # hardware symbols: those any machine preset sets; model symbols: sizes, N, and anything that varies
+    hw_syms: set[sp.Symbol] = set()
+    hardware: list[dict] = []
+    all_syms = set().union(*(s.expr.free_symbols for s in shapes.values()))
+    if hw_default is not None:
+        for hw in hw_all:
+            vals = {s: v for s, v in _hw_values(hw, options).items() if s in all_syms}
+            hw_syms |= set(vals)
+            hardware.append({"id": hw.id, "title": hw.title, "values": vals})
+        hardware = [h for h in hardware if h["values"]]
+    # a symbol that some presets lack (a sliding window) or that differs between presets comes with the model
+    varying = {s for s in all_syms if len({str(v.get(s)) for v in per_model_values.values()}) > 1}
+    model_syms = {s for s in all_syms if str(s) in MODEL_SYMBOLS or s in varying} - hw_syms
+    defaults = {}
+    for s in sorted(all_syms - model_syms - hw_syms, key=str):
+        defaults[str(s)] = ctx0.values[s]
+    for m in models:
+        vals = per_model_values[m["id"]]
+        m["values"] = {n: vals[S.sym(n)] for n in _ordered(model_syms) if S.sym(n) in vals}
+    symbols = {}
+    for name in _ordered(all_syms):
+        info = S.CATALOG[name]
+        symbols[name] = {"unit": info.unit, "read_unit": info.read_unit, "label": unit_label(info),
+                         "meaning": info.meaning, "integer": info.integer, "positive": info.positive,
+                         "nonnegative": info.nonnegative, "mathml": symbol_mathml(name),
+                         "group": "hardware" if S.sym(name) in hw_syms else
+                                  "model" if S.sym(name) in model_syms else "workload"}
+        f = _read_factor(info)
+        symbols[name]["factor"] = [str(f.p), str(f.q)]
+
+    def texts(vals: dict) -> dict[str, str]:
+        out = {}
+        for k, v in vals.items():
+            name = str(k)
+            info = S.CATALOG[name]
+            out[name] = input_text(v, info.unit, info.read_unit)
+        return out
+
+    for m in models:
+        m["values"] = texts(m["values"])
+    for h in hardware:
+        h["values"] = texts(h["values"])
+    initial_value = q0.evaluate(ctx0.values)
+    from derive.units.human import exact_text, human
+
+    initial = {"model": default_model, "hardware": hw_default or "", "value": exact_text(initial_value),
+               "human": human(initial_value, q0.unit), "exact": str(initial_value),
+               "integer": bool(sp.sympify(initial_value).is_Integer),
+               "values": texts({**ctx0.values, **{S.sym(k): v for k, v in defaults.items()}})}
+    initial["values"] = {k: v for k, v in initial["values"].items() if k in symbols}
+    return CalcPage(calc=calc, title=qdef.title, unit=qdef.unit, shapes=list(shapes.values()), models=models,
+                    hardware=hardware, defaults=texts({S.sym(k): v for k, v in defaults.items()}), symbols=symbols,
+                    initial=initial, conventions=list(q0.conventions), notes=[n.note for n in q0.walk() if n.note],
+                    approximation=q0.approximation)
+
+
+def _read_factor(info: S.SymbolInfo) -> sp.Rational:
+    """Factor from the unit a bare typed number is read in to the canonical unit (USD/hour -> USD/s)."""
+    if info.read_unit == info.unit:
+        return sp.Integer(1)
+    from derive.units import convert
+
+    return sp.Rational(convert(sp.Integer(1), info.read_unit, info.unit))
+
+
+def _ordered(syms) -> list[str]:
+    """Catalog order (model sizes first, then workload, numbers and machine), not alphabetical."""
+    order = {name: i for i, name in enumerate(S.CATALOG)}
+    return sorted((str(s) for s in syms), key=lambda n: (order.get(n, len(order)), n))

@@ -1,0 +1,218 @@
+"""The calculators' generated JavaScript agrees with the Python engine.
+
+For every calculator and every formula shape, random configurations are evaluated by the generated
+JavaScript (SymPy's JS printer, in doubles, and the exact BigInt-rational form) and by SymPy exactly.
+JavaScript runs in Node when it is installed, otherwise in headless Chromium; with neither the test
+skips loudly. ``DERIVE_JS_RUNNER=browser`` forces Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from derive import symbols as S
+from derive.site.build import calc_js
+from derive.site.calculators import available, build_page
+from derive.units.human import human
+
+#: configurations per calculator (spread over its shapes); the issue asks for at least 1,000
+CONFIGS_PER_CALCULATOR = 1000
+REL_TOL = 1e-12
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+RUNNER = r"""
+function runCases(cases) {
+  const D = globalThis.Derive, R = D.R;
+  const parse = function (t) { const [p, q] = t.split("/"); return R.q(BigInt(p), BigInt(q || "1")); };
+  return cases.map(function (c) {
+    const fns = D.calcs[c.qid][c.shape];
+    const rat = {}, num = {};
+    for (const k of Object.keys(c.values)) { rat[k] = parse(c.values[k]); num[k] = R.toNumber(rat[k]); }
+    const f = fns.float(num);
+    let e = null;
+    if (fns.exact) { try { e = R.toString(fns.exact(rat, R)); } catch (err) { e = "error: " + err.message; } }
+    return [Number.isFinite(f) ? f : String(f), e, D.human(c.py, c.unit)];
+  });
+}
+"""
+
+
+#: real configurations keep these below another symbol (a window on some layers, k of E experts)
+AT_MOST = {"L_win": "L", "L_moe": "L", "k": "E", "E_s": "E"}
+
+
+def _random_value(rng: random.Random, name: str) -> sp.Rational:
+    """A value of the kind a user could type: integers for sizes, rationals for the rest."""
+    info = S.CATALOG[name]
+    if info.integer:
+        return sp.Integer(rng.randint(1, 2 ** rng.choice([3, 6, 10, 14, 17, 20])))
+    mant = sp.Rational(rng.randint(1, 10**6), rng.choice([1, 2, 4, 8, 10, 100, 1000, 3, 7]))
+    scale = {"byte/s": 10**9, "FLOP/s": 10**12, "token": 10**9, "param": 10**6}.get(info.unit, 1)
+    return mant * scale
+
+
+def _config(rng: random.Random, names: list[str]) -> dict[str, sp.Rational]:
+    values = {name: _random_value(rng, name) for name in names}
+    for small, big in AT_MOST.items():
+        if small in values and big in values:
+            values[small] = sp.Integer(rng.randint(1, int(values[big])))
+    return values
+
+
+class _FractionPrinter(PythonCodePrinter):
+    """Python source that keeps SymPy's rationals exact (Fraction), for fast exact evaluation."""
+
+    def _print_Rational(self, expr):  # noqa: N802
+        return f"Fraction({expr.p}, {expr.q})"
+
+    def _print_Integer(self, expr):  # noqa: N802
+        return f"Fraction({expr.p})"
+
+    def _print_Half(self, expr):  # noqa: N802
+        return "Fraction(1, 2)"
+
+
+def _exact_fn(expr: sp.Expr, names: list[str]):
+    import math
+
+    mods = [{"Fraction": Fraction, "Max": max, "Min": min, "floor": math.floor, "ceiling": math.ceil}]
+    return sp.lambdify([S.sym(n) for n in names], expr, modules=mods, printer=_FractionPrinter)
+
+
+def _cases(seed: int = 20240607) -> list[dict]:
+    """Random configurations for every calculator; exact values by SymPy (Fractions via lambdify, and
+    the engine's own ``xreplace`` evaluation on every 25th case to tie the two together)."""
+    rng = random.Random(seed)
+    cases = []
+    for calc in available():
+        page = build_page(calc)
+        fns = {s.id: _exact_fn(s.expr, s.inputs) for s in page.shapes}
+        for i in range(CONFIGS_PER_CALCULATOR):
+            shape = page.shapes[i % len(page.shapes)]
+            values = _config(rng, shape.inputs)
+            exact = Fraction(fns[shape.id](*[Fraction(int(values[n].p), int(values[n].q)) for n in shape.inputs]))
+            if i % 25 == 0:
+                engine = shape.expr.xreplace({S.sym(k): v for k, v in values.items()})
+                assert sp.Rational(exact.numerator, exact.denominator) == engine, (calc.qid, values)
+            cases.append({"qid": calc.qid, "shape": shape.id, "unit": page.unit,
+                          "values": {k: f"{v.p}/{v.q}" for k, v in values.items()},
+                          "exact": exact, "py": float(exact)})
+    return cases
+
+
+def _scripts(cases: list[dict]) -> list[str]:
+    site_js = resources.files("derive.site").joinpath("static", "site.js").read_text(encoding="utf-8")
+    pages = {c.qid: build_page(c) for c in available()}
+    return [site_js] + [calc_js(p) for qid, p in pages.items() if any(c["qid"] == qid for c in cases)]
+
+
+def _run_node(node: str, scripts: list[str], cases: list[dict], tmp: Path) -> list:
+    paths = []
+    for i, text in enumerate(scripts):
+        p = tmp / f"s{i}.js"
+        p.write_text(text, encoding="utf-8")
+        paths.append(p)
+    data = tmp / "cases.json"
+    data.write_text(json.dumps([{k: v for k, v in c.items() if k != "exact"} for c in cases]))
+    main = tmp / "main.js"
+    main.write_text(
+        "const fs = require('fs');\n"
+        + "".join(f"require({json.dumps(str(p))});\n" for p in paths)
+        + RUNNER
+        + f"const cases = JSON.parse(fs.readFileSync({json.dumps(str(data))}, 'utf8'));\n"
+        + "process.stdout.write(JSON.stringify(runCases(cases)));\n"
+    )
+    proc = subprocess.run([node, str(main)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _run_browser(scripts: list[str], cases: list[dict]) -> list:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_content("<!DOCTYPE html><html><body></body></html>")
+            for text in scripts:
+                page.add_script_tag(content=text)
+            page.add_script_tag(content=RUNNER)
+            payload = [{k: v for k, v in c.items() if k != "exact"} for c in cases]
+            return page.evaluate("cases => runCases(cases)", payload)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def js_results(tmp_path_factory):
+    cases = _cases()
+    scripts = _scripts(cases)
+    node = shutil.which("node")
+    forced = os.environ.get("DERIVE_JS_RUNNER", "")
+    if node and forced != "browser":
+        return cases, _run_node(node, scripts, cases, tmp_path_factory.mktemp("js")), "node"
+    if Path(CHROMIUM).exists():
+        return cases, _run_browser(scripts, cases), "chromium"
+    pytest.skip("SKIPPED LOUDLY: neither Node.js (`node`) nor /usr/bin/chromium is available to run the "
+                "generated JavaScript; install one (`apt-get install nodejs` or `chromium`) to check the calculators")
+
+
+def test_enough_configurations(js_results):
+    cases, results, _runner = js_results
+    assert len(results) == len(cases)
+    per_calc: dict[str, int] = {}
+    for c in cases:
+        per_calc[c["qid"]] = per_calc.get(c["qid"], 0) + 1
+    assert "params.total" in per_calc
+    assert all(n >= 1000 for n in per_calc.values()), per_calc
+
+
+def test_float_js_agrees_with_sympy(js_results):
+    """SymPy's JavaScript printer output, in doubles, within 1e-12 of the exact value."""
+    cases, results, runner = js_results
+    bad = []
+    for c, (f, _e, _h) in zip(cases, results, strict=True):
+        want = c["py"]
+        if isinstance(f, str):
+            bad.append((c["qid"], c["values"], f, want))
+            continue
+        if abs(f - want) > REL_TOL * abs(want) + 1e-300:
+            bad.append((c["qid"], c["shape"], c["values"], f, want))
+    assert not bad, f"{len(bad)} of {len(cases)} disagree ({runner}); first: {bad[:3]}"
+
+
+def test_exact_js_is_exactly_sympy(js_results):
+    """The BigInt form gives the same rational as SymPy, digit for digit (counts above 2^53 too)."""
+    cases, results, runner = js_results
+    checked = 0
+    beyond_2_53 = 0
+    for c, (_f, e, _h) in zip(cases, results, strict=True):
+        if e is None:
+            continue
+        exact = c["exact"]
+        assert Fraction(e) == exact, (c["qid"], c["values"], e, exact)
+        checked += 1
+        beyond_2_53 += abs(exact) > 2**53
+    assert checked == len(cases), "every calculator formula should have an exact form"
+    assert beyond_2_53 > 100  # the random grid does reach values a double cannot hold exactly
+
+
+def test_js_human_units_match_python(js_results):
+    """The value shown in human units is the same text `derive show` prints."""
+    cases, results, _runner = js_results
+    bad = [(c["py"], c["unit"], h, human(c["py"], c["unit"]))
+           for c, (_f, _e, h) in zip(cases, results, strict=True) if h != human(c["py"], c["unit"])]
+    assert not bad, bad[:5]
