@@ -423,6 +423,16 @@ class Solution:
         return human(self.value_float, self.symbol_unit)
 
     @property
+    def value_latex(self) -> str:
+        """The exact solution in LaTeX, with its decimal value when it is not a whole number."""
+        v = sp.sympify(self.value)
+        exact = latex_of(v) if not v.is_Float and not isinstance(v, sp.CRootOf) else ""
+        approx = sig(self.value_float, 7).replace(",", "{,}")
+        if v.is_Integer:
+            return approx
+        return f"{exact} \\approx {approx}" if exact else approx
+
+    @property
     def expression_text(self) -> str:
         return text_of(self.expression)
 
@@ -694,11 +704,12 @@ def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping
         return Step(f"rearranged ({how})", [line], [tex])
     if deg == 2:
         a, b = poly.coeff_monomial(x**2), poly.coeff_monomial(x)
-        lines = [f"a·{x}^2 + b·{x} + c = {text_of(rhs_sym)}  with  a = {text_of(a)},  b = {text_of(b)},  "
-                 f"c = {text_of(c0)}",
-                 f"{x} = (-b + sqrt(b^2 - 4·a·(c - {text_of(rhs_sym)}))) / (2·a)   (the root with +; a > 0)"]
-        tex = [rf"a\,{xs}^2 + b\,{xs} + c = {Qs},\quad a = {latex_of(a)},\ b = {latex_of(b)},\ c = {latex_of(c0)}",
-               rf"{xs} = \frac{{-b + \sqrt{{b^2 - 4a\,(c - {Qs})}}}}{{2a}}"]
+        lines = [f"α·{x}^2 + β·{x} + γ = {text_of(rhs_sym)}  with  α = {text_of(a)},  β = {text_of(b)},  "
+                 f"γ = {text_of(c0)}",
+                 f"{x} = (-β + sqrt(β^2 - 4·α·(γ - {text_of(rhs_sym)}))) / (2·α)   (the root with +; α > 0)"]
+        tex = [rf"\alpha\,{xs}^2 + \beta\,{xs} + \gamma = {Qs},\quad \alpha = {latex_of(a)},\ "
+               rf"\beta = {latex_of(b)},\ \gamma = {latex_of(c0)}",
+               rf"{xs} = \frac{{-\beta + \sqrt{{\beta^2 - 4\alpha\,(\gamma - {Qs})}}}}{{2\alpha}}"]
         return Step("rearranged (a quadratic in " + str(x) + ")", lines, tex)
     return Step(f"rearranged (a polynomial of degree {deg} in {x})",
                 [f"{x} is a root of {text_of(sp.collect(lhs, x))} = {text_of(rhs_sym)}"],
