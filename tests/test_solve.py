@@ -273,3 +273,24 @@ def test_infeasible_and_bad_input_exit_2_with_one_line(args, needle):
 def test_help_shows_examples():
     out = run_cli("solve", "--help")
     assert out.returncode == 0 and "--multiple-of" in out.stdout and "examples" in out.stdout
+
+
+@pytest.mark.parametrize("script,needles", [
+    ("solve_width_for_1b.py", ["aligned to 128: d = 1,792 (d_ff = 4,864, h = 14)", "d = 1,755.5", "d = 1,863.4"]),
+    ("solve_longest_context.py", ["longest context: s = 23,446 tokens", "kv_cache.max_context: 23,446 tokens"]),
+    ("solve_crossover_batch.py", ["b* = 19788/67 ≈ 295.3433", "compute-bound from b = 296",
+                                  "llama-2-70b, context   256: b* = 360.0"]),
+    ("solve_min_gpus.py", ["memory: n_dev ≥ 3.168 -> 4 H100s", "smallest number of H100s: 4"]),
+])
+def test_examples_print_their_answers(script, needles):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "answer:" in out.stdout
+    for needle in needles:
+        assert needle in out.stdout
