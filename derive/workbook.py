@@ -89,7 +89,11 @@ def number_text(v: sp.Expr) -> str:
     v = sp.sympify(v)
     if v.is_Integer:
         return f"{int(v):,}"
-    return sig(float(sp.N(v, 30)), 6)
+    text = sig(float(sp.N(v, 30)), 6)
+    if "e" in text:  # 1.44000e-06 -> 1.44e-06
+        mant, _, exp = text.partition("e")
+        text = (mant.rstrip("0").rstrip(".") if "." in mant else mant) + "e" + exp
+    return text
 
 
 def json_number(v: sp.Expr) -> int | float | None:
