@@ -63,9 +63,14 @@ def number(ctx: Context, expr) -> sp.Expr | None:
     return v if not v.free_symbols else None
 
 
+DEVICES = ("n_dev = 1 device unless --set n_dev=…; with more, one model instance is tensor-parallel over n_dev "
+           "devices (weights and KV cache split, bandwidth and FLOP/s add up)")
+
+
 def devices(ctx: Context) -> sp.Expr:
-    """n_dev when given (tensor parallelism), else 1: a single device is not written into formulas."""
-    return n_dev if given(ctx, n_dev) else sp.Integer(1)
+    """n_dev, 1 unless given: always in the formula, so that the solver can free it (as bytes_w defaults)."""
+    ctx.values.setdefault(n_dev, sp.Integer(1))
+    return n_dev
 
 
 def kv_heads(ctx: Context) -> sp.Expr | None:
@@ -132,6 +137,8 @@ def collect_conventions(root: Quantity, extra: tuple[str, ...] = ()) -> Quantity
     seen: list[str] = []
     for n in root.walk():
         seen.extend(n.conventions)
+    if root.expanded.has(n_dev):
+        seen.append(DEVICES)
     root.conventions = tuple(dict.fromkeys(list(extra) + seen))
     return root
 
@@ -164,7 +171,7 @@ def decode_parts(ctx: Context) -> dict[str, Quantity]:
     else:
         expr = w.symbol / n
         children = (w,)
-    where = "per device" if n != 1 else "one device"
+    where = "per device"
     note = ("n_dev exceeds the g KV heads: each device keeps whole KV heads, so the KV cache is divided by g, "
             "not n_dev" if replicated else "")
     bytes_dev = node("decode.bytes_per_device", f"bytes read per decode step ({where}): weights"
@@ -178,7 +185,7 @@ def decode_parts(ctx: Context) -> dict[str, Quantity]:
                 expr=bytes_dev.symbol / bandwidth(ctx), children=(bytes_dev,), symbol="T_mem",
                 latex=r"T_{\mathrm{mem}}")
     parts["compute_time"], parts["memory_time"] = tcomp, tmem
-    if O.get(ctx.options, "allreduce") == "ring" and n != 1:
+    if O.get(ctx.options, "allreduce") == "ring":
         parts["allreduce"] = allreduce_time(ctx, b, "decode.allreduce_time")
     return parts
 
@@ -222,6 +229,29 @@ def _bound(ctx: Context, q: Quantity, value) -> dict:
                          f"per step; the {other} are busy {float(busy):.1%} of the step")
     out["lines"] = lines + hardware_lines(ctx)
     return out
+
+
+def _register_part(key: str, qid: str, title: str, unit: str) -> None:
+    """Parts of the step are quantities of their own, so bad input in them says so (not 'unknown')."""
+
+    @quantity(qid, title, unit, extras=_bound if unit == "s" else None)
+    def _build(ctx: Context) -> Quantity:
+        if key == "allreduce":
+            q = allreduce_time(ctx, b, qid)
+            if O.get(ctx.options, "allreduce") != "ring":
+                q.note += "; decode.step_time adds it only with --option allreduce=ring"
+            return collect_conventions(q)
+        return collect_conventions(decode_parts(ctx)[key], (ROOFLINE,) if unit == "s" else ())
+
+
+for _key, _qid, _title, _unit in (
+    ("compute_time", "decode.compute_time", "compute time of one decode step per device (FLOPs at peak)", "s"),
+    ("memory_time", "decode.memory_time", "memory time of one decode step per device (bytes / bandwidth)", "s"),
+    ("flops", "decode.flops_per_step", "FLOPs of one decode step: b sequences, one token each", "FLOP"),
+    ("bytes", "decode.bytes_per_device", "bytes each device reads per decode step: weights + KV cache", "byte"),
+    ("allreduce", "decode.allreduce_time", "tensor-parallel all-reduce time per decode step (ring)", "s"),
+):
+    _register_part(_key, _qid, _title, _unit)
 
 
 @quantity("decode.step_time", "time of one decode step: Max(compute, memory) (+ all-reduce)", "s", extras=_bound)
