@@ -1,0 +1,103 @@
+"""derive plot roofline|memory|sweep: charts of the engine's quantities, written as PNG, SVG or PDF."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _common(p: argparse.ArgumentParser, *, model_required: bool, many_models: bool = False) -> None:
+    g = p.add_argument_group("what to substitute")
+    if many_models:
+        g.add_argument("--model", "-m", dest="models", action="append", metavar="PRESET",
+                       help="a model preset; repeat to draw one line per model")
+    else:
+        g.add_argument("--model", "-m", required=model_required, metavar="PRESET", help="a model preset")
+    g.add_argument("--set", "-s", dest="sets", action="append", default=[], metavar="SYMBOL=VALUE",
+                   help="a symbol's value, e.g. --set s=4096 --set b=8 (repeatable)")
+    g.add_argument("--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="a named option, e.g. --option dtype=int4 (see `derive list options`)")
+    p.add_argument("--output", "-O", "--out", required=True, metavar="FILE",
+                   help="where to write the chart: .png, .svg or .pdf")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plot", help="charts: roofline, memory breakdown, a quantity against one symbol",
+                       description="Draw charts from the formula library (needs matplotlib: pip install "
+                                   "'derive[plot]'). The format follows the output file's extension.",
+                       epilog="examples:\n"
+                              "  derive plot sweep kv_cache.total --over s=512:32768:512 -m llama-2-7b "
+                              "-m llama-2-70b --set b=1 --target 80GiB -O kv.svg\n"
+                              "  derive plot roofline -m llama-2-7b --hardware h100 --set s=4096 -O roofline.png\n"
+                              "  derive plot memory -m llama-2-70b --hardware h100 --set s=4096 --set b=8 "
+                              "-O memory.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    s = kinds.add_parser("sweep", help="a quantity against one swept symbol")
+    s.add_argument("quantity", help="a quantity id, e.g. kv_cache.total")
+    s.add_argument("--over", required=True, metavar="SYMBOL=START:STOP[:STEP]",
+                   help="the symbol on the x axis and its values: s=512:32768:512, b=1:1024:*2 or d=2048,4096")
+    s.add_argument("--hardware", metavar="PRESET", help="a hardware preset")
+    s.add_argument("--target", metavar="VALUE", help="draw a horizontal line at this value (units accepted: 80GiB)")
+    s.add_argument("--logx", action="store_true", help="log2 x axis")
+    s.add_argument("--logy", action="store_true", help="log y axis")
+    _common(s, model_required=False, many_models=True)
+
+    r = kinds.add_parser("roofline", help="the roofline of a machine with a model's decode steps")
+    r.add_argument("--hardware", required=True, metavar="PRESET", help="a hardware preset")
+    r.add_argument("--batches", default="1,2,4,8,16,32,64,128,256,512,1024", metavar="B1,B2,…",
+                   help="decode batch sizes to mark (default: powers of two up to 1024)")
+    r.add_argument("--no-weights-only", dest="weights_only", action="store_false",
+                   help="do not add the series without KV-cache reads")
+    _common(r, model_required=True)
+
+    m = kinds.add_parser("memory", help="memory breakdown bars (weights, KV cache, gradients, optimizer, activations)")
+    m.add_argument("--hardware", metavar="PRESET", help="draw the device's capacity")
+    m.add_argument("--bar", dest="bars", action="append", metavar="Q1+Q2",
+                   help="one bar: byte quantities whose parts are stacked (default: memory.inference and "
+                        "memory.training+memory.activations); repeatable")
+    _common(m, model_required=True)
+    p.set_defaults(run=run)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    from derive.errors import DeriveError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            hint = " (the chart's file is given with -O/--output FILE)" if item.lower().endswith(
+                (".png", ".svg", ".pdf")) else ""
+            raise DeriveError(f"{what} expects KEY=VALUE, got {item!r}{hint}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from derive.errors import DeriveError
+    from derive.reports import plots
+
+    if Path(args.output).suffix.lower() not in plots.FORMATS:
+        raise DeriveError(f"{args.output}: charts are written as {', '.join(plots.FORMATS)} (from the file name)")
+    sets, options = _pairs(args.sets, "--set"), _pairs(args.options, "--option")
+    if args.kind == "sweep":
+        fig = plots.sweep_figure(args.quantity, args.over, models=args.models or [None], hardware=args.hardware,
+                                 options=options, sets=sets, target=args.target, logx=args.logx, logy=args.logy)
+    elif args.kind == "roofline":
+        try:
+            batches = [int(b) for b in args.batches.split(",") if b.strip()]
+        except ValueError:
+            raise DeriveError(f"--batches expects whole numbers like 1,8,64, got {args.batches!r}") from None
+        if not batches or min(batches) < 1:
+            raise DeriveError("--batches needs at least one positive batch size")
+        fig = plots.roofline_figure(args.model, args.hardware, batches=batches, options=options, sets=sets,
+                                    weights_only=args.weights_only)
+    else:
+        fig = plots.memory_figure(args.model, hardware=args.hardware, bars=args.bars or plots.DEFAULT_BARS,
+                                  options=options, sets=sets)
+    path = plots.save(fig, args.output)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,120 @@
+"""Plots: the numbers drawn are the engine's, and the files are byte-identical for the same input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from derive import api
+from tests.conftest import ROOT, run_cli
+
+pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]' to test the plots")
+
+from derive.reports import plots  # noqa: E402  (after the skip: plots need matplotlib)
+
+
+def test_sweep_line_is_the_engine_value():
+    fig = plots.sweep_figure("kv_cache.total", "s=1024:8192:1024", models=["llama-2-7b", "llama-2-70b"],
+                             sets={"b": "1"})
+    ax = fig.axes[0]
+    div, label = plots.scale("byte", 2 * 32 * 4096 * 2 * 8192)
+    assert label == "GiB" and ax.get_ylabel() == "kv_cache.total [GiB]"
+    for line, model in zip(ax.lines, ["llama-2-7b", "llama-2-70b"], strict=True):
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+            exact = api.value("kv_cache.total", model=model, b=1, s=int(x))
+            assert y * div == pytest.approx(float(exact), rel=1e-12)
+    # llama-2-7b, s=4096, b=1: 2·L·h·d_k·2 bytes·s = 2 GiB exactly
+    assert ax.lines[0].get_ydata()[3] == 2.0
+
+
+def test_roofline_points_lie_on_the_roof():
+    from derive import symbols as S
+
+    pts = plots.roofline_points("llama-2-7b", "h100-sxm", [1, 64, 1024], sets={"s": "4096"})
+    ctx = api.context(model="llama-2-7b", hardware="h100-sxm")
+    peak, bw = float(ctx.values[S.F_peak]), float(ctx.values[S.BW])
+    for b, intensity, perf in pts:
+        assert intensity == pytest.approx(float(api.value("roofline.intensity", model="llama-2-7b",
+                                                          hardware="h100-sxm", s=4096, b=b)))
+        assert perf == pytest.approx(min(peak, bw * intensity), rel=1e-9)
+    # with KV reads at 4K context decode stays memory-bound even at b=1024
+    assert pts[-1][1] < float(api.value("roofline.ridge_point", model="llama-2-7b", hardware="h100-sxm"))
+
+
+def test_roofline_figure_has_roof_ridge_and_both_series():
+    fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=[1, 16, 256, 1024], sets={"s": "4096"})
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels[0].startswith("roof") and any("kv_reads=off" in lab for lab in labels)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert any("ridge" in t.get_text() for t in ax.texts)
+
+
+def test_memory_bars_add_up_to_the_engine_totals():
+    kw = {"s": "4096", "b": "8"}
+    segs = plots.memory_segments("memory.inference", model="llama-2-7b", sets=kw)
+    assert [label for _, label, _ in segs] == ["weights", "KV cache of a batch"]
+    total = api.value("memory.inference", model="llama-2-7b", s=4096, b=8)
+    assert sum(v for _, _, v in segs) == pytest.approx(float(total), rel=1e-12)
+    train = plots.memory_segments("memory.training+memory.activations", model="llama-2-7b", sets=kw)
+    want = api.value("memory.training", model="llama-2-7b", s=4096, b=8) + \
+        api.value("memory.activations", model="llama-2-7b", s=4096, b=8)
+    assert sum(v for _, _, v in train) == pytest.approx(float(sp.sympify(want)), rel=1e-12)
+
+
+def test_memory_figure_marks_device_capacity(tmp_path):
+    fig = plots.memory_figure("llama-2-70b", hardware="h100-sxm", sets={"s": "4096", "b": "8"})
+    assert any("80 GiB per device" in t.get_text() for t in fig.axes[0].texts)
+    out = plots.save(fig, tmp_path / "m.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_files_are_deterministic(tmp_path):
+    for ext in (".svg", ".png", ".pdf"):
+        a = plots.save(plots.sweep_figure("params.total", "L=12:48:12", models=["llama-2-7b"]), tmp_path / f"a{ext}")
+        b = plots.save(plots.sweep_figure("params.total", "L=12:48:12", models=["llama-2-7b"]), tmp_path / f"b{ext}")
+        assert a.read_bytes() == b.read_bytes(), ext
+    svg = (tmp_path / "a.svg").read_text()
+    assert "<dc:date>" not in svg and "Matplotlib v" not in svg
+
+
+_SCRIPT = """
+import sys
+from derive.reports import plots
+plots.save(plots.roofline_figure("llama-2-7b", "h100-sxm", batches=[1, 8, 64], sets={"s": "2048"}), sys.argv[1])
+"""
+
+
+def test_svg_identical_across_processes(tmp_path):
+    outs = []
+    for seed in ("0", "7"):
+        path = tmp_path / f"r{seed}.svg"
+        r = subprocess.run([sys.executable, "-c", _SCRIPT, str(path)], cwd=ROOT, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED=seed), timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_cli_plots(tmp_path):
+    out = tmp_path / "roof.svg"
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096",
+                "--batches", "1,8,64", "-O", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().lstrip().startswith("<?xml")
+    r = run_cli("plot", "sweep", "kv_cache.total", "--over", "s=1024:4096:1024", "-m", "gpt2", "--set", "b=1",
+                "--target", "1GiB", "-O", str(tmp_path / "kv.png"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("plot", "memory", "-m", "gpt2", "--set", "s=1024", "--set", "b=1", "-O", str(tmp_path / "m.pdf"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_cli_plot_errors(tmp_path):
+    r = run_cli("plot", "sweep", "kv_cache.total", "--over", "s=1:8", "-m", "gpt2", "-O", str(tmp_path / "x.gif"))
+    assert r.returncode == 2 and "charts are written as .png, .svg, .pdf" in r.stderr
+    r = run_cli("plot", "memory", "-m", "gpt2", "-O", str(tmp_path / "m.png"))
+    assert r.returncode == 2 and "--set" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("plot", "roofline", "-m", "gpt2", "--hardware", "h100", "--batches", "x", "-O", str(tmp_path / "r.png"))
+    assert r.returncode == 2 and "--batches" in r.stderr
