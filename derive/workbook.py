@@ -203,6 +203,19 @@ class SeedCheck:
         return self._shown(self.engine)
 
     @property
+    def stated_display(self) -> str:
+        """The seed's figure as written and, when that reads differently, in the unit asked:
+        '2 GB = 2,000,000,000 byte', '36,803 s = 10.2231 hour', but just '148 token/s'."""
+        shown = self.stated_text
+        a, b = _MANTISSA.match(self.stated.strip().lstrip("~≈")), _MANTISSA.match(shown)
+        if a and b and not self.stated.strip().endswith("%"):
+            x = float(a.group(1).replace(",", "")) * 10 ** int(a.group(2) or 0)
+            y = float(b.group(1).replace(",", "")) * 10 ** int(b.group(2) or 0)
+            if abs(x - y) <= 1e-12 * max(abs(x), abs(y)) and (self.stated.strip()[:1] not in "~≈"):
+                return shown
+        return f"{self.stated} = {shown}"
+
+    @property
     def stated_human(self) -> str:
         return _human_extra(self.value, self.unit, self.stated_text)
 
@@ -345,8 +358,7 @@ def given(spec: dict, d: Derivation | None = None) -> list[str]:
         label = (d.context.get("model") if d is not None else "") or spec["model"]
         out.append(f"model {label}")
     if spec.get("hardware"):
-        label = (d.context.get("hardware") if d is not None else "") or spec["hardware"]
-        out.append(f"hardware {label}")
+        out.append(f"hardware {spec['hardware']}")  # the derivation prints the preset's figures
     for k, v in spec.get("set", {}).items():
         out.append(f"{k} = {v}")
     for k, v in spec.get("option", {}).items():
