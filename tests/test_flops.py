@@ -202,3 +202,14 @@ def test_bad_convention_value_suggests():
     assert out.returncode == 2 and "did you mean yes" in out.stderr and "Traceback" not in out.stderr
     with pytest.raises(DeriveError, match="lm_head=excluded"):
         api.value("flops.lm_head", options={"lm_head": "excluded"})
+
+
+@pytest.mark.parametrize("model,active,vocab,norms,layers,heads", [
+    ("llama-2-7b", 6_738_415_616, 32000, 266_240, 32, 32),
+    ("mixtral-8x7b", 12_879_925_248, 32000, 266_240, 32, 32),
+])
+def test_one_token_forward_is_2_flops_per_used_weight(model, active, vocab, norms, layers, heads):
+    # at s = 1 every weight matrix used by the token does one multiply-add per entry; the embedding is a
+    # lookup and norms are no matmul; what remains is QKᵀ and A·V: 2·2·h·d_k per layer for one key
+    fwd = api.value("flops.forward", model=model, s=1, b=1)
+    assert fwd == 2 * (active - vocab * 4096 - norms) + layers * 4 * heads * 128
