@@ -169,3 +169,21 @@ def test_jupyter_display_methods():
     assert d._repr_latex_().startswith("$$\n\\begin{aligned}")
     html = d._repr_html_()
     assert html.startswith('<div class="derive"><style>') and "<math" in html
+
+
+def test_example_docs_page(tmp_path):
+    """examples/render_docs.py renders the example page to Markdown and HTML with the engine's numbers."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "render_docs.py"), str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "page.md").read_text()
+    assert "**68,976,648,192** parameters" in md and "### `decode.step_time`" in md
+    assert f"{80 * 2 * 8 * 128 * 2:,} bytes" in md  # KV bytes per token of Llama 2 70B: 2·L·g·d_k·2
+    if (tmp_path / "page.html").exists():
+        html = (tmp_path / "page.html").read_text()
+        assert html.count("<math") > 50 and "<script" not in html

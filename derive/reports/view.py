@@ -103,6 +103,19 @@ def blocks(lines: list[str]) -> list[Block]:
     return [b for b in out if b.kind == "pre" or b.text]
 
 
+def _same_number(text: str, v: sp.Expr) -> bool:
+    """True when a human string starts with the value itself (no prefix, no conversion)."""
+    import re
+
+    m = re.match(r"\s*(-?[\d,]*\.?\d+)(?:\s|$)", text)
+    if not m or "=" in text:
+        return False
+    try:
+        return float(m.group(1).replace(",", "")) == float(v)
+    except ValueError:
+        return False
+
+
 def _input(i: dict) -> Input:
     v = i.get("value")
     unit = i.get("unit", "") or ""
@@ -113,8 +126,8 @@ def _input(i: dict) -> Input:
         return Input(i["symbol"], i.get("latex") or i["symbol"], v, str(v), "", unit, i.get("meaning", ""))
     h = human(v, unit) if unit not in ("", "1") else ""
     exact = exact_text(v)
-    if h and h.replace(" ", "").replace(",", "") == f"{exact}{unit}".replace(" ", "").replace(",", ""):
-        h = ""
+    if h and _same_number(h, v):
+        h = ""  # '16 sequences' or '2 B' beside 16 and 2 adds nothing
     return Input(i["symbol"], i.get("latex") or i["symbol"], v, exact, h, unit_text(unit), i.get("meaning", ""))
 
 
