@@ -271,3 +271,11 @@ def test_rendering_is_byte_identical_across_processes():
     assert outs[0] == outs[1] == outs[2]
     assert len(outs[0].splitlines()) == len(FORMATS)
     assert hashlib.sha256(outs[0].encode()).hexdigest()
+
+
+def test_html_ids_unique_in_a_document(gpt2):
+    import re
+
+    ids = re.findall(r'id="([^"]+)"', render_document([gpt2, gpt2, gpt2], "html"))
+    assert ids == ["params-total", "params-total-2", "params-total-3"]
+    assert 'id="exercise-1-2"' in render(gpt2, "html-fragment", anchor="exercise 1.2")

@@ -3,7 +3,8 @@
 Templates only format a :class:`~derive.derivation.Derivation`; all numbers come from it, and what
 each format shows is decided once in :mod:`derive.reports.view`. The public API::
 
-    render(derivation, fmt)                      # one derivation: text, md, latex, latex-fragment,
+    render(derivation, fmt, level=2, heading=True, anchor=None)
+                                                 # one derivation: text, md, latex, latex-fragment,
                                                  #   html, html-fragment, json
     render_document(derivations, fmt, title)     # several, as one document
     wrap_document(body, fmt, title)              # your own body (already in fmt) as a whole document
@@ -178,8 +179,10 @@ def _check(fmt: str) -> Format:
                           f"{', '.join(FORMATS)}") from None
 
 
-def fragment(d: Derivation, fmt: str, *, level: int = DEFAULT_LEVEL, heading: bool = True) -> str:
-    """One derivation in ``fmt`` without a document around it (for md/text this is the whole output)."""
+def fragment(d: Derivation, fmt: str, *, level: int = DEFAULT_LEVEL, heading: bool = True,
+             anchor: str | None = None) -> str:
+    """One derivation in ``fmt`` without a document around it (for md/text this is the whole output).
+    ``anchor`` is the HTML id (default: from the quantity id; give one when a page repeats a quantity)."""
     f = _check(fmt)
     if f.template is None:
         return _dumps(to_dict(d))
@@ -187,8 +190,13 @@ def fragment(d: Derivation, fmt: str, *, level: int = DEFAULT_LEVEL, heading: bo
     from derive.reports.view import APPROXIMATION_TEXT, view
 
     level = max(1, min(int(level), 5))
+    v = view(d)
+    if anchor:
+        from derive.reports.view import slug
+
+        v.anchor = slug(anchor)
     out = _env(f.env).get_template(f.template).render(
-        d=d, v=view(d), level=level, heading=heading, heading_cmd=latex.Tex(latex.HEADINGS[level]),
+        d=d, v=v, level=level, heading=heading, heading_cmd=latex.Tex(latex.HEADINGS[level]),
         approximation_text=APPROXIMATION_TEXT)
     return _tidy(out, f.env)
 
@@ -207,16 +215,17 @@ def wrap_document(body: str, fmt: str, title: str = "", subtitle: str = "") -> s
     return _tidy(env.get_template(f.document).render(body=body, title=title, subtitle=subtitle), f.env)
 
 
-def render(d: Derivation, fmt: str, *, level: int | None = None, heading: bool = True) -> str:
+def render(d: Derivation, fmt: str, *, level: int | None = None, heading: bool = True,
+           anchor: str | None = None) -> str:
     """One derivation in ``fmt``; ``latex`` and ``html`` are whole documents, the ``-fragment`` forms
     are to be embedded."""
     f = _check(fmt)
     if f.template is None:
         return _dumps(to_dict(d))
     if f.standalone:
-        body = fragment(d, fmt, level=level or DEFAULT_LEVEL, heading=False)
+        body = fragment(d, fmt, level=level or DEFAULT_LEVEL, heading=False, anchor=anchor)
         return wrap_document(body, fmt, title=f"{d.quantity} — {d.title}" if heading else "")
-    return fragment(d, fmt, level=level or DEFAULT_LEVEL, heading=heading)
+    return fragment(d, fmt, level=level or DEFAULT_LEVEL, heading=heading, anchor=anchor)
 
 
 def render_document(derivations: Iterable[Derivation], fmt: str, title: str = "", *, subtitle: str = "",
@@ -227,7 +236,13 @@ def render_document(derivations: Iterable[Derivation], fmt: str, title: str = ""
     if f.template is None:
         return _dumps([to_dict(d) for d in items])
     sep = "\n" if f.env == "html" else "\n\n"
-    body = sep.join(fragment(d, fmt, level=level).rstrip("\n") for d in items) + "\n"
+    seen: dict[str, int] = {}
+    parts = []
+    for d in items:  # a quantity shown twice gets ids q, q-2, …: ids stay unique on the page
+        seen[d.quantity] = seen.get(d.quantity, 0) + 1
+        anchor = d.quantity if seen[d.quantity] == 1 else f"{d.quantity}-{seen[d.quantity]}"
+        parts.append(fragment(d, fmt, level=level, anchor=anchor).rstrip("\n"))
+    body = sep.join(parts) + "\n"
     if not f.standalone:
         return body
     return wrap_document(body, fmt, title=title, subtitle=subtitle)
