@@ -154,6 +154,8 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
             page=page, shapes=shapes, fieldsets=_fieldsets(page), data_json=_safe(script_json(_calc_data(page))),
             js_file=f"{c.slug}.js", unit_table_json=_safe(units_json), page_title=f"Calculator: {page.title}",
             section="calculators", output_for=" ".join(f"in-{n}" for n in page.symbols),
+            initial_model_note=next(m["note"] for m in page.models if m["id"] == page.initial["model"]),
+            initial_hardware_note=next((h["note"] for h in page.hardware if h["id"] == page.initial["hardware"]), ""),
         )
         write(f"{c.slug}.html", html)
 

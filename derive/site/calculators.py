@@ -258,7 +258,7 @@ def build_page(calc: Calculator) -> CalcPage:
             raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
                               f"{preset.id}; add it to the calculator's sets")
         per_model_values[preset.id] = {s: ctx.values[s] for s in expr.free_symbols}
-        models.append({"id": preset.id, "title": preset.title, "shape": shape.id})
+        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": ctx.arch.describe()})
         if first_q is None or preset.id == calc.model:
             first_q = (preset.id, q, ctx)
     if not models:
@@ -272,7 +272,8 @@ def build_page(calc: Calculator) -> CalcPage:
         for hw in hw_all:
             vals = {s: v for s, v in _hw_values(hw, options).items() if s in all_syms}
             hw_syms |= set(vals)
-            hardware.append({"id": hw.id, "title": hw.title, "values": vals})
+            hardware.append({"id": hw.id, "name": getattr(hw, "name", hw.id), "title": hw.title,
+                             "note": hw.title, "values": vals})
         hardware = [h for h in hardware if h["values"]]
     # a symbol that some presets lack (a sliding window) or that differs between presets comes with the model
     varying = {s for s in all_syms if len({str(v.get(s)) for v in per_model_values.values()}) > 1}

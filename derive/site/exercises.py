@@ -8,6 +8,7 @@ arranges them into chapters and adds what the answer box needs (unit table facto
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ class Item:
     solution_html: str = ""
     seed_note: str = ""
     unanswered: str = ""
+    answer_line: bool = False  # the workbook's section states the answer itself; a variant's fragment does not
     variants: list[Item] = field(default_factory=list)
 
     @property
@@ -80,17 +82,62 @@ def _inputs(d) -> dict[str, sp.Expr]:
 
 
 def solution_html(result: Any) -> str:
-    """The worked solution exactly as the HTML report renders it (a fragment, math as MathML)."""
-    from derive.reports import FORMATS, render
+    """A derivation exactly as the HTML report renders it (a fragment, math as MathML)."""
+    from derive.reports import FORMATS, fragment
 
-    fmt = "html-fragment" if "html-fragment" in FORMATS else "html"
-    sol = getattr(result, "solution", None)
-    if sol is not None and hasattr(sol, "render"):
-        return sol.render(fmt)
     d = getattr(result, "derivation", None)
+    spec = getattr(result, "spec", None) or {}
+    if d is None and "quantity" in spec and getattr(result, "ok", False):
+        d = _variant_derivation(spec)  # the workbook keeps only a variant's value; derive it the same way
     if d is None:
         return ""
-    return render(d, fmt)
+    fmt = "html-fragment" if "html-fragment" in FORMATS else "html"
+    return f'<div class="derive">{fragment(d, fmt, level=4)}</div>'
+
+
+def _variant_derivation(spec: dict):
+    """The derivation of a quantity spec of the workbook data, asked of the API like the CLI would."""
+    from derive import api
+    from derive.errors import DeriveError
+
+    req = api.request(model=spec.get("model"), hardware=spec.get("hardware"), options=dict(spec.get("option", {})),
+                      **{k: str(v) for k, v in spec.get("set", {}).items()})
+    try:
+        return api.show(spec["quantity"], req)
+    except DeriveError:
+        return None
+
+
+_SECTION = re.compile(r'<section class="exercise" id="([^"]+)">')
+_SECTION_TAG = re.compile(r"<(/?)section\b[^>]*>")
+
+
+def workbook_sections(html: str) -> dict[str, str]:
+    """The inside of each ``<section class="exercise" id=…>`` of the workbook's HTML page, by id."""
+    out = {}
+    for m in _SECTION.finditer(html):
+        depth = 0
+        for t in _SECTION_TAG.finditer(html, m.start()):
+            depth += -1 if t.group(1) else 1
+            if depth == 0:
+                out[m.group(1)] = html[m.end():t.start()]
+                break
+    return out
+
+
+def _embed(inner: str, anchor: str) -> str:
+    """An exercise section of the workbook page, placed under our own heading and question: drop
+    those two, and prefix ids so that two solutions on one page never share one."""
+    inner = re.sub(r"^\s*<h3>.*?</h3>\s*", "", inner, count=1, flags=re.S)
+    inner = re.sub(r'^\s*<p class="question">.*?</p>\s*', "", inner, count=1, flags=re.S)
+    return f'<div class="derive workbook-solution">\n{prefix_ids(inner.strip(), anchor)}\n</div>'
+
+
+def prefix_ids(html: str, anchor: str) -> str:
+    """Prefix every id (and #link to one) with the exercise's anchor: solutions of two exercises on
+    one page may embed the same quantity's derivation, whose section id would otherwise repeat."""
+    html = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{anchor}-{m.group(1)}"', html)
+    return re.sub(r'\bhref="#([^"]+)"', lambda m: f'href="#{anchor}-{m.group(1)}"', html)
 
 
 def _seed_hints(result: Any) -> tuple[list[tuple[float, str]], str]:
@@ -108,26 +155,40 @@ def _seed_hints(result: Any) -> tuple[list[tuple[float, str]], str]:
     return hints, " ".join(notes)
 
 
-def _item(ex_id: str, anchor: str, title: str, question: str, result: Any) -> Item:
+def _item(ex_id: str, anchor: str, title: str, question: str, result: Any, solution: str | None = None) -> Item:
     unit = result.unit or "1"
-    if not result.ok:
-        return Item(ex_id, anchor, title, question, unit, None,
-                    unanswered=f"The engine cannot answer this yet: {result.error}")
     extra, note = _seed_hints(result)
+    own = solution is None
+    if solution is None:  # a variant: its own derivation, and the seed's figure if it states one
+        solution = prefix_ids(solution_html(result), anchor)
+    else:
+        note = ""  # the workbook's section already calls out every disagreement with the seed
+    if not result.ok:
+        return Item(ex_id, anchor, title, question, unit, None, solution_html=solution,
+                    unanswered=f"The engine cannot answer this yet: {result.error}")
     value = sp.sympify(result.value)
     spec = A.answer(value, unit, inputs=_inputs(result.derivation), extra_hints=extra)
     return Item(ex_id, anchor, title, question, unit, spec, value_text=result.value_text, human=result.human,
-                solution_html=solution_html(result), seed_note=note)
+                solution_html=solution, seed_note=note, answer_line=own)
 
 
 def chapters() -> list[Chapter]:
-    """Every chapter of the workbook with its answered exercises (a variant gets its own answer box)."""
+    """Every chapter of the workbook with its answered exercises (a variant gets its own answer box).
+
+    An exercise's worked solution is its section of the workbook's own HTML page (the derivation or
+    solve steps, the seed check, the variations), so the site and `derive workbook` never differ."""
     from derive import workbook
 
     out = {c["number"]: Chapter(int(c["number"]), c["title"]) for c in workbook.chapters()}
-    for a in workbook.answers():
-        ch = out[a.chapter]
-        item = _item(a.id, a.anchor, a.title, a.question, a.main)
-        item.variants = [_item(a.id, f"{a.anchor}-v{i}", v.label, "", v) for i, v in enumerate(a.variants, 1)]
-        ch.exercises.append(item)
+    for number, ch in out.items():
+        items = workbook.answers(chapter=number)
+        if not items:
+            continue
+        sections = workbook_sections(workbook.render(items, "html", chapter=number))
+        for a in items:
+            section = sections.get(a.anchor)
+            main = _embed(section, a.anchor) if section is not None else solution_html(a.main)
+            item = _item(a.id, a.anchor, a.title, a.question, a.main, main)
+            item.variants = [_item(a.id, f"{a.anchor}-v{i}", v.label, "", v) for i, v in enumerate(a.variants, 1)]
+            ch.exercises.append(item)
     return [c for c in out.values() if c.exercises]

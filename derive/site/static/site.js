@@ -495,6 +495,7 @@
       hwSel.addEventListener("change", function () {
         const h = data.hardware.find(function (x) { return x.id === hwSel.value; });
         applyValues(h.values);
+        setText(document.getElementById("hardware-note"), h.note || "");
         recompute();
       });
     }

@@ -1,0 +1,213 @@
+"""The site end to end in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+Opens pages from file:// (no server, no network), answers an exercise right and wrong with the
+keyboard, reveals a worked solution, and changes calculator inputs until the value shown is the
+Python engine's. Skips loudly when Chromium or Playwright is missing (.ci/run installs Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from derive import api
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"SKIPPED LOUDLY: {CHROMIUM} not found; install Debian's chromium (.ci/run does) to run the "
+                    "site's end-to-end browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="SKIPPED LOUDLY: playwright is not installed (pip install -e '.[test]')")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    from tests.test_site import built_site
+
+    return built_site()
+
+
+def _open(browser, path: Path, viewport=DESKTOP):
+    page = browser.new_page(viewport=viewport)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_selector("html[data-ready]", timeout=10_000)
+    page.errors, page.requests = errors, requests  # type: ignore[attr-defined]
+    return page
+
+
+def _kv_exercise(site):
+    """Exercise 4.1 (LLaMA-7B KV cache at 4096 tokens: 2 GiB, worked by hand) if answered, else the first."""
+    for ch in site.chapters:
+        for ex in ch.exercises:
+            if ex.anchor == "ex-4-1" and ex.answer:
+                return ch, ex
+    return next((ch, ex) for ch in site.chapters for ex in ch.exercises if ex.answer)
+
+
+def _feedback(page, ex) -> str:
+    return page.locator(f"#{ex.anchor}-fb").inner_text()
+
+
+def test_answers_right_and_wrong_with_the_keyboard(browser, site):
+    ch, ex = _kv_exercise(site)
+    page = _open(browser, site.out / ch.file)
+    box = page.locator(f"#{ex.anchor}-in")
+    value = ex.answer["value"]
+    right = "2 GiB" if ex.anchor == "ex-4-1" else f"{value:.6g}"
+    if ex.anchor == "ex-4-1":
+        assert value == 2 * 2**30
+    box.focus()
+    page.keyboard.type(right)
+    page.keyboard.press("Enter")  # Enter submits
+    fb = page.locator(f"#{ex.anchor}-fb")
+    assert "correct" in fb.get_attribute("class").split()
+    assert "Correct" in _feedback(page, ex)
+
+    box.fill("")
+    page.keyboard.type(f"{value / 2:.6g}")  # half: forgot V (or K)
+    page.keyboard.press("Enter")
+    assert "wrong" in fb.get_attribute("class").split()
+    text = _feedback(page, ex)
+    assert "too small" in text and "2" in text
+    if ex.anchor == "ex-4-1":
+        assert "K and V" in text
+        box.fill("2 GB")  # 2e9 B: GB for GiB
+        box.press("Enter")
+        assert "GB vs GiB" in _feedback(page, ex) and "too low" in _feedback(page, ex)
+        box.fill("64 MiB")  # one layer of 32
+        box.press("Enter")
+        assert "per layer vs all layers" in _feedback(page, ex)
+        box.fill("2 s")
+        box.press("Enter")
+        assert "invalid" in fb.get_attribute("class").split() and "memory size" in _feedback(page, ex)
+    assert page.errors == [] and all(u.startswith("file://") for u in page.requests)
+    page.close()
+
+
+def test_worked_solution_opens_from_the_keyboard(browser, site):
+    ch, ex = _kv_exercise(site)
+    page = _open(browser, site.out / ch.file)
+    sol = page.locator(f"#{ex.anchor}-sol")
+    assert not sol.is_visible()
+    page.locator(f"#{ex.anchor}-in").focus()
+    page.keyboard.press("Tab")  # → Check
+    assert page.evaluate("document.activeElement.type") == "submit"
+    page.keyboard.press("Tab")  # → Show worked solution
+    btn = page.locator(f"button[aria-controls='{ex.anchor}-sol']")
+    assert page.evaluate("document.activeElement.getAttribute('aria-controls')") == f"{ex.anchor}-sol"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), "keyboard focus must be visible"
+    page.keyboard.press("Enter")
+    assert btn.get_attribute("aria-expanded") == "true" and sol.is_visible()
+    assert sol.locator("math").count() > 0  # MathML, laid out by the browser
+    box = sol.locator("math").first.bounding_box()
+    assert box and box["width"] > 5 and box["height"] > 5
+    page.close()
+
+
+def test_calculator_follows_the_inputs_to_the_engines_value(browser, site):
+    page = _open(browser, site.out / "calc-params-total.html")
+    exact = page.locator("#result-exact")
+    assert exact.inner_text() == "124,439,808 param"  # GPT-2 small, by hand from its modules
+    page.locator("#in-L").fill("24")
+    want = api.value("params.total", model="gpt2", L=24)
+    assert exact.inner_text() == f"{int(want):,} param"
+    assert page.locator("#cli").inner_text() == "derive show params.total --model gpt2 --set L=24"
+
+    page.select_option("#model", "mixtral-8x7b")  # another shape: MoE, untied, GQA
+    assert exact.inner_text() == f"{int(api.value('params.total', model='mixtral-8x7b')):,} param"
+    assert page.locator("#in-E").is_visible() and not page.locator("#in-T").is_visible()
+    page.locator("#in-E").fill("16")
+    want = api.value("params.total", model="mixtral-8x7b", E=16)
+    assert exact.get_attribute("data-value") == str(want)
+
+    page.locator("#in-E").fill("8.5")  # not a whole number of experts
+    assert page.locator("#err-E").is_visible() and page.locator("#in-E").get_attribute("aria-invalid") == "true"
+    assert "Fix E" in page.locator("#result-status").inner_text()
+    assert page.errors == []
+    page.close()
+
+
+def test_hardware_calculator_matches_the_engine(browser, site):
+    if not (site.out / "calc-decode-tokens-per-second.html").exists():
+        pytest.skip("decode.tokens_per_second is not defined by the engine yet")
+    page = _open(browser, site.out / "calc-decode-tokens-per-second.html")
+    page.select_option("#model", "llama-2-7b")
+    hw = next(h["id"] for h in next(p for p in site.calculators if p.calc.qid == "decode.tokens_per_second").hardware
+              if h["id"].startswith("h100"))
+    page.select_option("#hardware", hw)
+    page.locator("#in-s").fill("8K")
+    want = api.value("decode.tokens_per_second", model="llama-2-7b", hardware=hw, s="8000", b="1")
+    got = page.locator("#result-exact").get_attribute("data-value")
+    assert sp.Rational(got) == want
+    assert "token" in page.locator("#result-human").inner_text()
+    page.close()
+
+
+def test_phone_width_has_no_sideways_scrolling(browser, site):
+    ch, _ex = _kv_exercise(site)
+    for rel in (ch.file, "calc-params-total.html", "index.html"):
+        page = _open(browser, site.out / rel, PHONE)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (rel, width)
+        page.close()
+    page = _open(browser, site.out / "calc-params-total.html", PHONE)
+    page.locator("#in-L").fill("24")  # the result stays on screen while typing
+    box = page.locator("#result-human").bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"]
+    page.close()
+
+
+def test_screenshots(browser, site, tmp_path):
+    """A chapter page (a wrong answer with its hint, a worked solution open) and a calculator page, at
+    desktop and phone widths. With DERIVE_SITE_SCREENSHOTS=DIR they are written there (how
+    docs/site-*.png were made); otherwise to a temporary directory."""
+    out = Path(os.environ.get("DERIVE_SITE_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    ch, ex = _kv_exercise(site)
+    for name, viewport in (("site-chapter.png", {"width": 1280, "height": 1500}), ("site-chapter-phone.png", PHONE)):
+        page = _open(browser, site.out / ch.file, viewport)
+        box = page.locator(f"#{ex.anchor}-in")
+        box.fill("1 GiB" if ex.anchor == "ex-4-1" else "1")
+        box.press("Enter")
+        page.locator(f"button[aria-controls='{ex.anchor}-sol']").click()
+        if viewport is PHONE:
+            page.evaluate(f"document.getElementById('{ex.anchor}').scrollIntoView()")
+        page.screenshot(path=str(out / name))
+        page.close()
+    calc = "calc-decode-tokens-per-second.html"
+    if not (site.out / calc).exists():
+        calc = "calc-params-total.html"
+    page = _open(browser, site.out / calc, {"width": 1280, "height": 1000})
+    if calc != "calc-params-total.html":
+        page.select_option("#hardware", index=min(3, page.locator("#hardware option").count() - 1))
+        page.locator("#in-s").fill("32K")
+    page.screenshot(path=str(out / "site-calculator.png"))
+    page.close()
+    page = _open(browser, site.out / "calc-params-total.html", PHONE)
+    page.locator("#in-L").fill("24")
+    page.evaluate("document.querySelector('fieldset').scrollIntoView()")
+    page.screenshot(path=str(out / "site-calculator-phone.png"))
+    page.close()
+    for name in ("site-chapter.png", "site-chapter-phone.png", "site-calculator.png", "site-calculator-phone.png"):
+        assert (out / name).stat().st_size > 10_000
