@@ -51,6 +51,7 @@ def sections(what: str) -> list[tuple[str, str]]:
     if what in ("all", "options"):
         from derive.options import OPTIONS
 
+        load_all()  # options are declared by the formula modules
         rows = [(o.key, "|".join(o.choices) if o.choices else "", f"{o.help} (default {o.default})")
                 for o in OPTIONS.values()]
         out.append(("options (--option KEY=VALUE)", _table(rows)))
