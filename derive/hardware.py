@@ -74,8 +74,8 @@ class Hardware:
             key = explicit if explicit in self.peak else ("bf16" if explicit == "fp16" and "bf16" in self.peak
                                                           else None)
             if key is None:
-                raise DeriveError(f"{self.id} has no {explicit} peak (it has {', '.join(self.peak)}); "
-                                  f"pick another --option compute_dtype or give --set F_peak=…")
+                raise DeriveError(f"{self.id} has no {explicit} peak (it has {', '.join(self.peak)}); pick one of "
+                                  f"those for --option compute_dtype, or drop it and give --set F_peak=…")
             return key, ""
         dtype = options.get("dtype", "bf16")
         if dtype in self.peak:
