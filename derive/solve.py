@@ -9,7 +9,7 @@ then give the admissible neighbours with the quantity's actual value at each.
 
     >>> from derive.solve import solve
     >>> solve("params.approx_layers", "1B", "d", L=16).value      # sqrt(1e9 / 192)
-    2500*sqrt(30)/3
+    1250*sqrt(30)/3
 """
 
 from __future__ import annotations
