@@ -27,28 +27,48 @@ examples:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, exit 2 (argparse's own convention)
-        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata would cost every run ~25 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("derive")
+        except PackageNotFoundError:  # running from a checkout
+            ver = "dev"
+        sys.stdout.write(f"derive {ver}\n")
+        parser.exit()
+
+
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser. With ``command`` (a module name of :data:`COMMANDS`) only that subcommand's
+    module is imported, so one query does not load every other command; ``None`` loads them all."""
     p = _Parser(prog="derive", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ver = version("derive")
-    except PackageNotFoundError:  # running from a checkout
-        ver = "dev"
-    p.add_argument("--version", action="version", version=f"derive {ver}")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    names = COMMANDS
+    if command in COMMANDS and importlib.util.find_spec(f"derive.commands.{command}") is not None:
+        names = [command]
+    for name in names:
         if importlib.util.find_spec(f"derive.commands.{name}") is None:
             continue
         importlib.import_module(f"derive.commands.{name}").add_parser(sub)
+    if names != COMMANDS and command not in sub.choices:  # the module names its command otherwise
+        return parser()
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = p.parse_args(argv)
     if not getattr(args, "command", None):
         p.print_help()

@@ -31,8 +31,9 @@ def _check_integer(name: str, val: sp.Expr) -> int:
     info = S.info(name)
     if not val.is_Integer:
         raise DeriveError(f"{name} ({info.meaning}) must be a whole number, got {val}")
-    if int(val) <= 0:
-        raise DeriveError(f"{name} ({info.meaning}) must be positive, got {val}")
+    if int(val) < 0 or (int(val) == 0 and not info.nonnegative):
+        raise DeriveError(f"{name} ({info.meaning}) must be {'non-negative' if info.nonnegative else 'positive'}, "
+                          f"got {val}")
     return int(val)
 
 
@@ -106,8 +107,10 @@ def build_context(req: Request) -> Context:
     if model_given:  # N and N_act default to the model's exact counts (one formula: params.py)
         from derive.formulas import params
 
-        values.setdefault(S.N, params.total(arch).evaluate(values))
-        values.setdefault(S.N_act, params.total(arch, active=True).evaluate(values) if arch.moe else values[S.N])
+        if S.N not in values:
+            values[S.N] = params.exact_count(arch, values)
+        if S.N_act not in values:
+            values[S.N_act] = params.exact_count(arch, values, active=True) if arch.moe else values[S.N]
     ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=dict(req.options), values=values)
     ctx.options.setdefault("model_label", label)
     return ctx

@@ -101,6 +101,34 @@ def _ordered(q: Quantity) -> sp.Expr:
 
 # ---- steps ------------------------------------------------------------------------------------
 
+class _Lazy:
+    """A required dataclass field that may be given a zero-argument callable instead of its value:
+    the callable runs on first read and its result is kept. Derivations print their LaTeX this way,
+    so formats that never read it (text) do not pay for it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            raise AttributeError(self.slot)  # no class-level default: the field stays required
+        val = obj.__dict__[self.slot]
+        if callable(val):
+            val = obj.__dict__[self.slot] = val()
+        return val
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
+def _resolved_state(obj) -> dict:
+    """__dict__ with every lazy field computed (for pickle and copy)."""
+    for key, val in list(obj.__dict__.items()):
+        if key.startswith("_lazy_") and callable(val):
+            getattr(obj, key[len("_lazy_"):])
+    return dict(obj.__dict__)
+
+
 @dataclass
 class Step:
     id: str
@@ -110,9 +138,9 @@ class Step:
     symbol_text: str
     symbol_latex: str
     formula_text: str
-    formula_latex: str
+    formula_latex: str = _Lazy()  # type: ignore[assignment]  (a str once read)
     substituted_text: str
-    substituted_latex: str
+    substituted_latex: str = _Lazy()  # type: ignore[assignment]
     value: sp.Expr
     value_text: str
     human: str
@@ -129,6 +157,9 @@ class Step:
     def numeric(self) -> bool:
         return not sp.sympify(self.value).free_symbols
 
+    def __getstate__(self) -> dict:
+        return _resolved_state(self)
+
 
 @dataclass
 class Derivation:
@@ -137,7 +168,7 @@ class Derivation:
     unit: str
     steps: list[Step]
     expanded_text: str
-    expanded_latex: str
+    expanded_latex: str = _Lazy()  # type: ignore[assignment]
     value: sp.Expr
     value_text: str
     human: str
@@ -156,6 +187,9 @@ class Derivation:
     @property
     def root(self) -> Step:
         return self.steps[0]
+
+    def __getstate__(self) -> dict:
+        return _resolved_state(self)
 
     # Jupyter shows a derivation as its worked solution (the renderers live in derive.reports)
     def _repr_markdown_(self) -> str:
@@ -200,15 +234,20 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
         shown = _ordered(node)
         order = "none" if node.meta.get("terms") else None
         sub_text = _ValueStr(local, order).doprint(shown).replace("**", "^").replace("*", "·")
-        sub_latex = _ValueLatex(local, _names(node), order).doprint(shown)
+        names = _names(node)
+        free = shown.free_symbols
+        exact = not sp.sympify(val).free_symbols
         steps.append(Step(
             id=node.id, title=node.title, depth=depth, unit=node.unit, symbol_text=node.symbol_name,
-            symbol_latex=node.latex, formula_text=text(shown, order), formula_latex=latex(shown, node, order),
-            substituted_text=sub_text, substituted_latex=sub_latex, value=val,
-            value_text=exact_text(val) if not sp.sympify(val).free_symbols else text(val),
-            human=human(val, node.unit) if not sp.sympify(val).free_symbols else "",
+            symbol_latex=node.latex, formula_text=text(shown, order),
+            formula_latex=lambda shown=shown, node=node, order=order: latex(shown, node, order),
+            substituted_text=sub_text,
+            substituted_latex=lambda shown=shown, local=local, names=names, order=order:
+                _ValueLatex(local, names, order).doprint(shown),
+            value=val, value_text=exact_text(val) if exact else text(val),
+            human=human(val, node.unit) if exact else "",
             note=node.note, category=node.category, formula_expr=shown, substitutions=local,
-            names={sy: nm for sy, nm in _names(node).items() if sy in shown.free_symbols}, order=order,
+            names={sy: nm for sy, nm in names.items() if sy in free}, order=order,
         ))
         if depth < max_depth:
             for c in node.children:
@@ -228,7 +267,7 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
     notes = [n.note for n in q.walk() if n.note]
     return Derivation(
         quantity=q.id, title=q.title, unit=q.unit, steps=steps, expanded_text=text(expanded),
-        expanded_latex=latex(expanded), value=root.value, value_text=root.value_text, human=root.human,
+        expanded_latex=lambda: latex(expanded), value=root.value, value_text=root.value_text, human=root.human,
         inputs=inputs, notes=list(dict.fromkeys(notes)), conventions=list(q.conventions),
         approximation=q.approximation, context=context or {}, expanded_expr=expanded,
     )

@@ -157,6 +157,20 @@ def total(arch: Architecture, active: bool = False) -> Quantity:
     return node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
 
 
+def exact_count(arch: Architecture, values, active: bool = False) -> sp.Expr:
+    """params.total (or params.active) for these values, evaluated node by node: the same tree, without
+    expanding the whole formula first (the CLI computes N and N_act for every model this way)."""
+
+    def value(q: Quantity) -> sp.Expr:
+        if not q.children:
+            return q.expr.xreplace(values)
+        return q.expr.xreplace({**values, **{c.symbol: value(c) for c in q.children}})
+
+    tree = total(arch, active=active)
+    out = value(tree)
+    return out if out.is_Number else tree.evaluate(values)
+
+
 def approx() -> Quantity:
     """The 12·L·d² + V·d rule of thumb: 4d² attention + 8d² (4d) MLP per layer, tied embedding."""
     q = leaf("params.approx", "rule of thumb 12·L·d² + V·d", "param", 12 * L * d**2 + V * d,
