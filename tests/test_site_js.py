@@ -88,7 +88,7 @@ class _FractionPrinter(PythonCodePrinter):
 def _exact_fn(expr: sp.Expr, names: list[str]):
     import math
 
-    mods = [{"Fraction": Fraction, "Max": max, "Min": min, "floor": math.floor, "ceiling": math.ceil}]
+    mods = [{"Fraction": Fraction, "Max": max, "Min": min, "floor": math.floor, "ceiling": math.ceil, "math": math}]
     return sp.lambdify([S.sym(n) for n in names], expr, modules=mods, printer=_FractionPrinter)
 
 

@@ -54,6 +54,14 @@ CALCULATORS: list[Calculator] = [
                blurb="Tokens per second when decoding is bound by reading weights (and KV) from memory."),
     Calculator("training.time", sets=(("D", "2T"), ("MFU", "0.5")), hardware="a100-80gb",
                blurb="Wall-clock time to train on D tokens at a given MFU."),
+    Calculator("prefill.ttft", sets=(("s", "2048"), ("b", "1"), ("MFU", "0.5")), hardware="h100-sxm",
+               blurb="Time to first token: the prompt's forward pass at a given MFU."),
+    Calculator("kv_cache.max_users", sets=(("s", "4096"),), hardware="a100-80gb",
+               blurb="How many sequences' KV caches fit beside the weights on one device."),
+    Calculator("serving.min_gpus", sets=(("s", "4096"), ("users", "100")), hardware="h100-sxm",
+               blurb="Fewest devices whose memory holds the weights and every user's KV cache."),
+    Calculator("cost.per_million_tokens", sets=(("s", "4096"), ("b", "32")), hardware="h100-sxm",
+               blurb="What a million generated tokens cost at the device's hourly price."),
 ]
 
 
