@@ -150,8 +150,8 @@ def _run_browser(scripts: list[str], cases: list[dict]) -> list:
             for text in scripts:
                 page.add_script_tag(content=text)
             page.add_script_tag(content=RUNNER)
-            payload = [{k: v for k, v in c.items() if k != "exact"} for c in cases]
-            return page.evaluate("cases => runCases(cases)", payload)
+            payload = json.dumps([{k: v for k, v in c.items() if k != "exact"} for c in cases])
+            return json.loads(page.evaluate("text => JSON.stringify(runCases(JSON.parse(text)))", payload))
         finally:
             browser.close()
 
