@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         n_ex = sum(len(c.exercises) for c in site.chapters)
         print(f"wrote {len(site.files)} files to {out}: {len(site.chapters)} chapters ({n_ex} exercises), "
               f"{len(site.calculators)} calculators; open {out / 'index.html'}")
+        for qid, why in site.failed_calculators.items():
+            print(f"derive site: warning: calculator {qid} skipped: {why}", file=sys.stderr)
         if site.missing_calculators:
             print(f"not built (quantity not defined yet): {', '.join(site.missing_calculators)}")
     return 0

@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from derive.errors import DeriveError
 from derive.site import answers as A
 from derive.site.calculators import CALCULATORS, CalcPage, Calculator, available, build_page
 from derive.site.exercises import Chapter
@@ -55,6 +56,7 @@ class Site:
     chapters: list[Chapter]
     calculators: list[CalcPage]
     missing_calculators: list[str]
+    failed_calculators: dict[str, str]
 
 
 def _static(name: str) -> str:
@@ -143,9 +145,15 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
     calcs = available(wanted)
     missing = [c.qid for c in wanted if c not in calcs]
     pages: list[CalcPage] = []
+    failed: dict[str, str] = {}
     for c in calcs:
         say(f"calculator {c.qid}")
-        page = build_page(c)
+        try:
+            page = build_page(c)
+        except DeriveError as exc:  # one broken calculator should not cost the whole site
+            failed[c.qid] = str(exc)
+            say(f"skipped calculator {c.qid}: {exc}")
+            continue
         pages.append(page)
         write(f"{c.slug}.js", calc_js(page))
         shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded)}
@@ -175,6 +183,7 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
     calc_links = [{"file": f"{p.calc.slug}.html", "qid": p.calc.qid, "title": p.title, "blurb": p.calc.blurb}
                   for p in pages]
     write("index.html", env.get_template("index.html.j2").render(
-        chapters=chs, calcs=calc_links, missing_calcs=missing, unit_table_json=_safe(units_json),
+        chapters=chs, calcs=calc_links, missing_calcs=missing + sorted(failed), unit_table_json=_safe(units_json),
         page_title="Contents", section="", tolerance_pct=tol_pct))
-    return Site(out=out, files=files, chapters=chs, calculators=pages, missing_calculators=missing)
+    return Site(out=out, files=files, chapters=chs, calculators=pages, missing_calculators=missing,
+                failed_calculators=failed)
