@@ -99,14 +99,18 @@ def build(qid: str, ctx: Context) -> Quantity:
     if qid in reg:
         return reg[qid].build(ctx)
     topic = qid.split(".")[0]
+    errors: list[DeriveError] = []
     for qdef in reg.values():
-        if qdef.topic == topic:
+        if qdef.topic == topic and qid.startswith(qdef.id.rsplit(".", 1)[0]):
             try:
                 tree = qdef.build(ctx)
-            except DeriveError:
+            except DeriveError as exc:  # this tree cannot be built here; another may hold qid
+                errors.append(exc)
                 continue
             found = tree.find(qid)
             if found is not None:
                 return found
+    if errors and any(qid.startswith(e_id + ".") for e_id in reg):
+        raise errors[0]  # the part exists, but its tree could not be built: say why
     known = list(reg)
     raise DeriveError(f"unknown quantity {qid!r}{suggest(qid, known)}; `derive list` shows them all")

@@ -11,9 +11,15 @@ from derive.errors import UnitError
 from derive.units import COUNT_UNITS, canonical_name, registry
 
 
-def _q(unit: str):
+def _q(unit: str, magnitude: float = 1.0):
     ureg = registry()
-    return ureg.Quantity(1, "dimensionless" if unit == "1" else unit.replace("^", "**"))
+    return ureg.Quantity(magnitude, "dimensionless" if unit == "1" else unit.replace("^", "**"))
+
+
+def _magnitude(name: str) -> float:
+    """A distinct deterministic magnitude per symbol, so that a difference such as F·B − F·K does
+    not collapse to 0 (and a later division by it fail) while only the units are being checked."""
+    return 1.0 + (sum((i + 1) * ord(c) for i, c in enumerate(name)) % 997) / 1009.0
 
 
 def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
@@ -23,9 +29,9 @@ def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
         return float(expr)
     if expr.is_Symbol:
         if expr in units:
-            return _q(units[expr])
+            return _q(units[expr], _magnitude(str(expr)))
         try:
-            return _q(S.info(expr).unit)
+            return _q(S.info(expr).unit, _magnitude(str(expr)))
         except KeyError:
             raise UnitError(f"{where}: symbol {expr} has no unit in the catalog") from None
     args = [_eval(a, units, where) for a in expr.args]
