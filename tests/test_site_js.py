@@ -119,28 +119,30 @@ def _scripts(cases: list[dict]) -> list[str]:
     return [site_js] + [calc_js(p) for qid, p in pages.items() if any(c["qid"] == qid for c in cases)]
 
 
-def _run_node(node: str, scripts: list[str], cases: list[dict], tmp: Path) -> list:
+def _run_node(node: str, scripts: list[str], fn: str, payload, tmp: Path):
+    """Call the JS function ``fn`` (defined in the last script) on ``payload`` in Node."""
     paths = []
     for i, text in enumerate(scripts):
         p = tmp / f"s{i}.js"
         p.write_text(text, encoding="utf-8")
         paths.append(p)
-    data = tmp / "cases.json"
-    data.write_text(json.dumps([{k: v for k, v in c.items() if k != "exact"} for c in cases]))
+    data = tmp / "payload.json"
+    data.write_text(json.dumps(payload))
     main = tmp / "main.js"
     main.write_text(
         "const fs = require('fs');\n"
-        + "".join(f"require({json.dumps(str(p))});\n" for p in paths)
-        + RUNNER
-        + f"const cases = JSON.parse(fs.readFileSync({json.dumps(str(data))}, 'utf8'));\n"
-        + "process.stdout.write(JSON.stringify(runCases(cases)));\n"
+        + "".join(f"require({json.dumps(str(p))});\n" for p in paths[:-1])
+        + paths[-1].read_text()
+        + f"const payload = JSON.parse(fs.readFileSync({json.dumps(str(data))}, 'utf8'));\n"
+        + f"process.stdout.write(JSON.stringify({fn}(payload)));\n"
     )
     proc = subprocess.run([node, str(main)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def _run_browser(scripts: list[str], cases: list[dict]) -> list:
+def _run_browser(scripts: list[str], fn: str, payload):
+    """The same in headless Chromium (one JSON string each way: much faster than structured args)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -149,25 +151,28 @@ def _run_browser(scripts: list[str], cases: list[dict]) -> list:
             page.set_content("<!DOCTYPE html><html><body></body></html>")
             for text in scripts:
                 page.add_script_tag(content=text)
-            page.add_script_tag(content=RUNNER)
-            payload = json.dumps([{k: v for k, v in c.items() if k != "exact"} for c in cases])
-            return json.loads(page.evaluate("text => JSON.stringify(runCases(JSON.parse(text)))", payload))
+            return json.loads(page.evaluate(f"text => JSON.stringify({fn}(JSON.parse(text)))", json.dumps(payload)))
         finally:
             browser.close()
+
+
+def run_js(scripts: list[str], fn: str, payload, tmp: Path):
+    """(result, runner): Node when installed (unless DERIVE_JS_RUNNER=browser), else headless Chromium."""
+    node = shutil.which("node")
+    if node and os.environ.get("DERIVE_JS_RUNNER", "") != "browser":
+        return _run_node(node, scripts, fn, payload, tmp), "node"
+    if Path(CHROMIUM).exists():
+        return _run_browser(scripts, fn, payload), "chromium"
+    pytest.skip("SKIPPED LOUDLY: neither Node.js (`node`) nor /usr/bin/chromium is available to run the "
+                "site's JavaScript; install one (`apt-get install nodejs` or `chromium`) to check it")
 
 
 @pytest.fixture(scope="module")
 def js_results(tmp_path_factory):
     cases = _cases()
-    scripts = _scripts(cases)
-    node = shutil.which("node")
-    forced = os.environ.get("DERIVE_JS_RUNNER", "")
-    if node and forced != "browser":
-        return cases, _run_node(node, scripts, cases, tmp_path_factory.mktemp("js")), "node"
-    if Path(CHROMIUM).exists():
-        return cases, _run_browser(scripts, cases), "chromium"
-    pytest.skip("SKIPPED LOUDLY: neither Node.js (`node`) nor /usr/bin/chromium is available to run the "
-                "generated JavaScript; install one (`apt-get install nodejs` or `chromium`) to check the calculators")
+    payload = [{k: v for k, v in c.items() if k != "exact"} for c in cases]
+    results, runner = run_js(_scripts(cases) + [RUNNER], "runCases", payload, tmp_path_factory.mktemp("js"))
+    return cases, results, runner
 
 
 def test_enough_configurations(js_results):
@@ -216,3 +221,69 @@ def test_js_human_units_match_python(js_results):
     bad = [(c["py"], c["unit"], h, human(c["py"], c["unit"]))
            for c, (_f, _e, h) in zip(cases, results, strict=True) if h != human(c["py"], c["unit"])]
     assert not bad, bad[:5]
+
+
+# ---- answer parsing and feedback (site.js) against the engine's parser ----------------------------
+
+CHECKER = r"""
+function checkAnswers(p) {
+  const D = globalThis.Derive;
+  const U = D.unitsFrom(p.units);
+  return p.cases.map(function (c) {
+    if (c.kind === "parse") {
+      const r = D.parseAmount(c.text, U, c.count);
+      return r.ok ? [D.R.toString(r.value), r.canon] : ["error", r.error];
+    }
+    const r = D.check(c.text, c.answer, U);
+    return [r.status, r.hints.join(" | "), r.message];
+  });
+}
+"""
+
+#: (typed text, canonical unit): read the same way by site.js and derive.parse.value
+PARSE = [("2 GiB", "byte"), ("256 MiB", "byte"), ("2.15GB", "byte"), ("80GiB", "byte"), ("148 tok/s", "token/s"),
+         ("6.74B", "param"), ("1.5e9", "param"), ("4K", "token"), ("1_000", "1"), ("1/3", "1"), ("2 TB/s", "byte/s"),
+         ("312 TFLOP/s", "FLOP/s"), ("20 ms", "s"), ("1.5 h", "s"), ("3 days", "s"), ("6.74e9", "param"),
+         ("64 Mtok", "token"), ("12 TFLOP", "FLOP")]
+
+
+def test_answer_parser_agrees_with_the_engines(tmp_path):
+    from derive import parse
+    from derive.site.answers import unit_table
+    from derive.units import COUNT_UNITS
+
+    site_js = resources.files("derive.site").joinpath("static", "site.js").read_text(encoding="utf-8")
+    cases = [{"kind": "parse", "text": t, "count": u in COUNT_UNITS or u == "1"} for t, u in PARSE]
+    got, _runner = run_js([site_js, CHECKER], "checkAnswers", {"units": unit_table(), "cases": cases}, tmp_path)
+    for (text, unit), (value, canon) in zip(PARSE, got, strict=True):
+        assert value != "error", (text, canon)
+        assert canon in (None, unit), (text, canon)
+        assert Fraction(value) == Fraction(str(parse.value(text, unit))), text
+
+
+def test_feedback_and_hints(tmp_path):
+    """LLaMA-7B's KV cache at 4096 tokens (2 GiB, by hand) checked against typical slips."""
+    from derive.site import answers as A
+
+    site_js = resources.files("derive.site").joinpath("static", "site.js").read_text(encoding="utf-8")
+    kv = A.answer(sp.Integer(2 * 2**30), "byte", inputs={"L": sp.Integer(32)})
+    rate = A.answer(sp.Rational(10**12, 6738415616), "token/s")  # 2 TB/s / 13.48 GB: 148.4 tok/s
+    cost = A.answer(sp.Rational(9, 6250000), "USD/token")
+    hours = A.answer(sp.Rational(153125, 14976), "hour")  # 10.22 h
+    texts = [(kv, "2 GiB"), (kv, "2147483648"), (kv, "2.15 GB"), (kv, "17179869184 bits"), (kv, "1 GiB"),
+             (kv, "2 GB"), (kv, "64 MiB"), (kv, "16 GiB"), (kv, "2 s"), (kv, "lots"), (rate, "148 tok/s"),
+             (rate, "6.74 ms/token"), (rate, "74 tok/s"), (cost, "$1.44/Mtok"), (cost, "1.44e-6"), (hours, "10.2"),
+             (hours, "36800 s"), (hours, "0.43 days")]
+    cases = [{"kind": "check", "text": t, "answer": a} for a, t in texts]
+    got, _runner = run_js([site_js, CHECKER], "checkAnswers", {"units": A.unit_table(), "cases": cases}, tmp_path)
+    res = {t: r for (_a, t), r in zip(texts, got, strict=True)}
+    for t in ("2 GiB", "2147483648", "2.15 GB", "17179869184 bits", "148 tok/s", "6.74 ms/token", "$1.44/Mtok",
+              "1.44e-6", "10.2", "36800 s", "0.43 days"):
+        assert res[t][0] == "correct", (t, res[t])
+    assert res["1 GiB"][0] == "wrong" and "K and V" in res["1 GiB"][1] and "too small" in res["1 GiB"][2]
+    assert "GB vs GiB" in res["2 GB"][1] and "too low" in res["2 GB"][2]
+    assert "per layer vs all layers" in res["64 MiB"][1]
+    assert "bits vs bytes" in res["16 GiB"][1] and "too large" in res["16 GiB"][2]
+    assert "K and V" in res["74 tok/s"][1]
+    assert res["2 s"][0] == "invalid" and "time" in res["2 s"][2] and "memory size" in res["2 s"][2]
+    assert res["lots"][0] == "invalid"

@@ -296,11 +296,15 @@
       value = R.mul(value, R.q(ex.factor[0], ex.factor[1]));
       canon = ex.canon;
     }
+    let inverted = false;
     if (canon !== ex.canon) {
       const per = canon.split("/");
       const perCount = per.length === 2 && per[0] === ex.canon && COUNT_UNITS.indexOf(per[1]) >= 0;
       const plainCount = ex.canon === "1" && COUNT_UNITS.indexOf(canon) >= 0;
-      if (!perCount && !plainCount) {
+      // 13.5 ms/token for a rate in token/s (or the other way round): the same answer, inverted
+      inverted = per.length === 2 && ex.canon === per[1] + "/" + per[0] && value.n !== 0n;
+      if (inverted) value = R.div(R.int(1n), value);
+      if (!perCount && !plainCount && !inverted) {
         return { status: "invalid", hints: [],
           message: "That is " + dimensionWord(canon) + ", but the answer is " + dimensionWord(ex.canon) +
                    " (in " + ex.unit + ")." };
@@ -308,7 +312,7 @@
     }
     const x = R.toNumber(value);
     const v = ex.value;
-    const read = "Read as " + human(x, ex.canon) + ".";
+    const read = "Read as " + (inverted ? "1 / your value = " : "") + human(x, ex.canon) + ".";
     const tol = ex.tolerance;
     if (v === 0) {
       return x === 0 ? { status: "correct", message: "Correct.", hints: [] }
