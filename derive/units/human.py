@@ -32,8 +32,10 @@ def sig(x: float, digits: int = 4) -> str:
 
 
 def _scaled(x: float, table, unit: str, digits: int = 4, sep: str = " ") -> str:
+    # compare after rounding, so 999,971,104 shows as 1B and not 1,000M
+    rounded = float(f"{x:.{digits - 1}e}") if x else 0.0
     for factor, prefix in table:
-        if abs(x) >= factor:
+        if abs(rounded) >= factor:
             return f"{sig(x / factor, digits)}{sep}{prefix}{unit}"
     return f"{sig(x, digits)}{sep}{unit}"
 
