@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from derive.architecture import BIAS_SITES, MLPS, NORMS, Architecture, MoE
 from derive.errors import DeriveError
-from derive.formulas import params
+from derive.formulas import params, params_quantities
 
 Shape = tuple[int, ...]
 
@@ -148,12 +148,14 @@ def count(a: Architecture, active: bool = False) -> sp.Integer:
 @given(architectures())
 def test_symbolic_total_equals_tensor_list(a):
     assert count(a) == numel(a)
+    assert params.exact_count(a, a.values()) == count(a)  # node-by-node evaluation (the CLI's N)
 
 
 @SETTINGS
 @given(architectures(moe=True))
 def test_symbolic_active_equals_tensor_list(a):
     assert count(a, active=True) == numel(a, active=True)
+    assert params.exact_count(a, a.values(), active=True) == count(a, active=True)
     assert count(a, active=True) <= count(a)
 
 
@@ -164,6 +166,9 @@ def test_breakdown_sums_to_total(a):
     parts = {k: v.xreplace(a.values()) for k, v in tree.breakdown().items()}
     assert all(v.is_Integer and v > 0 for v in parts.values())
     assert sum(parts.values()) == count(a)
+    # the CLI's numeric walk of the tree (JSON "breakdown") gives the same categories, in the same order
+    fast = params_quantities._category_values(tree, a.values())
+    assert fast == parts and list(fast) == list(parts)
     # every leaf is reached, and categories are the documented ones
     assert set(parts) <= {"token_embedding", "embedding_projection", "position_embedding", "attention", "mlp",
                           "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head"}

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import sympy as sp
+
 from derive.formulas import params
 from derive.registry import Context, quantity
 
 
+def _category_values(q, values) -> dict[str, sp.Expr] | None:
+    """q.breakdown() with values substituted, walking the Σ coeff·part tree with numbers (no symbolic
+    expansion); None when a node is not such a sum or a value is not exact."""
+    out: dict[str, sp.Expr] = {}
+
+    def visit(node, mult) -> bool:
+        if not node.children:
+            cat = node.category or node.id
+            out[cat] = out.get(cat, 0) + mult * node.expr.xreplace(values)
+            return True
+        terms = node.meta.get("terms")
+        if not terms or len(terms) != len(node.children):
+            return False
+        by_symbol = {c.symbol: c for c in node.children}
+        return all(visit(by_symbol[sym], mult * sp.sympify(coeff).xreplace(values)) for coeff, sym in terms)
+
+    if not visit(q, sp.Integer(1)) or not all(v.is_Rational for v in out.values()):
+        return None
+    return {k: v for k, v in out.items() if v != 0}
+
+
 def _breakdown(ctx: Context, q, value) -> dict:
     """Per-category totals, integers, as the JSON 'breakdown' (and text lines)."""
-    out = {cat: int(e.xreplace(ctx.values)) for cat, e in q.breakdown().items()
-           if not e.xreplace(ctx.values).free_symbols}
+    fast = _category_values(q, ctx.values)
+    if fast is not None and all(v.is_Integer for v in fast.values()):
+        out = {cat: int(v) for cat, v in fast.items()}
+    else:
+        out = {cat: int(e.xreplace(ctx.values)) for cat, e in q.breakdown().items()
+               if not e.xreplace(ctx.values).free_symbols}
     width = max((len(c) for c in out), default=0)
     lines = ["breakdown:"] + [f"  {c.ljust(width)}  {v:>16,}" for c, v in out.items()]
     return {"breakdown": out, "lines": lines}
