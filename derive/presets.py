@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -46,9 +47,19 @@ def _aliases() -> dict[str, str]:
     return table
 
 
+def _closest(key: str, table: dict[str, str], n: int = 3) -> str:
+    """' (did you mean …?)': presets that extend what was typed first ('mistral' → mistral-7b), then the
+    closest spellings; each preset named once, by its id."""
+    ids = list(dict.fromkeys(table[a] for a in sorted(table, key=len) if a.startswith(key)))
+    for alias in difflib.get_close_matches(key, list(table), n=2 * n, cutoff=0.5):
+        if table[alias] not in ids:
+            ids.append(table[alias])
+    return f" (did you mean {', '.join(ids[:n])}?)" if ids else suggest(key, table)
+
+
 def model(name: str) -> ModelPreset:
     key = name.strip().lower()
     table = _aliases()
     if key in table:
         return models()[table[key]]
-    raise DeriveError(f"unknown model preset {name!r}{suggest(key, table)}; `derive list models` shows them")
+    raise DeriveError(f"unknown model preset {name!r}{_closest(key, table)}; `derive list models` shows them")
