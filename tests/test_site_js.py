@@ -287,3 +287,21 @@ def test_feedback_and_hints(tmp_path):
     assert "K and V" in res["74 tok/s"][1]
     assert res["2 s"][0] == "invalid" and "time" in res["2 s"][2] and "memory size" in res["2 s"][2]
     assert res["lots"][0] == "invalid"
+
+
+HUMAN = r"""
+function humanAll(items) { return items.map(function (c) { return globalThis.Derive.human(c[0], c[1]); }); }
+"""
+
+
+def test_human_units_match_python_at_the_edges(tmp_path):
+    """Prefix boundaries, rounding ties and exponents: the calculator shows what `derive show` prints."""
+    values = [999_971_104, 999_499_999, 999_500_000, 1e9, 1234.5, 12425, 0.125, 2**31, 80 * 2**30, 999.96e9,
+              1023.99 * 2**30, 5.649e-6, 1.2345e21, 9.9996e15, 59.999, 119.9996, 7199.99, 172_799.0, 0.0009999996,
+              -1_500_000, 1, 0]
+    units = ["param", "byte", "FLOP", "s", "token/s", "FLOP/s", "byte/s", "USD/token", "user", "1", "token"]
+    items = [[float(v), u] for v in values for u in units]
+    site_js = resources.files("derive.site").joinpath("static", "site.js").read_text(encoding="utf-8")
+    got, _runner = run_js([site_js, HUMAN], "humanAll", items, tmp_path)
+    bad = [(v, u, g, human(v, u)) for (v, u), g in zip(items, got, strict=True) if g != human(v, u)]
+    assert not bad, bad[:6]

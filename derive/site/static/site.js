@@ -140,8 +140,10 @@
   }
   function scaled(x, table, unit, sep) {
     if (sep === undefined) sep = " ";
+    // compare after rounding, so 999,971,104 shows as 1B and not 1,000M
+    const rounded = x && isFinite(x) ? parseFloat(expo(x, 4)) : x;
     for (const [factor, prefix] of table) {
-      if (Math.abs(x) >= factor) return sig(x / factor) + sep + prefix + unit;
+      if (Math.abs(rounded) >= factor) return sig(x / factor) + sep + prefix + unit;
     }
     return sig(x) + sep + unit;
   }
