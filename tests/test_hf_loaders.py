@@ -248,6 +248,35 @@ COMMAND_R = {
     "use_qk_norm": False, "vocab_size": 256000,
 }
 
+GPT_NEO_125M = {
+    "activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0,
+    "attention_layers": ["global", "local"] * 6, "attention_types": [[["global", "local"], 6]], "bos_token_id": 50256,
+    "embed_dropout": 0, "eos_token_id": 50256, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": None, "layer_norm_epsilon": 1e-05, "max_position_embeddings": 2048, "model_type": "gpt_neo",
+    "num_heads": 12, "num_layers": 12, "resid_dropout": 0, "vocab_size": 50257, "window_size": 256,
+}
+CODEGEN_350M = {
+    "activation_function": "gelu_new", "architectures": ["CodeGenForCausalLM"], "attn_pdrop": 0.0,
+    "bos_token_id": 1, "embd_pdrop": 0.0, "eos_token_id": 50256, "initializer_range": 0.02,
+    "layer_norm_epsilon": 1e-05, "model_type": "codegen", "n_ctx": 2048, "n_embd": 1024, "n_head": 16,
+    "n_inner": None, "n_layer": 20, "n_positions": 2048, "resid_pdrop": 0.0, "rotary_dim": 32,
+    "tie_word_embeddings": False, "vocab_size": 51200,
+}
+MPT_7B = {
+    "architectures": ["MPTForCausalLM"], "attn_config": {"alibi": True, "attn_impl": "torch", "qk_ln": False},
+    "d_model": 4096, "emb_pdrop": 0, "expansion_ratio": 4, "learned_pos_emb": True, "logit_scale": None,
+    "max_seq_len": 2048, "model_type": "mpt", "n_heads": 32, "n_layers": 32, "no_bias": True,
+    "norm_type": "low_precision_layernorm", "resid_pdrop": 0, "vocab_size": 50432,
+}
+OLMOE_1B_7B = {
+    "architectures": ["OlmoeForCausalLM"], "attention_bias": False, "clip_qkv": None, "eos_token_id": 50279,
+    "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 1024,
+    "max_position_embeddings": 4096, "model_type": "olmoe", "norm_topk_prob": False, "num_attention_heads": 16,
+    "num_experts": 64, "num_experts_per_tok": 8, "num_hidden_layers": 16, "num_key_value_heads": 16,
+    "pad_token_id": 1, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": False,
+    "vocab_size": 50304,
+}
+
 
 KNOWN = [
     # OPT-125m: V·d 38,608,896 + (2048+2)·768 positions 1,574,400 + 12 × (4(d²+d) attention 2,362,368
@@ -322,6 +351,17 @@ KNOWN = [
     ("starcoder2-3b", STARCODER2_3B, 3_030_371_328),
     # Command-R: one LayerNorm without bias per layer: 40 × (4d² + SwiGLU + 8,192) + tied V·d + 8,192.
     ("c4ai-command-r-v01", COMMAND_R, 34_980_831_232),
+    # GPT-Neo-125M: q,k,v without bias, out_proj with bias: 12 × (3d² + d² + d + MLP 4,722,432 + 2 LN 3,072)
+    # + wte 38,597,376 + wpe 2048·768 + ln_f 1,536.
+    ("gpt-neo-125m", GPT_NEO_125M, 125_198_592),
+    # CodeGen-350M: GPT-J's block (fused qkv, no attention biases, one LN): 20 × (4d² + 8,393,728 + 2,048)
+    # + wte 52,428,800 + ln_f 2,048 + lm_head with bias 52,480,000.
+    ("codegen-350m-mono", CODEGEN_350M, 356_712_448),
+    # MPT-7B: no Linear biases, LayerNorms without β, ALiBi, 4d MLP: 32 × (4d² + 8d² + 2d) + tied V·d + d.
+    ("mpt-7b", MPT_7B, 6_649_286_656),
+    # OLMoE-1B-7B: 16 × (4d² + q_norm d + k_norm d + 64 experts 402,653,184 + router 131,072 + 2 RMSNorm)
+    # + 2 × V·d 103,022,592 + 2,048.
+    ("olmoe-1b-7b-0924", OLMOE_1B_7B, 6_919_161_856),
 ]
 
 
@@ -337,6 +377,8 @@ KNOWN_ACTIVE = [
     # 48 × (18,874,368 + 256 + 8 experts 37,748,736 + router 262,144 + 4,096) + 622,329,856 + 2,048 ("3.3B").
     ("qwen3-30b-a3b", QWEN3_30B_A3B, 3_353_032_704),
     ("mixtral-8x7b-v0.1", MIXTRAL_8X7B, 12_879_925_248),
+    # 16 × (16,777,216 + 4,096 + 8 experts 50,331,648 + router 131,072 + 4,096) + 206,045,184 + 2,048
+    ("olmoe-1b-7b-0924", OLMOE_1B_7B, 1_282_017_280),
 ]
 
 
