@@ -265,9 +265,10 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             "value": values.get(s), "unit": info.unit if info else "", "meaning": info.meaning if info else "",
         })
     notes = [n.note for n in q.walk() if n.note]
+    conventions = list(dict.fromkeys(c for n in q.walk() for c in n.conventions))
     return Derivation(
         quantity=q.id, title=q.title, unit=q.unit, steps=steps, expanded_text=text(expanded),
         expanded_latex=lambda: latex(expanded), value=root.value, value_text=root.value_text, human=root.human,
-        inputs=inputs, notes=list(dict.fromkeys(notes)), conventions=list(q.conventions),
+        inputs=inputs, notes=list(dict.fromkeys(notes)), conventions=conventions,
         approximation=q.approximation, context=context or {}, expanded_expr=expanded,
     )

@@ -21,7 +21,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("quantity", help="a quantity id (see `derive list`), or any part of one, e.g. params.layer.mlp")
     add_context_options(p)
-    p.add_argument("--format", "-f", default="text", choices=["text", "md", "json"], help="output format")
+    p.add_argument("--format", "-f", default="text",
+                   choices=["text", "md", "json", "latex", "latex-fragment", "html", "html-fragment"],
+                   help="output format (latex and html are standalone documents; *-fragment for embedding)")
     p.add_argument("--depth", type=int, default=99, help="how many levels of parts to show (default: all)")
     p.set_defaults(run=run)
 
