@@ -34,7 +34,7 @@ CAUSES = ("arithmetic slip", "GB vs GiB", "wrong formula", "unit slip", "roundin
 
 #: how an answer is composed: one registered id, a sum / ratio / relative difference of ids, or a solve
 _KINDS = ("quantity", "sum", "ratio", "relative", "solve")
-_SPEC_KEYS = set(_KINDS) | {"model", "hardware", "set", "option", "set_from"}
+_SPEC_KEYS = set(_KINDS) | {"model", "hardware", "set", "option", "set_from", "symbolic"}
 _EXERCISE_KEYS = _SPEC_KEYS | {"id", "chapter", "title", "question", "unit", "explain", "seed", "variants"}
 _VARIANT_KEYS = _SPEC_KEYS | {"label", "seed", "unit"}
 _SEED_KEYS = {"quote", "value", "claim", "cause", "kind", "remark"}
@@ -87,6 +87,8 @@ def number_text(v: sp.Expr) -> str:
     from derive.units.human import sig
 
     v = sp.sympify(v)
+    if v.free_symbols:  # an identity such as 8d², answered symbolically
+        return sp.sstr(v).replace("**", "^").replace("*", "·")
     if v.is_Integer:
         return f"{int(v):,}"
     text = sig(float(sp.N(v, 30)), 6)
@@ -96,11 +98,12 @@ def number_text(v: sp.Expr) -> str:
     return text
 
 
-def json_number(v: sp.Expr) -> int | float | None:
-    """Exact integers as JSON integers, everything else as the nearest float."""
+def json_number(v: sp.Expr) -> int | float | str:
+    """Exact integers as JSON integers, everything else as the nearest float; a symbolic answer
+    (an identity in d) as its expression in Python syntax, e.g. "8*d**2"."""
     v = sp.sympify(v)
     if v.free_symbols:
-        return None
+        return sp.sstr(v)
     if v.is_Integer:
         return int(v)
     return float(sp.N(v, 30))
@@ -157,7 +160,7 @@ def _human_extra(value: sp.Expr, unit: str, shown: str) -> str:
     """Human units when they add something to the exact figure already shown ('' otherwise)."""
     from derive.units.human import human
 
-    if unit in ("", "1"):
+    if unit in ("", "1") or sp.sympify(value).free_symbols:
         return ""
     h = human(value, unit)
     return "" if h.split(" ")[0] == shown.split(" ")[0] else h
@@ -561,7 +564,7 @@ def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", 
         else:
             raise DeriveError(f"exercise {ex_id}: no quantity, sum, ratio, relative or solve given")
         canonical = sp.sympify(canonical)
-        if canonical.free_symbols:
+        if canonical.free_symbols and not spec.get("symbolic"):
             missing = ", ".join(sorted(str(s) for s in canonical.free_symbols))
             raise DeriveError(f"exercise {ex_id}: no value for {missing}")
         res.canonical, res.canonical_unit = canonical, cunit

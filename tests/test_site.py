@@ -136,7 +136,7 @@ def test_answer_values_come_from_the_workbook(site):
     boxes = _answers(site)
     checked = 0
     for a in workbook.answers():
-        if not a.main.ok:
+        if not a.main.ok or sp.sympify(a.main.value).free_symbols:  # 8.8 is an identity: no box
             continue
         box = boxes[a.anchor]
         factor, canon = factor_to_canonical(a.unit)
@@ -207,7 +207,7 @@ def test_unanswered_exercises_say_so(site):
     for ch in site.chapters:
         for ex in ch.exercises:
             if ex.answer is None:
-                assert ex.unanswered and "cannot answer" in ex.unanswered
+                assert ex.unanswered and ("cannot answer" in ex.unanswered or "identity" in ex.unanswered)
 
 
 # ---- calculators ---------------------------------------------------------------------------------

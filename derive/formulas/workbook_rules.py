@@ -16,6 +16,14 @@ from derive.quantity import Quantity, node
 from derive.registry import Context, quantity
 
 _SWIGLU_VS_4D = "params.swiglu_8d3_minus_4d"
+_SWIGLU_8D3 = "params.swiglu_8d3"
+
+
+@quantity(_SWIGLU_8D3, "SwiGLU FFN at d_ff = 8d/3 (symbolic in d)", "param")
+def _swiglu_8d3(ctx: Context) -> Quantity:
+    """Three d×(8d/3) matrices: 3·d·(8d/3) = 8d², the 8d² of a two-matrix 4d FFN (exercise 8.8)."""
+    gated = dataclasses.replace(ctx.arch, mlp="swiglu", biases=frozenset())
+    return params.ffn(gated, sp.Rational(8, 3) * S.d, _SWIGLU_8D3, "swiglu", "mlp", "SwiGLU FFN at d_ff = 8d/3")
 
 
 @quantity(_SWIGLU_VS_4D, "SwiGLU FFN at d_ff = 8d/3 minus a two-matrix FFN at d_ff = 4d", "param")

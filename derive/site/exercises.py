@@ -167,6 +167,10 @@ def _item(ex_id: str, anchor: str, title: str, question: str, result: Any, solut
         return Item(ex_id, anchor, title, question, unit, None, solution_html=solution,
                     unanswered=f"The engine cannot answer this yet: {result.error}")
     value = sp.sympify(result.value)
+    if value.free_symbols:  # an identity (8d² for every d): nothing to type, the solution shows it
+        return Item(ex_id, anchor, title, question, unit, None, solution_html=solution,
+                    unanswered=f"The answer is an identity, {result.value_text} {unit} for every "
+                               f"{', '.join(sorted(map(str, value.free_symbols)))}: open the worked solution.")
     spec = A.answer(value, unit, inputs=_inputs(result.derivation), extra_hints=extra)
     return Item(ex_id, anchor, title, question, unit, spec, value_text=result.value_text, human=result.human,
                 solution_html=solution, seed_note=note, answer_line=own)
