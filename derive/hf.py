@@ -84,11 +84,38 @@ def _gated(c: Config) -> str:
     return "geglu" if act.startswith("gelu") else "swiglu"
 
 
-def _sliding(c: Config) -> dict[str, Any]:
+#: which layers use the sliding window when a config has no ``layer_types`` list: layer index → windowed?
+#: (the rules of each config class; families not listed window every layer, as Mistral does)
+_WINDOWED: dict[str, Callable[[Config, int], bool]] = {
+    "qwen2": lambda c, i: i >= c.int("max_window_layers", default=28),
+    "qwen3": lambda c, i: i >= c.int("max_window_layers", default=28),
+    "qwen2_moe": lambda c, i: bool((i + 1) % 2) and i < c.int("max_window_layers", default=28),
+    "gemma2": lambda c, i: bool((i + 1) % 2),
+    "gemma3_text": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=6)),
+    "cohere2": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=4)),
+    "olmo3": lambda c, i: bool((i + 1) % 4),
+    "smollm3": lambda c, i: not (i + 1) % c.int("no_rope_layer_interval", default=4),
+}
+#: families whose config class switches the window off unless use_sliding_window is true
+_WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
+
+
+def _sliding(c: Config, L: int) -> dict[str, Any]:
+    """sliding_window and how many of the L layers use it (from ``layer_types`` when the config has it).
+    No parameters depend on it; the KV-cache formulas do."""
     window = c.get("sliding_window")
-    if not window or c.get("use_sliding_window", True) is False:
+    if not window or not c.flag("use_sliding_window", c.model_type not in _WINDOW_OPT_IN):
         return {}
-    return {"sliding_window": c.int("sliding_window")}
+    types = c.get("layer_types")
+    if isinstance(types, list) and types:
+        n = sum(1 for t in types[:L] if t == "sliding_attention")
+    elif c.model_type in _WINDOWED:
+        n = sum(1 for i in range(L) if _WINDOWED[c.model_type](c, i))
+    else:
+        n = L
+    if n == 0:
+        return {}
+    return {"sliding_window": c.int("sliding_window"), "sliding_layers": None if n == L else n}
 
 
 def _no_cross_attention(c: Config) -> None:
@@ -285,7 +312,7 @@ def _llama_like(c: Config, *, biases: set[str] | frozenset[str] | None = None, t
         g=c.int("num_key_value_heads", default=h), d_k=c.head_dim(head_dim) if read_head_dim else None,
         d_ff=d_ff, positions="rope", tied=c.flag("tie_word_embeddings", tied_default), norm=norm,
         norms_per_layer=norms, biases=biases, mlp=mlp or _gated(c), qk_norm=qk_norm, qk_norm_type=qk_norm_type,
-        moe=moe, parallel=parallel, **_sliding(c),
+        moe=moe, parallel=parallel, **_sliding(c, c.int("num_hidden_layers")),
     )
 
 
@@ -384,11 +411,9 @@ def gemma(c: Config) -> Architecture:
 
 
 def gemma2(c: Config) -> Architecture:
-    """Gemma 2: four RMSNorms per layer (input, post-attention, pre- and post-feedforward)."""
-    arch = _llama_like(c, tied_default=True, norms=4, mlp="geglu", head_dim=256)
-    if arch.sliding_window:  # local and global attention alternate, starting with local
-        arch = replace(arch, sliding_layers=(arch.L + 1) // 2)
-    return arch
+    """Gemma 2: four RMSNorms per layer (input, post-attention, pre- and post-feedforward); local
+    (sliding-window) and global attention alternate, starting with local."""
+    return _llama_like(c, tied_default=True, norms=4, mlp="geglu", head_dim=256)
 
 
 def gemma3_text(c: Config) -> Architecture:

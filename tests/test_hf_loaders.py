@@ -488,6 +488,19 @@ def test_olmo_vs_olmo2_norms():
     assert arch.norm == "rmsnorm" and arch.qk_norm == "full"
 
 
+def test_sliding_window_layers_follow_each_config_class():
+    # no parameters depend on the window; the KV-cache formulas read how many layers use it
+    assert (hf.from_dict(MISTRAL_7B).sliding_window, hf.from_dict(MISTRAL_7B).sliding_layers) == (4096, None)
+    assert hf.from_dict(GEMMA2_2B).sliding_layers == 13  # local/global alternate, local first
+    assert hf.from_dict(GEMMA3_1B).sliding_layers == 22  # 5 local : 1 global over 26 layers
+    assert hf.from_dict(QWEN3_06B).sliding_window is None  # use_sliding_window false
+    qwen = {**QWEN3_06B, "use_sliding_window": True, "sliding_window": 4096, "max_window_layers": 20}
+    assert hf.from_dict(qwen).sliding_layers == 8  # layers 20..27
+    listed = {**GEMMA3_1B, "layer_types": ["sliding_attention"] * 20 + ["full_attention"] * 6}
+    assert hf.from_dict(listed).sliding_layers == 20
+    assert hf.from_dict({**GEMMA3_1B, "layer_types": ["full_attention"] * 26}).sliding_window is None
+
+
 # ---- what a config.json may leave out or spell oddly ----------------------------------------------
 
 def test_head_dim_null_means_d_over_h():
