@@ -42,7 +42,7 @@ def _breakdown(ctx: Context, q, value) -> dict:
     return {"breakdown": out, "lines": lines}
 
 
-def _approx_error(ctx: Context, q, value) -> dict:
+def approx_error(ctx: Context, q, value) -> dict:
     """The rule of thumb against the exact count of the same architecture."""
     if not ctx.model_given and not all(s in ctx.values for s in params.total(ctx.arch).free_symbols):
         return {}
@@ -64,7 +64,7 @@ def _active(ctx: Context):
     return params.total(ctx.arch, active=True)
 
 
-@quantity("params.approx", "12·L·d² + V·d rule of thumb", "param", extras=_approx_error)
+@quantity("params.approx", "12·L·d² + V·d rule of thumb", "param", extras=approx_error)
 def _approx(ctx: Context):
     return params.approx()
 

@@ -7,7 +7,7 @@ the same architecture when a model is given.
 from __future__ import annotations
 
 from derive import symbols as S
-from derive.formulas import params
+from derive.formulas.params_quantities import approx_error
 from derive.quantity import Quantity, leaf
 from derive.registry import Context, quantity
 
@@ -22,18 +22,6 @@ def approx_layers() -> Quantity:
     return q
 
 
-def _error(ctx: Context, q, value) -> dict:
-    """How far the rule is from the exact count of the same architecture (when there is one)."""
-    if not ctx.model_given:
-        return {}
-    exact = params.total(ctx.arch).evaluate(ctx.values)
-    if exact.free_symbols:
-        return {}
-    err = (value - exact) / exact
-    return {"exact_total": int(exact), "relative_error": float(err),
-            "lines": [f"exact count: {int(exact):,} param; the rule is off by {float(err):+.3%}"]}
-
-
-@quantity("params.approx_layers", "12·L·d² rule of thumb (layers only, no embedding)", "param", extras=_error)
+@quantity("params.approx_layers", "12·L·d² rule of thumb (layers only, no embedding)", "param", extras=approx_error)
 def _approx_layers(ctx: Context) -> Quantity:
     return approx_layers()
