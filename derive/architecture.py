@@ -216,6 +216,12 @@ class Architecture:
             f"{self.positions} positions",
             "tied LM head" if self.tied else "untied LM head",
         ]
+        if self.embedding_norm:
+            parts.append("norm after the embedding")
+        if not self.final_norm:
+            parts.append("no final norm")
+        if self.d_e is not None:
+            parts.append(f"embeddings of width d_e={self.d_e} projected to d")
         if self.parallel:
             parts.append("parallel attention+MLP")
         if self.qk_norm != "none":
