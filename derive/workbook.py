@@ -741,7 +741,8 @@ def _environment(fmt: str):
     else:
         from derive.reports import environment
     env = environment().overlay()
-    env.filters["number"] = number_text
+    env.filters = {**env.filters, "number": number_text}  # overlay() shares the dict: never mutate the reports'
+    env.cache = None
     return env
 
 
