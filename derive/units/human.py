@@ -101,7 +101,10 @@ def human(value: sp.Expr | float, unit: str) -> str:
     if unit == "USD/s":
         return f"${sig(x * 3600)}/hour"
     if unit in ("token", "user", "sequence", "position"):
-        return _scaled(x, _COUNT, f" {unit}s" if abs(x) != 1 else f" {unit}", sep="")
+        name = f" {unit}" if abs(x) == 1 else f" {unit}s"
+        if float(x).is_integer() and abs(x) < 10**6:  # 4,096 tokens, not 4.096K tokens
+            return f"{int(x):,}{name}"
+        return _scaled(x, _COUNT, name, sep="")
     if unit == "1":
         return sig(x)
     return f"{sig(x)} {unit}"

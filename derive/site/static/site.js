@@ -173,7 +173,10 @@
     if (unit === "USD/token") return "$" + sig(x) + "/token = $" + sig(x * 1e6) + " per 1M tokens";
     if (unit === "USD/s") return "$" + sig(x * 3600) + "/hour";
     if (["token", "user", "sequence", "position"].indexOf(unit) >= 0) {
-      return scaled(x, COUNT, Math.abs(x) !== 1 ? " " + unit + "s" : " " + unit, "");
+      const name = Math.abs(x) !== 1 ? " " + unit + "s" : " " + unit;
+      // 4,096 tokens, not 4.096K tokens (as derive.units.human)
+      if (Number.isInteger(x) && Math.abs(x) < 1e6) return x.toLocaleString("en-US") + name;
+      return scaled(x, COUNT, name, "");
     }
     if (unit === "1") return sig(x);
     return sig(x) + " " + unit;
