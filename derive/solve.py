@@ -170,7 +170,8 @@ def t_text(tie: Tie) -> str:
 
 
 def _number(v: sp.Expr) -> sp.Expr:
-    """Exact simplification of a closed value (as Quantity.evaluate does)."""
+    """Full simplification of a closed value. Unlike Quantity.evaluate (which only tidies, to stay
+    fast), a root substituted back must cancel exactly, so the solver pays for sp.simplify."""
     v = sp.sympify(v)
     if v.is_Number or v.free_symbols:
         return v
@@ -988,9 +989,9 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
             rel = pct(c) if c.relative is not None else ""
             tie = "".join(f", {k} = {_short(v)}" for k, v in c.ties.items())
             meets = "" if c.meets is None else ("  meets" if c.meets else "  misses")
-            vs = f" vs {show_value(c.target, q.unit)}" if rhs.has(x) else ""
+            vs = f" vs {show_value(c.target, q.unit, with_unit=True)}" if rhs.has(x) else ""
             rows.append(f"{mark} {x} = {show_value(c.value, S.info(x).unit)}{tie}: {q.symbol_name} = "
-                        f"{show_value(c.quantity_value, q.unit)}{vs} "
+                        f"{show_value(c.quantity_value, q.unit, with_unit=True)}{vs} "
                         f"({rel}){meets}")
         steps.append(Step(f"rounding ({x}: {constraint})" if constraint else "rounding", rows, [], "rounding"))
     return steps

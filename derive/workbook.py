@@ -101,22 +101,18 @@ def number_text(v: sp.Expr) -> str:
 def json_number(v: sp.Expr) -> int | float | str:
     """Exact integers as JSON integers, everything else as the nearest float; a symbolic answer
     (an identity in d) as its expression in Python syntax, e.g. "8*d**2"."""
+    from derive.reports import json_value
+
     v = sp.sympify(v)
-    if v.free_symbols:
-        return sp.sstr(v)
-    if v.is_Integer:
-        return int(v)
-    return float(sp.N(v, 30))
+    return sp.sstr(v) if v.free_symbols else json_value(v)
 
 
 def exact_text(v: sp.Expr) -> str:
-    """The exact value as text: 1,234 / p/q / a closed form such as 2*pi or sqrt(...)."""
+    """The exact value as text: 1,234 / p/q (as everywhere) / a closed form such as 2*pi or sqrt(...)."""
+    from derive.units import human
+
     v = sp.sympify(v)
-    if v.is_Integer:
-        return f"{int(v):,}"
-    if v.is_Rational:
-        return f"{v.p}/{v.q}"
-    return sp.sstr(v).replace("**", "^")
+    return human.exact_text(v) if v.is_Rational else sp.sstr(v).replace("**", "^")
 
 
 _MANTISSA = re.compile(r"^\s*[~≈]?\s*\$?\s*([-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+))(?:[eE]([-+]?\d+))?")

@@ -107,8 +107,10 @@ def json_value(v) -> int | float | str | None:
         return None
     if v.is_Integer:
         return int(v)
-    if v.is_Rational or v.is_number:
+    if v.is_Rational:
         return float(v)
+    if v.is_number:
+        return float(sp.N(v, 30))  # correctly rounded for closed forms (e**4/(…), 2π·10000^…)
     return None
 
 
