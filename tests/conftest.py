@@ -7,22 +7,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+#: the facts the tests need, copied from ../shared (reference/*.json and workbook/exercises.json);
+#: tests/test_data_copies.py checks they still equal the originals whenever ../shared is present.
+DATA = ROOT / "tests" / "data"
+SEED = SHARED / "workbook" / "seed.txt"
 
 
-def _load(path: Path):
-    if not path.exists():
-        pytest.skip(f"{path} not found (shared/ must sit beside the checkout)")
-    return json.loads(path.read_text())
+def data(name: str):
+    """A reference file of tests/data (always present: it is part of the repository)."""
+    return json.loads((DATA / name).read_text())
+
+
+def seed_text() -> str:
+    """The seed workbook's text: only tests about the seed text itself need it, and they skip without it."""
+    if not SEED.exists():
+        pytest.skip(f"{SEED} not found: the seed text is not part of this repository (tests of the seed's own "
+                    "wording need ../shared beside the checkout)")
+    return SEED.read_text()
 
 
 @pytest.fixture(scope="session")
 def reference():
-    return _load(SHARED / "reference" / "architectures-dev.json")["architectures"]
+    return data("architectures-dev.json")["architectures"]
 
 
 @pytest.fixture(scope="session")
 def exercises():
-    return {e["id"]: e for e in _load(SHARED / "workbook" / "exercises.json")}
+    return {e["id"]: e for e in data("exercises.json")}
 
 
 def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:

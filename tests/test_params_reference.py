@@ -1,4 +1,4 @@
-"""Parameter counts against what PyTorch reports for real architectures (shared/reference)."""
+"""Parameter counts against what PyTorch reports for real architectures (tests/data, from shared/reference)."""
 
 import json
 
@@ -6,14 +6,11 @@ import pytest
 
 from derive import api, hf
 from derive.formulas import params
-from tests.conftest import SHARED, run_cli
+from tests.conftest import data, run_cli
 
 
 def _arches():
-    path = SHARED / "reference" / "architectures-dev.json"
-    if not path.exists():
-        return []
-    return json.loads(path.read_text())["architectures"]
+    return data("architectures-dev.json")["architectures"]
 
 
 @pytest.mark.parametrize("ref", _arches(), ids=lambda r: r["name"])

@@ -20,7 +20,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive import workbook as W
-from tests.conftest import SHARED, run_cli
+from tests.conftest import run_cli, seed_text
 
 R = sp.Rational
 GiB = 2**30
@@ -193,7 +193,7 @@ def test_every_disagreement_is_flagged(answers):
 
 
 def test_seed_quotes_are_verbatim():
-    text = (SHARED / "workbook" / "seed.txt").read_text()
+    text = seed_text()
     for ex in W.book()["exercises"]:
         statements = ex.get("seed", []) + [st for v in ex.get("variants", []) for st in v.get("seed", [])]
         for st in statements:
