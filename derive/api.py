@@ -12,6 +12,7 @@ import sympy as sp
 from derive import options as O
 from derive.context import Request, build_context
 from derive.derivation import Derivation, derive
+from derive.layers.stack import describe as describe_arch
 from derive.quantity import Quantity
 from derive.registry import REGISTRY, Context, build, load_all
 
@@ -41,7 +42,7 @@ def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> 
     label = ctx.options.get("model_label")
     if ctx.model_given:
         ctx_info["model"] = label
-        ctx_info["architecture"] = ctx.arch.describe()
+        ctx_info["architecture"] = describe_arch(ctx.arch)
     if ctx.hardware is not None:
         ctx_info["hardware"] = getattr(ctx.hardware, "label", str(ctx.hardware))
     d = derive(q, ctx.values, max_depth=max_depth, context=ctx_info)

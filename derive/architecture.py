@@ -1,237 +1,484 @@
-"""Architecture: the description of a model that decides the *shape* of each formula.
+"""Architecture: a stack of layer groups, each a count × (token mixer, feed-forward block, norms).
 
-The flags (norm kind, gated MLP, biases, tied head, MoE, …) choose which terms a formula has;
-the integer sizes (d, L, V, …) are values substituted into it. ``values()`` gives those sizes
-keyed by catalog symbol, and ``with_values`` re-validates after ``--set`` overrides.
+This module is data only: it says *which* blocks a model has and their sizes, never a formula.
+A :class:`Block` names its kind (``"attention"``, ``"mla"``, ``"mamba2"``, ``"dense"``, ``"moe"``, …)
+and carries sizes (keyed by the catalog symbol each is substituted for) and flags (which terms
+exist). The layer-kind modules of :mod:`derive.layers` turn a block into expressions; loaders
+(:mod:`derive.hf`) build blocks from a config. A :class:`Layer` is one kind of layer; the
+:class:`Pattern` says which kind each layer index has, so a stack of 61 layers with 3 dense ones
+first is two kinds and a pattern, not 61 entries.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import sympy as sp
-
-from derive import symbols as S
 from derive.errors import DeriveError
 
-POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "relative", "none")
 NORMS = ("layernorm", "layernorm_nobias", "rmsnorm", "none")
-MLPS = ("gelu", "relu", "swiglu", "geglu")
-GATED = ("swiglu", "geglu")
-QK_NORMS = ("none", "head", "full")  # none; one norm over d_k shared by all heads; per-head weights (h·d_k)
-BIAS_SITES = ("q", "k", "v", "o", "up", "gate", "down", "lm_head", "router")
-
-_NORM_NAMES = {"layernorm": "LayerNorm", "layernorm_nobias": "LayerNorm (no bias)", "rmsnorm": "RMSNorm",
-               "none": "non-parametric norm"}
 
 #: parameters per element of one norm: LayerNorm has γ and β, RMSNorm only γ.
 NORM_PARAMS = {"layernorm": 2, "layernorm_nobias": 1, "rmsnorm": 1, "none": 0}
+NORM_NAMES = {"layernorm": "LayerNorm", "layernorm_nobias": "LayerNorm (no bias)", "rmsnorm": "RMSNorm",
+              "none": "non-parametric norm"}
+
+#: the three relations a size may keep with others when another size is overridden (``--set d=…``):
+#: a head size that is d/h, KV heads that equal the query heads (MHA), an FFN that is 4d wide.
+RELATIONS: dict[str, Callable[[Mapping[str, int]], int | None]] = {
+    "d/h": lambda v: v["d"] // v["h"] if v["h"] > 0 and v["d"] % v["h"] == 0 else None,
+    "h": lambda v: v["h"],
+    "4d": lambda v: 4 * v["d"],
+}
+
+#: the largest layer count whose per-layer pattern is built layer by layer (a classic stack has none)
+MAX_PATTERN_LAYERS = 100_000
+
+
+def _freeze(x: Any) -> Any:
+    if isinstance(x, set | frozenset):
+        return frozenset(x)
+    if isinstance(x, list):
+        return tuple(x)
+    return x
 
 
 @dataclass(frozen=True)
-class MoE:
-    experts: int  # E routed experts
-    top_k: int  # k active per token
-    d_ff_expert: int
-    shared_experts: int = 0  # always-on experts (each of width d_ff_shared)
-    d_ff_shared: int = 0
-    shared_gate: bool = False  # a Linear(d, 1) gate on the shared expert output (Qwen2-MoE)
-    moe_layers: int | None = None  # layers with MoE FFN; None = all L
+class Block:
+    """One token mixer or feed-forward block: its kind, sizes and flags.
+
+    ``sizes`` maps a catalog symbol name (``h``, ``d_k``, ``d_ff``…) to its value; ``derived`` names
+    the sizes that follow others (``d_k`` = d/h) so an override of ``d`` re-derives them; ``suffix``
+    renames this block's symbols when another block of the model has the same size name with a
+    different value (``d_ff`` and ``d_ff_2``)."""
+
+    kind: str
+    sizes: tuple[tuple[str, int], ...] = ()
+    flags: tuple[tuple[str, Any], ...] = ()
+    derived: tuple[tuple[str, str], ...] = ()
+    suffix: str = ""
+
+    @staticmethod
+    def of(kind: str, sizes: Mapping[str, int] | None = None, derived: Mapping[str, str] | None = None,
+           **flags: Any) -> Block:
+        return Block(kind, tuple((sizes or {}).items()), tuple(sorted((k, _freeze(v)) for k, v in flags.items())),
+                     tuple((derived or {}).items()))
+
+    def size(self, name: str) -> int:
+        for k, v in self.sizes:
+            if k == name:
+                return v
+        raise KeyError(f"{self.kind} block has no size {name!r}")
+
+    def has(self, name: str) -> bool:
+        return any(k == name for k, _ in self.sizes)
+
+    def flag(self, name: str, default: Any = None) -> Any:
+        for k, v in self.flags:
+            if k == name:
+                return v
+        return default
+
+    def name(self, size: str) -> str:
+        """The catalog symbol this block's ``size`` is substituted for."""
+        return size + self.suffix
+
+    def is_derived(self, size: str) -> bool:
+        return any(k == size for k, _ in self.derived)
+
+    def with_flags(self, **flags: Any) -> Block:
+        merged = dict(self.flags)
+        merged.update({k: _freeze(v) for k, v in flags.items()})
+        return dataclasses.replace(self, flags=tuple(sorted(merged.items())))
+
+    def with_sizes(self, **sizes: int) -> Block:
+        merged = dict(self.sizes)
+        merged.update(sizes)
+        return dataclasses.replace(self, sizes=tuple(merged.items()))
+
+    def symbol_values(self) -> dict[str, int]:
+        return {self.name(k): v for k, v in self.sizes}
+
+    def overridden(self, values: Mapping[str, int], d: int) -> Block:
+        """Sizes replaced from ``values`` (keyed by symbol name), derived sizes re-derived."""
+        own = dict(self.sizes)
+        given = {k for k in own if self.name(k) in values}
+        new = {k: int(values[self.name(k)]) if k in given else v for k, v in own.items()}
+        env = {"d": d, **new}
+        for size, rule in self.derived:
+            if size in given:
+                continue  # the user fixed it: it no longer follows
+            val = RELATIONS[rule](env)
+            if val is None:
+                raise DeriveError(f"{self.name('h')}={env.get('h')} does not divide d={d}; give a head size with "
+                                  f"--set {self.name(size)}=…")
+            new[size] = val
+            env[size] = val
+        derived = tuple((k, r) for k, r in self.derived if k not in given)
+        return dataclasses.replace(self, sizes=tuple(new.items()), derived=derived)
+
+    def identity(self) -> tuple:
+        """What makes two blocks the same block (the suffix is only naming)."""
+        return (self.kind, self.sizes, self.flags)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One kind of layer: its token mixer(s), feed-forward block, cross-attention and norms.
+
+    ``mixers`` is usually one block; two read the same input in parallel (Falcon-H1's attention
+    and Mamba2); none for a feed-forward-only layer (Nemotron-H's MLP layers). ``norms`` counts the
+    d-wide norms of the layer (input, post-attention, pre/post feed-forward)."""
+
+    mixers: tuple[Block, ...] = ()
+    ffn: Block | None = None
+    cross: Block | None = None
+    norms: int = 2
+    parallel: bool = False
+
+    def blocks(self) -> Iterator[Block]:
+        yield from self.mixers
+        if self.cross is not None:
+            yield self.cross
+        if self.ffn is not None:
+            yield self.ffn
+
+    @property
+    def mixer(self) -> Block | None:
+        return self.mixers[0] if self.mixers else None
+
+    def map_blocks(self, fn: Callable[[Block], Block]) -> Layer:
+        return dataclasses.replace(
+            self, mixers=tuple(fn(b) for b in self.mixers), ffn=None if self.ffn is None else fn(self.ffn),
+            cross=None if self.cross is None else fn(self.cross))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Which layer kind each layer index has: ``prefix[i]`` for the first layers, then ``cycle``
+    repeating. A classic stack is ``Pattern()`` (every layer kind 0)."""
+
+    prefix: tuple[int, ...] = ()
+    cycle: tuple[int, ...] = (0,)
+
+    def kind_of(self, i: int) -> int:
+        if i < len(self.prefix):
+            return self.prefix[i]
+        return self.cycle[(i - len(self.prefix)) % len(self.cycle)]
+
+    def counts(self, L: int) -> dict[int, int]:
+        """Layers of each kind among the first L, counted without a loop over L."""
+        out: dict[int, int] = {}
+        for i in range(min(L, len(self.prefix))):
+            out[self.prefix[i]] = out.get(self.prefix[i], 0) + 1
+        rest = max(0, L - len(self.prefix))
+        full, part = divmod(rest, len(self.cycle))
+        for j, kind in enumerate(self.cycle):
+            n = full + (1 if j < part else 0)
+            if n:
+                out[kind] = out.get(kind, 0) + n
+        return out
+
+    @staticmethod
+    def of(kinds: list[int]) -> Pattern:
+        """The shortest prefix + cycle that spells out ``kinds`` (a per-layer list)."""
+        n = len(kinds)
+        if n == 0:
+            return Pattern()
+        best: Pattern | None = None
+        for start in range(n):
+            tail = kinds[start:]
+            for p in range(1, min(len(tail), 64) + 1):
+                if all(tail[i] == tail[i % p] for i in range(len(tail))):
+                    cand = Pattern(tuple(kinds[:start]), tuple(tail[:p]))
+                    if best is None or len(cand.prefix) + len(cand.cycle) < len(best.prefix) + len(best.cycle):
+                        best = cand
+                    break
+            if best is not None and start > len(best.prefix) + len(best.cycle):
+                break
+        assert best is not None
+        return best
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Layers of one stack: their distinct kinds and which index has which."""
+
+    kinds: tuple[Layer, ...]
+    L: int
+    pattern: Pattern = field(default_factory=Pattern)
+    #: the catalog symbol of the layer count (``L``; ``L_enc`` for the encoder of an encoder–decoder)
+    count_symbol: str = "L"
+    role: str = "decoder"  # "decoder" (causal), "encoder" (bidirectional)
+
+    def counts(self) -> dict[int, int]:
+        return self.pattern.counts(self.L)
+
+    def groups(self, key: Callable[[Layer], Any] | None = None) -> list[tuple[int, Layer, list[int]]]:
+        """(count, representative layer, kind indices) for the layers grouped by ``key`` (default: the
+        layer itself), in order of first appearance; kinds with no layer are left out."""
+        counts = self.counts()
+        out: list[tuple[Any, int, Layer, list[int]]] = []
+        order = sorted(counts, key=lambda k: self._first(k))
+        for kind in order:
+            layer = self.kinds[kind]
+            sig = key(layer) if key is not None else _layer_identity(layer)
+            for i, (s, n, rep, members) in enumerate(out):
+                if s == sig:
+                    out[i] = (s, n + counts[kind], rep, members + [kind])
+                    break
+            else:
+                out.append((sig, counts[kind], layer, [kind]))
+        return [(n, rep, members) for _, n, rep, members in out]
+
+    def _first(self, kind: int) -> int:
+        for i, k in enumerate(self.pattern.prefix):
+            if k == kind:
+                return i
+        for j, k in enumerate(self.pattern.cycle):
+            if k == kind:
+                return len(self.pattern.prefix) + j
+        return 1 << 60
+
+    def layer_indices(self, kind: int, limit: int = 8) -> list[int]:
+        """The first few layer indices of a kind (for descriptions)."""
+        out = []
+        for i in range(min(self.L, len(self.pattern.prefix) + len(self.pattern.cycle) * (limit + 1))):
+            if self.pattern.kind_of(i) == kind:
+                out.append(i)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def blocks(self) -> Iterator[Block]:
+        counts = self.counts()
+        for i, layer in enumerate(self.kinds):
+            if counts.get(i):
+                yield from layer.blocks()
+
+    @property
+    def uniform(self) -> bool:
+        """One kind of layer only: the stack is ``L × layer``."""
+        return len(self.groups()) == 1
+
+
+def _layer_identity(layer: Layer) -> tuple:
+    return (tuple(b.identity() for b in layer.mixers), layer.ffn.identity() if layer.ffn else None,
+            layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel)
 
 
 @dataclass(frozen=True)
 class Architecture:
+    """A model: embeddings, one stack of layers (two for an encoder–decoder), final norm and head."""
+
     name: str
     d: int
-    L: int
     V: int
-    h: int
-    g: int | None = None  # KV heads; None = h (MHA)
-    d_k: int | None = None  # head size; None = d/h
-    d_ff: int | None = None  # None = 4d
+    stack: Stack
+    encoder: Stack | None = None  # the encoder of an encoder–decoder model (the stack is its decoder)
     family: str = "custom"
     positions: str = "learned"
-    T: int | None = None  # position table rows (learned positions only)
+    T: int | None = None  # learned position table rows
     tied: bool = True
     norm: str = "layernorm"
-    norms_per_layer: int = 2
     final_norm: bool = True
-    embedding_norm: bool = False  # a norm right after the token embedding (BLOOM)
-    qk_norm: str = "none"
-    qk_norm_type: str | None = None  # kind of the q/k norms; None = the layer norm kind (RMSNorm if non-parametric)
-    biases: frozenset[str] = frozenset()
-    mlp: str = "gelu"
-    parallel: bool = False  # attention and MLP read the same normed input
-    moe: MoE | None = None
+    embedding_norm: int = 0  # norms right after the token embedding (BLOOM, BERT: 1; BART: one per stack)
+    head_bias: bool = False  # the LM head (or the masked-LM decoder) has a bias (GPT-J, Phi, BERT's MLM head)
+    head: str = "lm"  # "lm": a language-model head; "none": the bare model (AutoModel of an encoder); "mlm"
+    head_transform_bias: bool = True  # the masked-LM head's d→d transform has a bias
+    position_tables: str = "one"  # "one" learned table, or "per_stack" (BART: encoder and decoder each)
     d_e: int | None = None  # embedding width if != d (OPT-350m projects in/out)
-    sliding_window: int | None = None
-    sliding_layers: int | None = None  # how many layers use the window (None = all, if a window)
+    token_types: int = 0  # rows of a token-type (segment) embedding (BERT)
+    pooler: bool = False  # a d×d pooler with bias on the first token (BertModel)
     dtype: str = "bf16"
     source: str = ""
     notes: tuple[str, ...] = ()
-    head_dim_explicit: bool = field(default=False)
+    #: parts of the real checkpoint that transformers does not build (DeepSeek-V3's MTP layer): name → Stack
+    extras: tuple[tuple[str, Stack], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.g is None:
-            object.__setattr__(self, "g", self.h)
-        if self.d_ff is None:
-            object.__setattr__(self, "d_ff", 4 * self.d if isinstance(self.d, int) else None)
-        if self.d_k is None:
-            if isinstance(self.d, int) and isinstance(self.h, int) and self.h > 0 and self.d % self.h == 0:
-                object.__setattr__(self, "d_k", self.d // self.h)
-        else:
-            object.__setattr__(self, "head_dim_explicit", self.head_dim_explicit or self.d_k * self.h != self.d)
-        object.__setattr__(self, "biases", frozenset(self.biases))
-        if self.qk_norm_type is None:
-            object.__setattr__(self, "qk_norm_type", self.norm if self.norm != "none" else "rmsnorm")
+        object.__setattr__(self, "notes", tuple(self.notes))
+        self._name_sizes()
         self.validate()
 
-    # ---- shape decisions ---------------------------------------------------------------------
+    # ---- naming: one symbol per distinct size ------------------------------------------------------
+    def _name_sizes(self) -> None:
+        """Give every block a suffix so that equal names always mean equal values."""
+        taken: dict[str, int] = {"d": self.d, "V": self.V}
+        if self.T is not None:
+            taken["T"] = self.T
+        if self.d_e is not None:
+            taken["d_e"] = self.d_e
+        suffix_of: dict[tuple, str] = {}
+
+        def assign(b: Block) -> Block:
+            ident = b.identity()
+            if ident in suffix_of:
+                return dataclasses.replace(b, suffix=suffix_of[ident])
+            n = 1
+            while True:
+                suffix = "" if n == 1 else f"_{n}"
+                if all(taken.get(k + suffix, v) == v for k, v in b.sizes):
+                    break
+                n += 1
+            for k, v in b.sizes:
+                taken[k + suffix] = v
+            suffix_of[ident] = suffix
+            return dataclasses.replace(b, suffix=suffix)
+
+        stacks = [s for s in (self.encoder, self.stack) if s is not None]
+        for attr, st in (("encoder", self.encoder), ("stack", self.stack)):
+            if st is None:
+                continue
+            kinds = tuple(k.map_blocks(assign) for k in st.kinds)
+            object.__setattr__(self, attr, dataclasses.replace(st, kinds=kinds))
+        del stacks
+
+    # ---- what the formulas read -------------------------------------------------------------------
     @property
-    def gated(self) -> bool:
-        return self.mlp in GATED
+    def stacks(self) -> tuple[Stack, ...]:
+        return tuple(s for s in (self.encoder, self.stack) if s is not None)
 
     @property
-    def mha(self) -> bool:
-        return self.g == self.h
+    def L(self) -> int:
+        return self.stack.L
 
-    @property
-    def moe_everywhere(self) -> bool:
-        return self.moe is not None and (self.moe.moe_layers is None or self.moe.moe_layers == self.L)
+    def blocks(self) -> Iterator[Block]:
+        for st in self.stacks:
+            yield from st.blocks()
 
-    @property
-    def attention_kind(self) -> str:
-        return "MHA" if self.g == self.h else ("MQA" if self.g == 1 else "GQA")
+    def blocks_of(self, *kinds: str) -> list[Block]:
+        seen: list[Block] = []
+        for b in self.blocks():
+            if b.kind in kinds and all(b.identity() != x.identity() for x in seen):
+                seen.append(b)
+        return seen
 
-    def head_size(self) -> sp.Expr:
-        """d/h for MHA without an explicit head size (so 4d² stays visible), else d_k."""
-        return S.d / S.h if (self.mha and not self.head_dim_explicit) else S.d_k
+    def has(self, *kinds: str) -> bool:
+        return bool(self.blocks_of(*kinds))
 
-    def kv_heads(self) -> sp.Expr:
-        return S.h if self.mha else S.g
-
-    # ---- values ------------------------------------------------------------------------------
-    def values(self) -> dict[sp.Symbol, sp.Integer]:
-        v: dict[str, int | None] = {
-            "d": self.d, "L": self.L, "V": self.V, "h": self.h, "g": self.g, "d_k": self.d_k,
-            "d_ff": self.d_ff,
-        }
-        if self.positions == "learned":
+    def sizes(self) -> dict[str, int]:
+        """Every size of the model keyed by the catalog symbol it is substituted for."""
+        v: dict[str, int] = {"d": self.d, "V": self.V}
+        for st in self.stacks:
+            v[st.count_symbol] = st.L
+        if self.positions == "learned" and self.T is not None:
             v["T"] = self.T
         if self.d_e is not None:
             v["d_e"] = self.d_e
-        if self.moe is not None:
-            m = self.moe
-            v.update(E=m.experts, k=m.top_k, d_ffe=m.d_ff_expert)
-            if m.shared_experts:
-                v.update(E_s=m.shared_experts, d_ffs=m.d_ff_shared)
-            v["L_moe"] = self.L if m.moe_layers is None else m.moe_layers
-        return {S.sym(n): sp.Integer(x) for n, x in v.items() if x is not None}
+        if self.token_types:
+            v["n_types"] = self.token_types
+        for b in self.blocks():
+            v.update(b.symbol_values())
+        return v
 
-    def with_values(self, overrides: dict[str, int]) -> Architecture:
-        """A copy with sizes replaced (from --set), shape re-decided and re-validated."""
+    def with_values(self, overrides: Mapping[str, int]) -> Architecture:
+        """A copy with sizes replaced (``--set``), derived sizes re-derived, re-validated."""
         if not overrides:
             return self
-        kw: dict = {}
-        moe_kw: dict = {}
-        moe_map = {"E": "experts", "k": "top_k", "d_ffe": "d_ff_expert", "E_s": "shared_experts",
-                   "d_ffs": "d_ff_shared", "L_moe": "moe_layers"}
-        for name, val in overrides.items():
-            if name in moe_map:
-                if self.moe is None:
-                    raise DeriveError(f"--set {name}: {self.name} has no mixture of experts")
-                moe_kw[moe_map[name]] = val
-            elif name in ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e"):
-                kw[name] = val
-        if "d_k" in kw:
-            kw["head_dim_explicit"] = True
-        elif not self.head_dim_explicit and ("d" in kw or "h" in kw):
-            kw["d_k"] = None  # re-derive d/h
-        if "h" in kw and "g" not in kw and self.mha:
-            kw["g"] = None  # MHA stays MHA
-        if "d" in kw and "d_ff" not in kw and self.d_ff == 4 * self.d and not self.gated:
-            kw["d_ff"] = None  # a 4d FFN stays 4d
-        if moe_kw:
-            kw["moe"] = dataclasses.replace(self.moe, **moe_kw)
+        known = set(self.sizes())
+        unknown = [k for k in overrides if k not in known]
+        if unknown:
+            raise DeriveError(f"--set {unknown[0]}: {self.name} has no size {unknown[0]!r}; its sizes are "
+                              f"{', '.join(sorted(known))}")
+        d = int(overrides.get("d", self.d))
+        kw: dict[str, Any] = {"d": d, "V": int(overrides.get("V", self.V))}
+        if "T" in overrides:
+            kw["T"] = int(overrides["T"])
+        if "d_e" in overrides:
+            kw["d_e"] = int(overrides["d_e"])
+        if "n_types" in overrides:
+            kw["token_types"] = int(overrides["n_types"])
+        notes = list(self.notes)
+        for attr in ("encoder", "stack"):
+            st: Stack | None = getattr(self, attr)
+            if st is None:
+                continue
+            kinds = tuple(k.map_blocks(lambda b: b.overridden(overrides, d)) for k in st.kinds)
+            L = int(overrides.get(st.count_symbol, st.L))
+            if L != st.L and not st.uniform:
+                notes.append(f"{st.count_symbol}={L}: the layer pattern of the {st.L} published layers is "
+                             "continued (its repeating part repeats)")
+            kw[attr] = dataclasses.replace(st, kinds=kinds, L=L)
+        kw["notes"] = tuple(dict.fromkeys(notes))
         return dataclasses.replace(self, **kw)
 
-    # ---- validation --------------------------------------------------------------------------
+    # ---- validation -------------------------------------------------------------------------------
     def validate(self) -> None:
-        def positive_int(name: str, x) -> None:
+        def positive_int(name: str, x: Any) -> None:
             if isinstance(x, bool) or not isinstance(x, int):
                 raise DeriveError(f"{self.name}: {name} must be a positive integer, got {x!r}")
             if x <= 0:
                 raise DeriveError(f"{self.name}: {name} must be a positive integer, got {x}")
 
-        for name in ("d", "L", "V", "h", "g", "d_ff"):
-            positive_int(name, getattr(self, name))
-        if self.d_k is None:
-            raise DeriveError(
-                f"{self.name}: h={self.h} does not divide d={self.d}; give a head size with --set d_k=…"
-            )
-        positive_int("d_k", self.d_k)
-        if self.h % self.g:
-            raise DeriveError(f"{self.name}: g={self.g} KV heads must divide h={self.h} query heads")
+        positive_int("d", self.d)
+        positive_int("V", self.V)
+        for st in self.stacks:
+            positive_int(st.count_symbol, st.L)
+            if not st.kinds:
+                raise DeriveError(f"{self.name}: a stack needs at least one kind of layer")
+            bad = [k for k in (*st.pattern.prefix, *st.pattern.cycle) if not 0 <= k < len(st.kinds)]
+            if bad:
+                raise DeriveError(f"{self.name}: layer pattern names kind {bad[0]}, but there are {len(st.kinds)}")
+            for layer in st.kinds:
+                if layer.norms < 0:
+                    raise DeriveError(f"{self.name}: norms per layer must be >= 0")
+                for b in layer.blocks():
+                    for k, v in b.sizes:
+                        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                            raise DeriveError(f"{self.name}: {b.name(k)} must be a non-negative integer, got {v!r}")
         if self.positions not in POSITIONS:
             raise DeriveError(f"{self.name}: positions {self.positions!r} not one of {', '.join(POSITIONS)}")
         if self.positions == "learned":
             positive_int("T (learned position rows)", self.T)
         if self.norm not in NORMS:
             raise DeriveError(f"{self.name}: norm {self.norm!r} not one of {', '.join(NORMS)}")
-        if self.mlp not in MLPS:
-            raise DeriveError(f"{self.name}: mlp {self.mlp!r} not one of {', '.join(MLPS)}")
-        if self.qk_norm not in QK_NORMS:
-            raise DeriveError(f"{self.name}: qk_norm {self.qk_norm!r} not one of {', '.join(QK_NORMS)}")
-        if self.qk_norm_type not in NORMS:
-            raise DeriveError(f"{self.name}: qk_norm_type {self.qk_norm_type!r} not one of {', '.join(NORMS)}")
-        bad = set(self.biases) - set(BIAS_SITES)
-        if bad:
-            raise DeriveError(f"{self.name}: unknown bias sites {sorted(bad)}; known: {', '.join(BIAS_SITES)}")
-        if self.norms_per_layer < 0:
-            raise DeriveError(f"{self.name}: norms_per_layer must be >= 0")
         if self.d_e is not None:
             positive_int("d_e", self.d_e)
-        if self.sliding_window is not None:
-            positive_int("sliding window", self.sliding_window)
-        if self.moe is not None:
-            m = self.moe
-            positive_int("E (experts)", m.experts)
-            positive_int("k (top-k)", m.top_k)
-            positive_int("d_ffe (expert width)", m.d_ff_expert)
-            if m.top_k > m.experts:
-                raise DeriveError(f"{self.name}: top-k k={m.top_k} exceeds the E={m.experts} experts")
-            if m.shared_experts:
-                positive_int("d_ffs (shared expert width)", m.d_ff_shared)
-            if m.moe_layers is not None:
-                positive_int("L_moe (MoE layers)", m.moe_layers)
-                if m.moe_layers > self.L:
-                    raise DeriveError(f"{self.name}: L_moe={m.moe_layers} MoE layers exceed L={self.L}")
+        if self.head not in ("lm", "none", "mlm"):
+            raise DeriveError(f"{self.name}: head {self.head!r} not one of lm, none, mlm")
+        if self.embedding_norm < 0:
+            raise DeriveError(f"{self.name}: embedding norms must be >= 0")
 
-    def describe(self) -> str:
-        parts = [
-            f"{self.attention_kind} (h={self.h}, g={self.g}, d_k={self.d_k})",
-            {"swiglu": "SwiGLU", "geglu": "GeGLU", "gelu": "GELU MLP", "relu": "ReLU MLP"}[self.mlp],
-            _NORM_NAMES[self.norm] + f" ×{self.norms_per_layer}/layer",
-            f"{self.positions} positions",
-            "tied LM head" if self.tied else "untied LM head",
-        ]
+    # ---- description ------------------------------------------------------------------------------
+    def describe(self, describe_block: Callable[[Block], str] | None = None) -> str:
+        """One line for reports: the stack's groups, then embeddings, norms and head."""
+
+        def block_text(b: Block) -> str:
+            return describe_block(b) if describe_block else b.kind
+
+        def layer_text(layer: Layer) -> str:
+            parts = [" + ".join(block_text(b) for b in layer.mixers) or "no token mixer"]
+            if layer.cross is not None:
+                parts.append("cross-attention " + block_text(layer.cross))
+            if layer.ffn is not None:
+                parts.append(block_text(layer.ffn))
+            text = "; ".join(parts)
+            return text + (" (parallel)" if layer.parallel else "")
+
+        out = []
+        for st in self.stacks:
+            groups = st.groups()
+            body = " + ".join(f"{n} × [{layer_text(layer)}]" for n, layer, _ in groups)
+            out.append((f"{st.role}: " if self.encoder is not None else "") + body)
+        extra = [NORM_NAMES[self.norm] + " norms", f"{self.positions} positions"]
+        if self.head == "lm":
+            extra.append("tied LM head" if self.tied else "untied LM head")
+        elif self.head == "none":
+            extra.append("no task head")
+        else:
+            extra.append("masked-LM head")
         if self.embedding_norm:
-            parts.append("norm after the embedding")
+            extra.append("norm after the embedding")
         if not self.final_norm:
-            parts.append("no final norm")
+            extra.append("no final norm")
         if self.d_e is not None:
-            parts.append(f"embeddings of width d_e={self.d_e} projected to d")
-        if self.parallel:
-            parts.append("parallel attention+MLP")
-        if self.qk_norm != "none":
-            parts.append(f"QK-norm ({self.qk_norm}, {_NORM_NAMES[self.qk_norm_type]})")
-        if self.moe:
-            m = self.moe
-            s = f"MoE {m.experts} experts top-{m.top_k}"
-            if m.shared_experts:
-                s += f" + {m.shared_experts} shared"
-            parts.append(s)
-        if self.biases:
-            parts.append("biases: " + ",".join(b for b in BIAS_SITES if b in self.biases))
-        return "; ".join(parts)
+            extra.append(f"embeddings of width d_e={self.d_e} projected to d")
+        if self.token_types:
+            extra.append(f"{self.token_types} token types")
+        if self.pooler:
+            extra.append("pooler")
+        return "; ".join(out + extra)

@@ -6,16 +6,20 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derive import parse
+from derive import layers, parse
 from derive import symbols as S
-from derive.architecture import Architecture
 from derive.errors import DeriveError, suggest
+from derive.hf.build import MLP_BIASES, QKVO, decoder
+from derive.layers import stack as stack_
 from derive.registry import Context
 
 #: the shape used when no model is given: a GPT-style decoder (the seed's "standard" transformer).
-GENERIC = Architecture(name="generic GPT-style decoder", d=768, L=12, V=50257, h=12, T=1024,
-                       biases=frozenset({"q", "k", "v", "o", "up", "down"}), source="default shape")
-ARCH_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs", "L_moe")
+GENERIC = decoder("generic GPT-style decoder", "custom", d=768, L=12, V=50257, h=12, d_ff=3072, mlp="gelu",
+                  biases=QKVO | MLP_BIASES, positions="learned", T=1024, tied=True, norm="layernorm", norms=2,
+                  source="default shape")
+#: sizes a user may give without a model (the generic decoder's symbols, and those of MoE rules)
+ARCH_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs")
+del layers
 
 
 @dataclass
@@ -72,9 +76,6 @@ def _generic_checks(v: dict[str, sp.Expr]) -> None:
 def build_context(req: Request) -> Context:
     if req.model and req.hf_config:
         raise DeriveError("give either --model or --hf-config, not both")
-    sets = parse_sets(req.sets)
-    arch_sets = {k: int(v) for k, v in sets.items() if k in ARCH_SYMBOLS}
-    other = {S.sym(k): v for k, v in sets.items() if k not in ARCH_SYMBOLS}
     if req.model or req.hf_config:
         if req.model:
             from derive import presets
@@ -87,10 +88,23 @@ def build_context(req: Request) -> Context:
 
             arch = hf.load(req.hf_config)
             label = f"{arch.name} ({req.hf_config})"
+        stack_.values(arch)  # defines the symbols of a model with two values of one size (d_ff and d_ff_2)
+        sets = parse_sets(req.sets)
+        sizes = arch.sizes()
+        arch_sets = {k: int(v) for k, v in sets.items() if k in sizes}
+        refused = [k for k in sets if k in ARCH_SYMBOLS and k not in sizes and k != "L"]
+        if refused:
+            raise DeriveError(f"--set {refused[0]}: {arch.name} has no size {refused[0]!r} "
+                              f"({S.CATALOG[refused[0]].meaning}); its sizes are {', '.join(sorted(sizes))}")
+        other = {S.sym(k): v for k, v in sets.items() if k not in sizes}
         arch = arch.with_values(arch_sets)
-        values: dict[sp.Symbol, sp.Expr] = dict(arch.values())
+        stack_.check(arch)
+        values: dict[sp.Symbol, sp.Expr] = dict(stack_.values(arch))
         model_given = True
     else:
+        sets = parse_sets(req.sets)
+        arch_sets = {k: int(v) for k, v in sets.items() if k in ARCH_SYMBOLS}
+        other = {S.sym(k): v for k, v in sets.items() if k not in ARCH_SYMBOLS}
         _generic_checks(arch_sets)
         arch = GENERIC
         values = {S.sym(k): sp.Integer(v) for k, v in arch_sets.items()}
@@ -110,7 +124,7 @@ def build_context(req: Request) -> Context:
         if S.N not in values:
             values[S.N] = params.exact_count(arch, values)
         if S.N_act not in values:
-            values[S.N_act] = params.exact_count(arch, values, active=True) if arch.moe else values[S.N]
+            values[S.N_act] = params.exact_count(arch, values, active=True) if params.has_routed(arch) else values[S.N]
     ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=dict(req.options), values=values)
     ctx.options.setdefault("model_label", label)
     return ctx

@@ -210,7 +210,7 @@ class Derivation:
 
 def _collect(expr: sp.Expr) -> sp.Expr:
     """Group the expanded formula by layer counts so it reads per layer."""
-    keys = [s for s in (S.L, S.sym("L_moe")) if expr.has(s)]
+    keys = [s for s in (S.L, S.L_enc) if expr.has(s)]
     return sp.collect(expr, keys) if keys else expr
 
 

@@ -111,6 +111,8 @@ class Quantity:
         from derive.units.check import compatible, infer_unit
 
         for node in self.walk():
+            if node.expr == 0:
+                continue  # "none in this model": zero has every unit
             units = {c.symbol: c.unit for c in node.children}
             got = infer_unit(node.expr, units, where=node.id)
             if not compatible(got, node.unit):

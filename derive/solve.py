@@ -28,6 +28,7 @@ from derive.derivation import _ValueStr
 from derive.derivation import latex as latex_of
 from derive.derivation import text as text_of
 from derive.errors import DeriveError, Infeasible, UnitError
+from derive.layers.stack import describe as describe_arch
 from derive.quantity import Quantity
 from derive.registry import Context
 from derive.units.human import exact_text, human, sig
@@ -146,13 +147,17 @@ class Problem:
             bound = UPPER_BOUNDS.get(str(sym_))
             if bound is not None and val > bound:
                 return f"{sym_} = {_short(val)} exceeds {bound}"
+        sizes = self.ctx.arch.sizes() if self.ctx.model_given else {}
         arch_vals = {str(s_): int(v) for s_, v in full.items()
-                     if str(s_) in ARCH_SYMBOLS and v.is_Integer and v > 0}
+                     if (str(s_) in sizes or (not self.ctx.model_given and str(s_) in ARCH_SYMBOLS))
+                     and v.is_Integer and v > 0}
         if not arch_vals:
             return None
         try:
             if self.ctx.model_given:
-                self.ctx.arch.with_values(arch_vals)
+                from derive.layers import stack as stack_
+
+                stack_.check(self.ctx.arch.with_values(arch_vals))
             else:
                 from derive.context import _generic_checks
 
@@ -266,20 +271,26 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
         s_ = S.sym(name)
         return name not in user_sets and s_ not in tied and s_ not in xs
 
-    if free_names & {"d", "h"} and not arch.head_dim_explicit and can_tie("d_k"):
+    def follows(size: str, rule: str) -> bool:
+        """Every block with this size derives it by ``rule`` (d_k = d/h, g = h, d_ff = 4d)."""
+        blocks = [b for b in arch.blocks() if b.has(size) and not b.suffix]
+        return bool(blocks) and all(dict(b.derived).get(size) == rule for b in blocks)
+
+    if free_names & {"d", "h"} and follows("d_k", "d/h") and can_tie("d_k"):
         ties.append(Tie(S.d_k, S.d / S.h, "no explicit head size in this architecture: d_k = d/h follows d and h"))
-    if "d" in free_names and not arch.gated and arch.d_ff == 4 * arch.d and can_tie("d_ff"):
+    if "d" in free_names and follows("d_ff", "4d") and can_tie("d_ff"):
         ties.append(Tie(S.d_ff, 4 * S.d, "the FFN of this architecture is 4d, and stays 4d"))
-    if "h" in free_names and arch.mha and can_tie("g"):
+    if "h" in free_names and follows("g", "h") and can_tie("g"):
         ties.append(Tie(S.g, S.h, "multi-head attention: g = h"))
-    if free_names & set(ARCH_SYMBOLS):
+    model_sizes = set(arch.sizes()) if ctx.model_given else set(ARCH_SYMBOLS)
+    if free_names & model_sizes:
         from derive.formulas import params
 
         for sym_, active in ((S.N, False), (S.N_act, True)):
             if can_tie(str(sym_)) and q.expanded.has(sym_):
                 ties.append(Tie(sym_, params.total(arch, active=active).expanded,
                                 f"{sym_} is the model's params.{'active' if active else 'total'}, "
-                                f"so it follows {', '.join(sorted(free_names & set(ARCH_SYMBOLS)))}"))
+                                f"so it follows {', '.join(sorted(free_names & model_sizes))}"))
     values = {k: v for k, v in ctx.values.items() if k not in xs and k not in {t.symbol for t in ties}}
     prob = Problem(quantity=q, ctx=ctx, unknowns=xs, ties=ties, values=values, expr=sp.S.Zero,
                    user_sets=user_sets)
@@ -911,7 +922,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     context = {}
     if ctx.model_given:
         context["model"] = ctx.options.get("model_label")
-        context["architecture"] = ctx.arch.describe()
+        context["architecture"] = describe_arch(ctx.arch)
     if ctx.hardware is not None:
         context["hardware"] = getattr(ctx.hardware, "label", str(ctx.hardware))
     ties = prob.used_ties(*exprs)

@@ -87,6 +87,17 @@ def info(symbol: sp.Symbol | str) -> SymbolInfo:
     return _BY_SYMBOL[symbol]
 
 
+def variant(base: str, suffix: str) -> sp.Symbol:
+    """A copy of symbol ``base`` for a second value in one model (``d_ff`` and ``d_ff_2``), defined on first use."""
+    name = base + suffix
+    if name not in CATALOG:
+        info = CATALOG[base]
+        n = suffix.lstrip("_")
+        define(name, f"{info.latex}^{{({n})}}", info.unit, f"{info.meaning} (value #{n} of this model)",
+               integer=info.integer, positive=info.positive, nonnegative=info.nonnegative, input_unit=info.input_unit)
+    return _SYMBOLS[name]
+
+
 def latex_names() -> dict[sp.Symbol, str]:
     """symbol -> LaTeX, for sympy's latex(symbol_names=...)."""
     return {s: i.latex for s, i in _BY_SYMBOL.items()}
@@ -107,7 +118,8 @@ k = define("k", "k", meaning="experts active per token (top-k)")
 d_ffe = define("d_ffe", r"d_{\mathrm{ff},e}", meaning="FFN width of one routed expert")
 E_s = define("E_s", "E_s", meaning="shared (always-on) experts per MoE layer")
 d_ffs = define("d_ffs", r"d_{\mathrm{ff},s}", meaning="FFN width of one shared expert")
-L_moe = define("L_moe", r"L_{\mathrm{MoE}}", meaning="layers whose FFN is a mixture of experts")
+n_types = define("n_types", r"n_{\mathrm{type}}", meaning="rows of a token-type (segment) embedding (BERT: 2)")
+L_enc = define("L_enc", r"L_{\mathrm{enc}}", meaning="encoder layers of an encoder-decoder model")
 
 # ---- workload, numbers and machine symbols shared by several formula families ------------
 s = define("s", "s", "token", "tokens per sequence (prompt or context length)")
@@ -119,6 +131,8 @@ bytes_w = define("bytes_w", r"\beta_w", "byte/param", "bytes per weight (2 for B
                  integer=False)
 bytes_kv = define("bytes_kv", r"\beta_{kv}", "byte", "bytes per cached K or V element", integer=False)
 bytes_a = define("bytes_a", r"\beta_a", "byte", "bytes per activation element", integer=False)
+bytes_mask = define("bytes_mask", r"\beta_{\mathrm{mask}}", "byte", "bytes per element of a stored dropout mask",
+                    integer=False)
 F_peak = define("F_peak", r"F_{\mathrm{peak}}", "FLOP/s", "peak FLOP/s of one device for the dtype used",
                 integer=False)
 BW = define("BW", r"B_{\mathrm{mem}}", "byte/s", "memory bandwidth of one device (decimal: 2 TB/s = 2e12 B/s)",

@@ -22,6 +22,7 @@ import sympy as sp
 from derive.context import Request
 from derive.derivation import Derivation
 from derive.errors import DeriveError
+from derive.layers.stack import describe as describe_arch
 
 #: output formats of the workbook and the file extension of each
 FORMATS = ("md", "latex", "html", "json", "text")
@@ -409,7 +410,7 @@ def _context_info(ctx) -> dict:
     info = {}
     if ctx.model_given:
         info["model"] = ctx.options.get("model_label")
-        info["architecture"] = ctx.arch.describe()
+        info["architecture"] = describe_arch(ctx.arch)
     if ctx.hardware is not None:
         info["hardware"] = getattr(ctx.hardware, "label", str(ctx.hardware))
     return info

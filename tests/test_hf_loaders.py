@@ -14,17 +14,34 @@ import pytest
 from derive import hf
 from derive.errors import DeriveError
 from derive.formulas import params
+from derive.layers.stack import values
 from tests.conftest import run_cli
 
 
 def total(cfg: dict, name: str = "test") -> int:
     arch = hf.from_dict(cfg, name)
-    return int(params.total(arch).evaluate(arch.values()))
+    return int(params.total(arch).evaluate(values(arch)))
 
 
 def active(cfg: dict) -> int:
     arch = hf.from_dict(cfg, "test")
-    return int(params.total(arch, active=True).evaluate(arch.values()))
+    return int(params.total(arch, active=True).evaluate(values(arch)))
+
+
+def moe_layers(arch) -> int:
+    """Layers whose feed-forward block is a mixture of experts."""
+    return sum(n for n, layer, _ in arch.stack.groups() if layer.ffn is not None and layer.ffn.kind == "moe")
+
+
+def windows(arch) -> tuple[int | None, int]:
+    """(window, how many layers use it)."""
+    found = [(layer.mixer.size("window"), n) for n, layer, _ in arch.stack.groups()
+             if layer.mixer is not None and layer.mixer.has("window")]
+    return (found[0][0], sum(n for _, n in found)) if found else (None, 0)
+
+
+def attn(arch):
+    return arch.blocks_of("attention")[0]
 
 
 # ---- configs of public checkpoints (as on the Hub; irrelevant keys kept where they are usual) ----
@@ -425,7 +442,7 @@ def test_gptj_tied_keeps_lm_head_bias():
     tied = {**GPTJ_6B, "tie_word_embeddings": True}
     assert total(GPTJ_6B) - total(tied) == V * d  # the weight is shared, the bias (V) stays
     arch = hf.from_dict(tied)
-    assert params.total(arch).find("params.lm_head").evaluate(arch.values()) == V
+    assert params.total(arch).find("params.lm_head").evaluate(values(arch)) == V
     del tied["tie_word_embeddings"]  # GPTJConfig default: untied
     assert total(tied) == total(GPTJ_6B)
 
@@ -463,10 +480,10 @@ def test_qwen2_moe_partial_layers_and_sparse_step():
     sparse = attn + E * 3 * d * fe + d * E + 3 * d * fs + d + 2 * d
     emb = 151936 * d
     assert total(cfg) == 4 * dense + 2 * sparse + 2 * emb + d
-    assert hf.from_dict(cfg).moe.moe_layers == 2
+    assert moe_layers(hf.from_dict(cfg)) == 2
     # no sparse layer at all: a dense model, no MoE terms
     cfg_dense = {**cfg, "mlp_only_layers": list(range(6))}
-    assert hf.from_dict(cfg_dense).moe is None
+    assert not hf.from_dict(cfg_dense).has("moe")
     assert total(cfg_dense) == 6 * dense + 2 * emb + d
 
 
@@ -485,20 +502,20 @@ def test_gpt_neox_attention_bias_false():
 def test_olmo_vs_olmo2_norms():
     assert hf.from_dict(OLMO_1B).norm == "none"
     arch = hf.from_dict(OLMO2_7B)
-    assert arch.norm == "rmsnorm" and arch.qk_norm == "full"
+    assert arch.norm == "rmsnorm" and attn(arch).flag("qk_norm") == "full"
 
 
 def test_sliding_window_layers_follow_each_config_class():
     # no parameters depend on the window; the KV-cache formulas read how many layers use it
-    assert (hf.from_dict(MISTRAL_7B).sliding_window, hf.from_dict(MISTRAL_7B).sliding_layers) == (4096, None)
-    assert hf.from_dict(GEMMA2_2B).sliding_layers == 13  # local/global alternate, local first
-    assert hf.from_dict(GEMMA3_1B).sliding_layers == 22  # 5 local : 1 global over 26 layers
-    assert hf.from_dict(QWEN3_06B).sliding_window is None  # use_sliding_window false
+    assert windows(hf.from_dict(MISTRAL_7B)) == (4096, 32)
+    assert windows(hf.from_dict(GEMMA2_2B))[1] == 13  # local/global alternate, local first
+    assert windows(hf.from_dict(GEMMA3_1B))[1] == 22  # 5 local : 1 global over 26 layers
+    assert windows(hf.from_dict(QWEN3_06B)) == (None, 0)  # use_sliding_window false
     qwen = {**QWEN3_06B, "use_sliding_window": True, "sliding_window": 4096, "max_window_layers": 20}
-    assert hf.from_dict(qwen).sliding_layers == 8  # layers 20..27
+    assert windows(hf.from_dict(qwen))[1] == 8  # layers 20..27
     listed = {**GEMMA3_1B, "layer_types": ["sliding_attention"] * 20 + ["full_attention"] * 6}
-    assert hf.from_dict(listed).sliding_layers == 20
-    assert hf.from_dict({**GEMMA3_1B, "layer_types": ["full_attention"] * 26}).sliding_window is None
+    assert windows(hf.from_dict(listed))[1] == 20
+    assert windows(hf.from_dict({**GEMMA3_1B, "layer_types": ["full_attention"] * 26})) == (None, 0)
 
 
 # ---- what a config.json may leave out or spell oddly ----------------------------------------------
@@ -507,7 +524,7 @@ def test_head_dim_null_means_d_over_h():
     cfg = {**MISTRAL_7B, "head_dim": None}
     assert total(cfg) == 7_241_732_096
     cfg = {**GEMMA_7B, "head_dim": None}  # explicit null: d/h = 192, not the class default 256
-    assert hf.from_dict(cfg).d_k == 192
+    assert hf.from_dict(cfg).sizes()["d_k"] == 192
 
 
 def test_head_dim_absent_uses_class_default():
@@ -521,7 +538,7 @@ def test_head_dim_absent_uses_class_default():
 
 def test_num_key_value_heads_null_means_mha():
     cfg = {**LLAMA_32_1B, "num_key_value_heads": None}
-    assert hf.from_dict(cfg).g == 32
+    assert hf.from_dict(cfg).sizes()["g"] == 32
 
 
 def test_float_valued_integers():
@@ -541,8 +558,8 @@ def test_tie_word_embeddings_absent_uses_class_default():
 
 
 def test_n_inner_null_is_4d():
-    assert hf.from_dict(GPTJ_6B).d_ff == 4 * 4096
-    assert hf.from_dict({**GPTJ_6B, "n_inner": 8192}).d_ff == 8192
+    assert hf.from_dict(GPTJ_6B).sizes()["d_ff"] == 4 * 4096
+    assert hf.from_dict({**GPTJ_6B, "n_inner": 8192}).sizes()["d_ff"] == 8192
 
 
 def test_nested_text_config():

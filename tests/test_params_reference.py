@@ -6,6 +6,7 @@ import pytest
 
 from derive import api, hf
 from derive.formulas import params
+from derive.layers.stack import values
 from tests.conftest import data, run_cli
 
 
@@ -17,11 +18,11 @@ def _arches():
 def test_total_and_breakdown_exact(ref):
     arch = hf.from_dict(ref["config"], ref["name"])
     tree = params.total(arch)
-    assert tree.evaluate(arch.values()) == ref["total_params"]
-    breakdown = {k: int(v.xreplace(arch.values())) for k, v in tree.breakdown().items()}
+    assert tree.evaluate(values(arch)) == ref["total_params"]
+    breakdown = {k: int(v.xreplace(values(arch))) for k, v in tree.breakdown().items()}
     assert breakdown == ref["breakdown"]
     if ref["active_params_per_token"] is not None:
-        assert params.total(arch, active=True).evaluate(arch.values()) == ref["active_params_per_token"]
+        assert params.total(arch, active=True).evaluate(values(arch)) == ref["active_params_per_token"]
 
 
 @pytest.mark.parametrize("ref", _arches(), ids=lambda r: r["name"])

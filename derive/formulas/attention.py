@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import conventions as C
 from derive import symbols as S
+from derive.conventions import FlopConventions
 from derive.errors import DeriveError
-from derive.formulas import conventions as C
 from derive.formulas import flops, params
-from derive.formulas.conventions import FlopConventions
+from derive.layers.attention import kind_name
+from derive.layers.base import score_products
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -21,6 +23,13 @@ b, s, d, h = S.b, S.s, S.d, S.h
 
 d_k1 = S.define("d_k1", r"d_{k,1}", meaning="head size of the first design compared (its heads: d/d_k1)")
 d_k2 = S.define("d_k2", r"d_{k,2}", meaning="head size of the second design compared (its heads: d/d_k2)")
+
+
+def _attention_kind(ctx: Context) -> str:
+    blocks = ctx.arch.blocks_of("attention")
+    if not blocks:
+        raise DeriveError("this model has no softmax-attention layer")
+    return kind_name(blocks[0])
 
 
 def _stamp(q: Quantity, conv: FlopConventions) -> Quantity:
@@ -31,7 +40,7 @@ def _stamp(q: Quantity, conv: FlopConventions) -> Quantity:
 def _head_scores(ctx: Context) -> Quantity:
     conv = FlopConventions.of(ctx)
     return _stamp(leaf("attention.head_scores", "QKᵀ of one head: s×s dot products of length d_k", "FLOP",
-                       flops.score_products(conv, b * s, s, 1, S.d_k, full=True), symbol="F_hQK",
+                       score_products(conv, b * s, s, 1, S.d_k, full=True), symbol="F_hQK",
                        latex=r"F_{\mathrm{head},QK}"), conv)
 
 
@@ -39,7 +48,7 @@ def _head_scores(ctx: Context) -> Quantity:
 def _head_values(ctx: Context) -> Quantity:
     conv = FlopConventions.of(ctx)
     return _stamp(leaf("attention.head_values", "attention weights · V of one head", "FLOP",
-                       flops.score_products(conv, b * s, s, 1, S.d_k, full=True), symbol="F_hAV",
+                       score_products(conv, b * s, s, 1, S.d_k, full=True), symbol="F_hAV",
                        latex=r"F_{\mathrm{head},AV}"), conv)
 
 
@@ -64,13 +73,15 @@ def _qk_variance_scaled(ctx: Context) -> Quantity:
 def _crossover(ctx: Context) -> Quantity:
     """Solve F_scores + F_values = F_proj for s on the layer tree itself."""
     conv = FlopConventions.of(ctx)
-    tree = flops.forward(ctx.arch, conv)
+    tree = flops.forward(ctx.arch, conv, options=ctx.options)
     proj = tree.find("flops.layer.projections")
+    if proj is None:
+        raise DeriveError("attention.crossover: needs a model whose layers are one kind of attention layer")
     core = tree.find("flops.layer.scores").expanded + tree.find("flops.layer.values").expanded
     roots = [r for r in sp.solve(sp.Eq(core, proj.expanded), s) if r != 0]
     if len(roots) != 1:
         raise DeriveError("attention.crossover: no unique positive crossover for this shape")
-    kind = ctx.arch.attention_kind
+    kind = _attention_kind(ctx)
     note = ("for MHA the projections are 8·b·s·d² and the core 4·b·s²·d, so they meet at s = 2d"
             if kind == "MHA" else f"{kind}: K and V projections are g/h of the MHA size, so the crossover moves "
                                   "below 2d")
@@ -86,7 +97,7 @@ def _ratio_parts(ctx: Context, per_head: bool) -> tuple[Quantity, Quantity]:
         heads = 1 if per_head else d / dk
         what = "one head" if per_head else "all d/d_k heads of a layer"
         out.append(leaf(f"attention.scores_ratio.design{i}", f"QKᵀ FLOPs, {what}, head size d_k{i}", "FLOP",
-                        flops.score_products(conv, b * s, s, heads, dk, full=True), symbol=f"F_QK{i}",
+                        score_products(conv, b * s, s, heads, dk, full=True), symbol=f"F_QK{i}",
                         latex=rf"F_{{QK,{i}}}"))
     return out[0], out[1]
 
@@ -125,7 +136,10 @@ def _weights_bytes(ctx: Context) -> Quantity:
 @quantity("attention.kv_params", "parameters of the K and V projections of one layer (GQA: g·d_k wide)", "param")
 def _kv_params(ctx: Context) -> Quantity:
     """W_K + W_V, the very leaves of params.layer.attention (no second parameter formula)."""
-    attn = params.attention(ctx.arch)
-    k, v = attn.find("params.layer.attention.k"), attn.find("params.layer.attention.v")
-    return node("attention.kv_params", f"K and V projections of one layer ({ctx.arch.attention_kind})", "param",
+    tree = params.total(ctx.arch)
+    k, v = tree.find("params.layer.attention.k"), tree.find("params.layer.attention.v")
+    if k is None or v is None:
+        raise DeriveError("attention.kv_params: this model has no single kind of attention layer with K and V "
+                          "projections (see params.total for its layer groups)")
+    return node("attention.kv_params", f"K and V projections of one layer ({_attention_kind(ctx)})", "param",
                 [(1, k), (1, v)], symbol="P_kv", latex=r"P_{KV}")

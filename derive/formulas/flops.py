@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import conventions as C
 from derive import symbols as S
 from derive.architecture import Architecture
+from derive.conventions import FlopConventions
 from derive.errors import DeriveError
-from derive.formulas import conventions as C
-from derive.formulas.conventions import FlopConventions
+from derive.formulas import params
+from derive.layers.base import Env, Pass, kind_of
+from derive.layers.base import matmul as base_matmul
+from derive.layers.stack import Group, full_key, groups, param_key
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -28,78 +32,54 @@ def _mrm(name: str) -> str:
 
 def matmul(qid: str, title: str, conv: FlopConventions, rows, n_in, n_out, sym: str, category: str) -> Quantity:
     """[rows, n_in] × [n_in, n_out]: rows·n_in·n_out multiply-adds."""
-    return leaf(qid, title, "FLOP", conv.mac * rows * n_in * n_out, symbol=f"F_{sym}",
-                latex=f"F_{{{_mrm(sym)}}}", category=category)
+    return base_matmul(qid, title, conv, rows, n_in, n_out, sym, category)
 
 
-def score_products(conv: FlopConventions, rows, keys, heads, head_size, full: bool) -> sp.Expr:
-    """QKᵀ (or weights·V) of ``heads`` heads: each of ``rows`` queries meets ``keys`` keys through a
-    head_size-long dot product. Only a full (prefill) pass has a triangle the causal mask can skip."""
-    factor = conv.s2_factor if full else sp.Integer(1)
-    return factor * conv.mac * rows * keys * heads * head_size
+def _windowed(arch: Architecture) -> bool:
+    return any(kind_of(b).cache_window(b) is not None for b in arch.blocks())
 
 
-def attention(arch: Architecture, conv: FlopConventions, prefix: str, rows, keys, full: bool) -> Quantity:
-    dk, gk = arch.head_size(), arch.kv_heads()
-    proj = node(f"{prefix}.projections", "Q, K, V and O projections", "FLOP", [
-        (1, matmul(f"{prefix}.q", "query projection x·W_Q", conv, rows, d, h * dk, "q", "projections")),
-        (1, matmul(f"{prefix}.k", "key projection x·W_K", conv, rows, d, gk * dk, "k", "projections")),
-        (1, matmul(f"{prefix}.v", "value projection x·W_V", conv, rows, d, gk * dk, "v", "projections")),
-        (1, matmul(f"{prefix}.o", "output projection W_O", conv, rows, h * dk, d, "o", "projections")),
-    ], symbol="F_proj", latex=r"F_{\mathrm{proj}}")
-    queries = "s" if full else "1 new"
-    scores = leaf(f"{prefix}.scores", f"scores QKᵀ, h heads × [{queries}, d_k]·[d_k, s]", "FLOP",
-                  score_products(conv, rows, keys, h, dk, full), symbol="F_scores", latex=r"F_{\mathrm{scores}}",
-                  category="attention_core",
-                  note="GQA/MQA share K and V across query heads but every query head still does its own products")
-    values = leaf(f"{prefix}.values", f"attention weights · V, h heads × [{queries}, s]·[s, d_k]", "FLOP",
-                  score_products(conv, rows, keys, h, dk, full), symbol="F_values", latex=r"F_{\mathrm{AV}}",
-                  category="attention_core")
-    return node(f"{prefix}.attention", f"attention ({arch.attention_kind})", "FLOP",
-                [(1, proj), (1, scores), (1, values)], symbol="F_attn", latex=r"F_{\mathrm{attn}}")
+def flop_key(arch: Architecture, p: Pass, env: Env):
+    """Layers whose FLOPs can differ: a window limits the keys of a decode step (and of a prefill when
+    --option windows=exploited), else the parameter shape decides."""
+    if _windowed(arch) and (not p.full or env.option("windows") == "exploited"):
+        return full_key
+    return param_key
 
 
-def ffn(arch: Architecture, conv: FlopConventions, width, prefix: str, rows, title: str, sym: str,
-        category: str) -> Quantity:
-    parts = []
-    if arch.gated:
-        parts.append(matmul(f"{prefix}.gate", "gate projection", conv, rows, d, width, "gate", category))
-    parts.append(matmul(f"{prefix}.up", "up projection", conv, rows, d, width, "up", category))
-    parts.append(matmul(f"{prefix}.down", "down projection", conv, rows, width, d, "down", category))
-    return node(prefix, f"{title} ({len(parts)} matmuls)", "FLOP", [(1, p) for p in parts],
-                symbol=f"F_{sym}", latex=f"F_{{{_mrm(sym)}}}")
+def layer(arch: Architecture, env: Env, group: Group, p: Pass) -> Quantity:
+    lay = group.layer
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    for blk in lay.mixers:
+        q = kind_of(blk).flops(blk, env, group.prefix, p)
+        if q is not None:
+            parts.append((1, q))
+    if lay.cross is not None:
+        q = kind_of(lay.cross).flops(lay.cross, env, group.prefix, p)
+        if q is not None:
+            parts.append((1, q))
+    if lay.ffn is not None:
+        k = kind_of(lay.ffn)
+        q = k.flops(lay.ffn, env, f"{group.prefix}.{k.node}", p)
+        if q is not None:
+            parts.append((1, q))
+    title = f"one layer ({group.tag})" if group.tag else "one layer"
+    if not parts:
+        return leaf(group.prefix, title + " (no matmuls)", "FLOP", 0, symbol=f"F_{group.sym}",
+                    latex=f"F_{{{_mrm(group.sym)}}}")
+    return node(group.prefix, title, "FLOP", parts, symbol=f"F_{group.sym}", latex=f"F_{{{_mrm(group.sym)}}}")
 
 
-def moe(arch: Architecture, conv: FlopConventions, prefix: str, rows) -> Quantity:
-    """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts."""
-    m = arch.moe
-    assert m is not None
-    parts: list[tuple[sp.Expr, Quantity]] = [
-        (1, matmul(f"{prefix}.router", "router x·W_r (a score for each of E experts)", conv, rows, d, S.E,
-                   "router", "moe_router")),
-        (S.k, ffn(arch, conv, S.d_ffe, f"{prefix}.expert", rows, "one routed expert, as if over all tokens",
-                  "expert", "moe_experts")),
-    ]
-    if m.shared_experts:
-        parts.append((S.E_s, ffn(arch, conv, S.d_ffs, f"{prefix}.shared", rows, "one shared expert", "shared",
-                                 "moe_shared_experts")))
-        if m.shared_gate:
-            parts.append((1, matmul(f"{prefix}.shared_gate", "shared-expert gate (d→1)", conv, rows, d, 1,
-                                    "sgate", "moe_shared_experts")))
-    return node(prefix, "mixture of experts: router + k experts per token" + (" + shared" if m.shared_experts else ""),
-                "FLOP", parts, symbol="F_moe", latex=r"F_{\mathrm{MoE}}",
-                note="each token runs through k of the E experts, so the expert matmuls total k passes over the "
-                     "tokens however the router spreads them; unrouted experts cost nothing")
-
-
-def layer(arch: Architecture, conv: FlopConventions, prefix: str, rows, keys, full: bool, moe_layer: bool) -> Quantity:
-    attn = attention(arch, conv, prefix, rows, keys, full)
-    mlp = moe(arch, conv, prefix + ".mlp", rows) if moe_layer else ffn(
-        arch, conv, S.d_ff, prefix + ".mlp", rows, {"swiglu": "SwiGLU MLP", "geglu": "GeGLU MLP", "gelu": "GELU MLP",
-                                                   "relu": "ReLU MLP"}[arch.mlp], "mlp", "mlp")
-    sym = "moelayer" if moe_layer else "layer"
-    return node(prefix, "one MoE layer" if moe_layer else "one layer", "FLOP", [(1, attn), (1, mlp)],
-                symbol=f"F_{sym}", latex=f"F_{{{_mrm(sym)}}}")
+def stack_parts(arch: Architecture, env: Env, prefix: str, p: Pass, encoder_pass: Pass | None = None
+                ) -> list[tuple[sp.Expr, Quantity]]:
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    for st in arch.stacks:
+        sp_ = encoder_pass if (st is arch.encoder and encoder_pass is not None) else p
+        if st is arch.encoder and encoder_pass is None:
+            continue  # a decode step does not run the encoder again
+        for g in groups(arch, st, flop_key(arch, sp_, env), prefix):
+            parts.append((g.count, layer(arch, env, g, sp_)))
+    return parts
 
 
 def stamp(q: Quantity, sentences: tuple[str, ...]) -> Quantity:
@@ -109,12 +89,16 @@ def stamp(q: Quantity, sentences: tuple[str, ...]) -> Quantity:
     return q
 
 
-def forward(arch: Architecture, conv: FlopConventions, decode: bool = False) -> Quantity:
+def forward(arch: Architecture, conv: FlopConventions, decode: bool = False,
+            options: dict[str, str] | None = None) -> Quantity:
     """flops.forward (a full pass over b×s tokens) or flops.decode (b sequences add one token each,
-    attending to s keys: the cached context including the new token)."""
+    attending to s keys: the cached context including the new token). An encoder–decoder runs its
+    encoder over s tokens and its decoder over s tokens with cross-attention to them."""
     prefix = "flops.decode" if decode else "flops"
+    env = Env(arch, conv, options or {})
     rows = b if decode else b * s
-    full = not decode
+    p = Pass(rows=rows, keys=s, full=not decode, encoder_keys=s)
+    enc = Pass(rows=b * s, keys=s, full=True) if (arch.encoder is not None and not decode) else None
     width = S.d_e if arch.d_e is not None else d
     parts: list[tuple[sp.Expr, Quantity]] = []
     if conv.embedding == "matmul":
@@ -123,19 +107,19 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False) -> 
     if arch.d_e is not None:
         parts.append((1, matmul(f"{prefix}.project_in", "project in (d_e→d)", conv, rows, S.d_e, d, "pin",
                                 "embedding_projection")))
-    if arch.moe is None:
-        parts.append((L, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=False)))
-    elif arch.moe_everywhere:
-        parts.append((L, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=True)))
-    else:
-        parts.append((L - S.L_moe, layer(arch, conv, f"{prefix}.layer", rows, s, full, moe_layer=False)))
-        parts.append((S.L_moe, layer(arch, conv, f"{prefix}.moe_layer", rows, s, full, moe_layer=True)))
+    parts += stack_parts(arch, env, prefix, p, enc)
     if arch.d_e is not None:
         parts.append((1, matmul(f"{prefix}.project_out", "project out (d→d_e)", conv, rows, d, S.d_e, "pout",
                                 "embedding_projection")))
-    if conv.lm_head != "excluded":
+    if arch.pooler and not decode:
+        parts.append((1, matmul(f"{prefix}.pooler", "pooler on the first token (d→d)", conv, b, d, d, "pool",
+                                "pooler")))
+    if conv.lm_head != "excluded" and arch.head in ("lm", "mlm"):
         head_rows = b if (decode or conv.lm_head == "last") else rows
         where = "the new token" if decode else ("the last position" if conv.lm_head == "last" else "every position")
+        if arch.head == "mlm":
+            parts.append((1, matmul(f"{prefix}.mlm_transform", "MLM head transform (d→d)", conv, head_rows, d, d,
+                                    "mlmt", "lm_head")))
         parts.append((1, matmul(f"{prefix}.lm_head", f"LM head on {where} (logits over V)", conv, head_rows, width, V,
                                 "head", "lm_head")))
     if decode:
@@ -148,9 +132,19 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False) -> 
         q = node("flops.forward", "forward pass over b sequences of s tokens", "FLOP", parts, symbol="F_fwd",
                  latex=r"F_{\mathrm{fwd}}")
         sentences = conv.sentences()
-    if arch.sliding_window is not None:
-        sentences += ("sliding windows are not exploited: the counter computes every window layer over the full "
-                      "s×s and masks it",)
+    if _windowed(arch):
+        if decode:
+            sentences += ("decode: a sliding-window or chunked layer attends to at most its window of cached tokens",)
+        elif env.option("windows") == "exploited":
+            sentences += ("sliding windows and chunks exploited (--option windows=exploited): a windowed query "
+                          "meets at most W keys",)
+        else:
+            sentences += ("sliding windows and chunks are not exploited: the model's code computes every windowed "
+                          "layer over the full s×s and masks it, as FlopCounterMode counts (default; "
+                          "--option windows=exploited counts only the keys inside the window)",)
+    if arch.encoder is not None and not decode:
+        sentences += ("encoder–decoder: the encoder runs over s tokens and the decoder over s tokens, cross-attending "
+                      "to the s encoder outputs",)
     return stamp(q, sentences)
 
 
@@ -160,9 +154,10 @@ def backward(fwd: Quantity) -> Quantity:
                       note="each matmul has two matmuls of the same size in the backward pass"), fwd.conventions)
 
 
-def training_step(arch: Architecture, conv: FlopConventions, recompute: str) -> Quantity:
+def training_step(arch: Architecture, conv: FlopConventions, recompute: str,
+                  options: dict[str, str] | None = None) -> Quantity:
     """Forward + backward (+ the forward work recomputed when activations are not all stored)."""
-    fwd = forward(arch, conv)
+    fwd = forward(arch, conv, options=options)
     parts: list[tuple[sp.Expr, Quantity]] = [(1, fwd), (1, backward(fwd))]
     sentences = fwd.conventions
     if recompute == "full":
@@ -170,11 +165,10 @@ def training_step(arch: Architecture, conv: FlopConventions, recompute: str) -> 
                               "FLOP", [(1, fwd)], symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
         sentences += ("full activation recomputation: one extra forward per step (--option recompute=full)",)
     elif recompute == "selective":
-        lay = fwd.find("flops.layer")
-        assert lay is not None
-        parts.append((1, node("flops.recompute", "attention core recomputed (selective recomputation)", "FLOP",
-                              [(L, lay.find("flops.layer.scores")), (L, lay.find("flops.layer.values"))],
-                              symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
+        core = [(m, lf) for lf, m in fwd.leaf_coefficients() if lf.category == "attention_core"]
+        if core:
+            parts.append((1, node("flops.recompute", "attention core recomputed (selective recomputation)", "FLOP",
+                                  core, symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
         sentences += ("selective recomputation: QKᵀ and attention·V of every layer run again in the backward pass "
                       "(--option recompute=selective; Korthikanti et al. 2022)",)
     else:
@@ -190,21 +184,24 @@ def per_token(total: Quantity, qid: str, title: str, tokens, sym: str, latex: st
     return stamp(q, total.conventions)
 
 
-def training(arch: Architecture, conv: FlopConventions, recompute: str) -> Quantity:
-    step = training_step(arch, conv, recompute)
+def training(arch: Architecture, conv: FlopConventions, recompute: str,
+             options: dict[str, str] | None = None) -> Quantity:
+    step = training_step(arch, conv, recompute, options)
     return per_token(step, "flops.training", "training FLOPs per token trained", b * s, "F_tok",
                      r"F_{\mathrm{tok}}")
 
 
 def n_rule(arch: Architecture, embeddings: str) -> tuple[sp.Expr, str]:
     """N in the 2N and 6ND rules (N_act for MoE), with or without the embedding tables."""
-    n = S.N if arch.moe is None else S.N_act
+    routed = params.has_routed(arch)
+    n = S.N_act if routed else S.N
     if embeddings == "excluded":
         width = S.d_e if arch.d_e is not None else d
-        n = n - V * width - (S.T * d if arch.positions == "learned" else 0)
+        tables = len(arch.stacks) if arch.position_tables == "per_stack" else 1
+        n = n - V * width - (tables * S.T * d if arch.positions == "learned" else 0)
         return n, "N excludes the embedding tables (--option n_embeddings=excluded; Kaplan et al. 2020)"
     return n, "N counts every parameter, embeddings included (default)" + (
-        "; for MoE the active parameters N_act" if arch.moe is not None else "")
+        "; for MoE the active parameters N_act" if routed else "")
 
 
 # ---- registered quantities ----------------------------------------------------------------------
@@ -247,13 +244,13 @@ def _relative_error(exact_qid: str, what: str):
 @quantity("flops.forward", "forward-pass FLOPs for b sequences of s tokens (every matmul)", "FLOP",
           extras=_breakdown)
 def _forward(ctx: Context) -> Quantity:
-    return forward(ctx.arch, _conv(ctx))
+    return forward(ctx.arch, _conv(ctx), options=ctx.options)
 
 
 def _register_part(qid: str, title: str) -> None:
     @quantity(qid, title, "FLOP")
     def _build(ctx: Context) -> Quantity:
-        found = forward(ctx.arch, _conv(ctx)).find(qid)
+        found = forward(ctx.arch, _conv(ctx), options=ctx.options).find(qid)
         if found is None:
             why = " (--option lm_head=excluded)" if qid == "flops.lm_head" else ""
             raise DeriveError(f"{qid}: this model and these conventions have no such term{why}")
@@ -274,39 +271,39 @@ for _qid, _title in {
 
 @quantity("flops.forward_per_token", "forward FLOPs per token (exact, at context s)", "FLOP/token")
 def _forward_per_token(ctx: Context) -> Quantity:
-    return per_token(forward(ctx.arch, _conv(ctx)), "flops.forward_per_token", "forward FLOPs per token", b * s,
-                     "F_fwdtok", r"F_{\mathrm{fwd/tok}}")
+    return per_token(forward(ctx.arch, _conv(ctx), options=ctx.options), "flops.forward_per_token",
+                     "forward FLOPs per token", b * s, "F_fwdtok", r"F_{\mathrm{fwd/tok}}")
 
 
 @quantity("flops.decode", "FLOPs of one decode step: b sequences add one token each, s keys in context", "FLOP")
 def _decode(ctx: Context) -> Quantity:
-    return forward(ctx.arch, _conv(ctx), decode=True)
+    return forward(ctx.arch, _conv(ctx), decode=True, options=ctx.options)
 
 
 @quantity("flops.decode_per_token", "FLOPs per generated token at context s", "FLOP/token")
 def _decode_per_token(ctx: Context) -> Quantity:
-    return per_token(forward(ctx.arch, _conv(ctx), decode=True), "flops.decode_per_token",
+    return per_token(forward(ctx.arch, _conv(ctx), decode=True, options=ctx.options), "flops.decode_per_token",
                      "FLOPs per generated token", b, "F_dectok", r"F_{\mathrm{dec/tok}}")
 
 
 @quantity("flops.backward", "backward-pass FLOPs (2× forward)", "FLOP")
 def _backward(ctx: Context) -> Quantity:
-    return backward(forward(ctx.arch, _conv(ctx)))
+    return backward(forward(ctx.arch, _conv(ctx), options=ctx.options))
 
 
 @quantity("flops.training_step", "training-step FLOPs: forward + backward (+ recomputation)", "FLOP")
 def _training_step(ctx: Context) -> Quantity:
-    return training_step(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+    return training_step(ctx.arch, _conv(ctx), C.get(ctx, "recompute"), ctx.options)
 
 
 @quantity("flops.training", "training FLOPs per token trained (exact; 3× forward, +recomputation)", "FLOP/token")
 def _training(ctx: Context) -> Quantity:
-    return training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+    return training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"), ctx.options)
 
 
 @quantity("flops.training_total", "training FLOPs for D tokens (exact per-token count × D)", "FLOP")
 def _training_total(ctx: Context) -> Quantity:
-    tok = training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"))
+    tok = training(ctx.arch, _conv(ctx), C.get(ctx, "recompute"), ctx.options)
     return stamp(node("flops.training_total", "training FLOPs for D tokens", "FLOP", [(S.D, tok)],
                       symbol="F_train", latex=r"F_{\mathrm{train}}"), tok.conventions)
 

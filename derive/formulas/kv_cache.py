@@ -8,37 +8,46 @@ returning a negative count.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
+from derive import conventions as C
+from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
-from derive.formulas import conventions as C
 from derive.formulas import memory
+from derive.layers.base import Env, kind_of
+from derive.layers.stack import groups
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 from derive.units.human import human
 
 L, b, s = S.L, S.b, S.s
 
-window = S.define("window", "W", "token", "sliding-window size: tokens a windowed layer keeps in its KV cache")
+W = S.sym("window")
+window = W
 L_win = S.define("L_win", r"L_{\mathrm{win}}", "1", "layers that use the sliding window (the rest keep all s tokens)")
+bytes_state = S.define("bytes_state", r"\beta_{\mathrm{state}}", "byte",
+                       "bytes per element of a recurrent (SSM / linear-attention) state", integer=False)
+
+O.option("state_dtype", "fp32", ("fp32", "bf16", "fp16"),
+         "dtype of recurrent SSM and linear-attention states in the cache (sets bytes_state)",
+         source="fp32: transformers keeps Mamba/Mamba2 ssm_states and gated-DeltaNet recurrent states in float32 "
+                "(convolution states stay in the model dtype)")
 
 
-def _setup(ctx: Context) -> bool:
-    """bytes_kv from --option kv_dtype; window values from the model. True if a window applies:
-    the model has one, or --set window=… asks 'what if' (then on every layer unless L_win is set)."""
+@dataclass(frozen=True)
+class CacheGroup:
+    count: sp.Expr
+    per_token: Quantity  # bytes one layer adds per token
+    window: sp.Expr | None  # tokens a layer keeps at most
+
+
+def _setup(ctx: Context) -> None:
+    """bytes_kv and bytes_state from the options (--set wins); the model's windows and chunks."""
     C.set_byte_defaults(ctx)
-    arch = ctx.arch
-    if arch.sliding_window is not None:
-        ctx.values.setdefault(window, sp.Integer(arch.sliding_window))
-        ctx.values.setdefault(L_win, sp.Integer(arch.sliding_layers or arch.L))
-    elif window in ctx.values:
-        ctx.values.setdefault(L_win, ctx.values.get(L, L))
-    has = window in ctx.values or arch.sliding_window is not None
-    lw = ctx.values.get(L_win)
-    if has and lw is not None and ctx.values.get(L) is not None and lw > ctx.values[L]:
-        raise DeriveError(f"L_win={lw} windowed layers exceed L={ctx.values[L]}")
-    return has
+    ctx.values.setdefault(bytes_state, C.DTYPE_BYTES[C.get(ctx, "state_dtype")])
 
 
 def _sentences(ctx: Context) -> tuple[str, ...]:
@@ -47,33 +56,166 @@ def _sentences(ctx: Context) -> tuple[str, ...]:
             " quantization scales of an int8/int4 cache are not counted",)
 
 
+def _state_sentence(ctx: Context) -> str:
+    dt = C.get(ctx, "state_dtype")
+    return (f"recurrent states in {dt} ({C.DTYPE_BYTES[dt]} B per element; --option state_dtype) and convolution "
+            "states in the KV dtype, as transformers' cache keeps them")
+
+
+def _env(ctx: Context) -> Env:
+    return Env(ctx.arch, None, ctx.options)
+
+
+def _cache_key(layer):
+    """Layers whose cache per token and window agree (the FFN plays no part)."""
+    return tuple((b.kind, kind_of(b).param_key(b), b.size("window") if b.has("window") else None,
+                  b.size("chunk") if b.has("chunk") else None, b.flag("causal", True), b.flag("cross", False))
+                 for b in layer.mixers)
+
+
+def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
+    """Self-attention cache of every decoder layer, grouped (an encoder keeps none; cross-attention apart)."""
+    arch, env = ctx.arch, _env(ctx)
+    st = arch.stack
+    key = _cache_key if windows else (lambda layer: tuple(kind_of(b).param_key(b) for b in layer.mixers))
+    out: list[CacheGroup] = []
+    gs = groups(arch, st, key, "kv_cache")
+    for g in gs:
+        for i, blk in enumerate(g.layer.mixers):
+            k = kind_of(blk)
+            prefix = g.prefix if len(g.layer.mixers) == 1 else f"{g.prefix}.{k.node}"
+            per = k.cache_token(blk, env, prefix)
+            if per is None:
+                continue
+            if len(gs) == 1 and len(g.layer.mixers) == 1:
+                per = _rename(per, "kv_cache.layer_token")
+            out.append(CacheGroup(g.count, per, k.cache_window(blk) if windows else None))
+            del i
+    return out
+
+
+def _rename(q: Quantity, qid: str) -> Quantity:
+    q.id = qid
+    return q
+
+
+def state_groups(ctx: Context) -> list[tuple[sp.Expr, Quantity]]:
+    arch, env = ctx.arch, _env(ctx)
+    out = []
+    for g in groups(arch, arch.stack, lambda layer: tuple(kind_of(b).param_key(b) for b in layer.mixers),
+                    "kv_cache.state"):
+        for blk in g.layer.mixers:
+            k = kind_of(blk)
+            q = k.state(blk, env, g.prefix if len(g.layer.mixers) == 1 else f"{g.prefix}.{k.node}")
+            if q is not None:
+                out.append((g.count, q))
+    return out
+
+
+def _what_if_window(ctx: Context, gs: list[CacheGroup]) -> bool:
+    """--set window=… on a stack of one kind of attention layer without a window: L_win of its layers (all
+    by default) keep only the last W tokens, as a 'what if'."""
+    return W in ctx.values and len(gs) == 1 and gs[0].window is None
+
+
 def layer_token(ctx: Context) -> Quantity:
-    arch = ctx.arch
-    return leaf("kv_cache.layer_token",
-                f"K and V of one token in one layer: 2 × g·d_k elements ({arch.attention_kind})", "byte",
-                2 * arch.kv_heads() * arch.head_size() * S.bytes_kv, symbol="KV_l", latex=r"KV_{\ell}")
+    groups_ = cache_groups(ctx, windows=False)
+    if len(groups_) != 1:
+        what = "no attention cache" if not groups_ else f"{len(groups_)} kinds of cached layer"
+        raise DeriveError(f"kv_cache.layer_token: this model has {what}; kv_cache.bytes_per_token sums them")
+    return groups_[0].per_token
 
 
 def bytes_per_token(ctx: Context) -> Quantity:
+    """Every self-attention layer's cache per token, windows not capping it (the contract of this quantity)."""
     _setup(ctx)
-    q = node("kv_cache.bytes_per_token", "KV-cache bytes per token of context, all layers", "byte",
-             [(L, layer_token(ctx))], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}")
+    gs = cache_groups(ctx, windows=False)
+    if not gs:
+        q = leaf("kv_cache.bytes_per_token", "KV-cache bytes per token of context: none (no attention cache)",
+                 "byte", 0, symbol="KV_tok", latex=r"KV_{\mathrm{tok}}", note=_no_cache_note(ctx))
+    else:
+        q = node("kv_cache.bytes_per_token", "KV-cache bytes per token of context, all layers", "byte",
+                 [(g.count, g.per_token) for g in gs], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}",
+                 note=_latent_note(ctx))
     q.conventions = _sentences(ctx)
     return q
 
 
-def per_sequence(ctx: Context) -> Quantity:
-    windowed = _setup(ctx)
-    per = layer_token(ctx)
-    if windowed:
-        expr = (L - L_win) * s * per.symbol + L_win * sp.Min(s, window) * per.symbol
-        q = node("kv_cache.per_sequence", "KV cache of one sequence of s tokens (windowed layers keep min(s, W))",
-                 "byte", expr=expr, children=(per,), symbol="KV_seq", latex=r"KV_{\mathrm{seq}}",
-                 note="a sliding-window layer evicts tokens older than W, so its cache stops growing at W tokens")
+def _no_cache_note(ctx: Context) -> str:
+    arch = ctx.arch
+    if arch.stack.role == "encoder":
+        return "a bidirectional encoder keeps no KV cache at inference: every pass sees the whole input at once"
+    return "no layer of this model keeps a per-token KV cache (its recurrent state is kv_cache.state_per_sequence)"
+
+
+def _latent_note(ctx: Context) -> str:
+    if ctx.arch.has("mla"):
+        return ("multi-head latent attention caches the compressed latent (kv_lora_rank) and the shared RoPE key "
+                "(qk_rope_head_dim) per layer, once for all heads: K and V are rebuilt from it")
+    return ""
+
+
+def state_per_sequence(ctx: Context) -> Quantity:
+    _setup(ctx)
+    parts = state_groups(ctx)
+    if not parts:
+        q = leaf("kv_cache.state_per_sequence", "recurrent state per sequence: none (no SSM or linear-attention layer)",
+                 "byte", 0, symbol="S_seq", latex=r"S_{\mathrm{seq}}")
     else:
-        q = node("kv_cache.per_sequence", "KV cache of one sequence of s tokens", "byte", [(L * s, per)],
-                 symbol="KV_seq", latex=r"KV_{\mathrm{seq}}")
-    q.conventions = _sentences(ctx)
+        q = node("kv_cache.state_per_sequence", "recurrent state per sequence (independent of s)", "byte", parts,
+                 symbol="S_seq", latex=r"S_{\mathrm{seq}}",
+                 note="an SSM or linear-attention layer keeps a fixed-size state whatever the context length")
+    q.conventions = (_state_sentence(ctx),)
+    return q
+
+
+def per_sequence(ctx: Context) -> Quantity:
+    """Attention cache of one sequence (each windowed layer capped at W tokens) + recurrent state."""
+    _setup(ctx)
+    gs = cache_groups(ctx)
+    states = state_groups(ctx)
+    if not gs and not states:
+        q = leaf("kv_cache.per_sequence", "KV cache of one sequence: none", "byte", 0, symbol="KV_seq",
+                 latex=r"KV_{\mathrm{seq}}", note=_no_cache_note(ctx))
+        q.conventions = _sentences(ctx)
+        return q
+    children: list[Quantity] = []
+    expr = sp.Integer(0)
+    what_if = _what_if_window(ctx, gs)
+    notes = []
+    if what_if:
+        per = gs[0].per_token
+        ctx.values.setdefault(L_win, ctx.values.get(S.L, S.L))
+        lw, lv = ctx.values.get(L_win), ctx.values.get(S.L)
+        if lw is not None and lv is not None and lw > lv:
+            raise DeriveError(f"L_win={lw} windowed layers exceed L={lv}")
+        expr = (gs[0].count - L_win) * s * per.symbol + L_win * sp.Min(s, W) * per.symbol
+        children.append(per)
+        notes.append("what if: --set window=… makes L_win of the layers keep only the last W tokens")
+    else:
+        for g in gs:
+            kept = s if g.window is None else sp.Min(s, g.window)
+            expr += g.count * kept * g.per_token.symbol
+            if g.per_token not in children:
+                children.append(g.per_token)
+        if any(g.window is not None for g in gs):
+            notes.append("a sliding-window (or chunked) layer keeps at most W tokens: its cache stops growing at W "
+                         "(during a step; transformers' cache holds W − 1 between steps)")
+    title = "KV cache of one sequence of s tokens"
+    if any(g.window is not None for g in gs) or what_if:
+        title += " (windowed layers keep min(s, W))"
+    if states:
+        st = state_per_sequence(ctx)
+        expr += st.symbol
+        children.append(st)
+        title += " + recurrent state"
+    if gs and _latent_note(ctx):
+        notes.append(_latent_note(ctx))
+    q = node("kv_cache.per_sequence", title, "byte", expr=expr, children=tuple(children), symbol="KV_seq",
+             latex=r"KV_{\mathrm{seq}}", note="; ".join(notes))
+    if len(children) == 1 and not what_if and all(g.window is None for g in gs) and len(gs) == 1:
+        q.meta["terms"] = [(gs[0].count * s, children[0].symbol)]
+    q.conventions = _sentences(ctx) + ((_state_sentence(ctx),) if states else ())
     return q
 
 
@@ -82,6 +224,28 @@ def total(ctx: Context) -> Quantity:
     q = node("kv_cache.total", "KV cache of a batch: b sequences of s tokens", "byte", [(b, seq)],
              symbol="KV", latex=r"KV")
     q.conventions = seq.conventions
+    return q
+
+
+def cross_per_token(ctx: Context) -> Quantity:
+    """Cross-attention K/V of an encoder–decoder: per encoder token, all decoder layers."""
+    _setup(ctx)
+    arch, env = ctx.arch, _env(ctx)
+    parts = []
+    for g in groups(arch, arch.stack, lambda layer: kind_of(layer.cross).param_key(layer.cross) if layer.cross
+                    else None, "kv_cache.cross"):
+        if g.layer.cross is None:
+            continue
+        per = kind_of(g.layer.cross).cache_token(g.layer.cross, env, g.prefix)
+        if per is not None:
+            parts.append((g.count, per))
+    if not parts:
+        raise DeriveError("kv_cache.cross_per_token: this model has no cross-attention (only encoder-decoder "
+                          "models have one)")
+    q = node("kv_cache.cross_per_token", "cross-attention K and V per encoder token, all decoder layers", "byte",
+             parts, symbol="KV_xtok", latex=r"KV_{\times,\mathrm{tok}}",
+             note="computed once from the encoder output and kept for every decoding step")
+    q.conventions = _sentences(ctx)
     return q
 
 
@@ -118,37 +282,62 @@ def max_batch(ctx: Context) -> Quantity:
 
 
 def max_context(ctx: Context) -> Quantity:
-    """Longest s whose KV cache (for b sequences; one when b is not given) fits next to the weights."""
-    windowed = _setup(ctx)
+    """Longest s whose cache (for b sequences; one when b is not given) fits next to the weights: the cache
+    grows by every layer's bytes per token until a layer's window is reached, then by the others' only."""
+    _setup(ctx)
     w = memory.weights(ctx)
-    tok = bytes_per_token(ctx)
-    per = tok.children[0]
+    seq = per_sequence(ctx)
+    gs = cache_groups(ctx)
+    if not gs:
+        raise Infeasible("no finite limit: this model keeps no per-token cache, so the context length does not "
+                         "change its memory (its recurrent state is kv_cache.state_per_sequence)")
     batch = ctx.values.get(b, sp.Integer(1))
+    tok = bytes_per_token(ctx)
     first = node("kv_cache.max_context.first_token", "KV cache of one token for each of the b sequences", "byte",
                  [(batch, tok)], symbol="KV_1", latex=r"KV_{1}")
     _free(ctx, w, first, "the KV cache of a single token")
-    free = S.M_dev - w.symbol
-    full = sp.floor(free / (batch * tok.symbol))
-    children: tuple[Quantity, ...] = (w, tok)
+    states = [st for st in seq.children if st.id == "kv_cache.state_per_sequence"]
+    free = S.M_dev - w.symbol - (batch * states[0].symbol if states else 0)
     note = f"for b = {batch} sequence(s)" + ("" if b in ctx.values else " (set b for a batch)")
-    if not windowed:
-        expr = full
-    elif ctx.values.get(L_win) is not None and ctx.values.get(L_win) == ctx.values.get(L):
-        budget, wv, tv = ctx.values.get(S.M_dev), _value(ctx, w), _value(ctx, tok)
-        if None not in (budget, wv, tv) and batch * tv * ctx.values[window] <= budget - wv:
-            raise Infeasible(
-                f"no finite limit: every layer keeps only the last W={ctx.values[window]} tokens, so the KV cache "
-                f"stops growing at {human(batch * tv * ctx.values[window], 'byte')}, which fits next to the weights; "
-                "any context length fits")
-        expr = sp.Piecewise((full, full < window), (sp.oo, True))
-        note += "; every layer is windowed, so a cache that fits at W tokens fits at any length"
+    if _what_if_window(ctx, gs):
+        per = gs[0].per_token
+        ctx.values.setdefault(L_win, ctx.values.get(S.L, S.L))
+        terms = [(gs[0].count - L_win, None, per), (L_win, W, per)]
     else:
-        rest = sp.floor((free - batch * L_win * window * per.symbol) / (batch * (L - L_win) * per.symbol))
-        expr = sp.Piecewise((full, full <= window), (rest, True))
-        children = (w, tok, per)
-        note += "; beyond W tokens only the L − L_win full-attention layers keep growing"
+        terms = [(g.count, g.window, g.per_token) for g in gs]
+    windows = sorted({x for _, x, _ in terms if x is not None}, key=lambda x: (str(x)))
+    children: list[Quantity] = [w, tok] + ([states[0]] if states else [])
+    for _, _, per in terms:
+        if per not in children:
+            children.append(per)
+    if not windows:
+        expr = sp.floor(free / (batch * tok.symbol))
+    else:
+        # segment j: every layer with a window below the cut holds its whole window, the rest grow with s
+        wvals = {x: ctx.values.get(x, x) for x in windows}
+        order = sorted(windows, key=lambda x: wvals[x] if sp.sympify(wvals[x]).is_number else 0)
+        pieces = []
+        for j in range(len(order) + 1):
+            capped = order[:j]
+            const = sp.Add(*[n * x * per.symbol for n, x, per in terms if x in capped])
+            rate = sp.Add(*[n * per.symbol for n, x, per in terms if x not in capped])
+            cand = sp.floor((free / batch - const) / rate) if rate != 0 else sp.oo
+            pieces.append((cand, (cand <= order[j]) if j < len(order) else True))
+        if pieces[-1][0] == sp.oo:
+            budget, wv = ctx.values.get(S.M_dev), _value(ctx, w)
+            at_w = sp.Add(*[n * x * per.expanded for n, x, per in terms]).xreplace(ctx.values)
+            stv = _value(ctx, states[0]) if states else 0
+            if None not in (budget, wv, stv) and not sp.sympify(at_w).free_symbols and \
+                    batch * (at_w + stv) <= budget - wv:
+                raise Infeasible(
+                    f"no finite limit: every layer keeps only its last W tokens, so the cache stops growing at "
+                    f"{human(batch * (at_w + stv), 'byte')}, which fits next to the weights; any context length fits")
+            note += "; every layer is windowed, so a cache that fits at W tokens fits at any length"
+        else:
+            note += "; beyond a layer's window W only the layers without one (or with a longer one) keep growing"
+        expr = sp.Piecewise(*pieces)
     q = node("kv_cache.max_context", "longest context whose KV cache fits next to the weights", "token",
-             expr=expr, children=children, symbol="s_max", latex=r"s_{\max}", note=note)
+             expr=expr, children=tuple(children), symbol="s_max", latex=r"s_{\max}", note=note)
     q.conventions = w.conventions + tok.conventions
     return q
 
@@ -161,9 +350,21 @@ def _layer_token(ctx: Context) -> Quantity:
     return q
 
 
-@quantity("kv_cache.bytes_per_token", "KV-cache bytes per token: 2·L·g·d_k·bytes_kv", "byte")
+@quantity("kv_cache.bytes_per_token", "KV-cache bytes per token: 2·L·g·d_k·bytes_kv (every attention layer; MLA: "
+          "latent + RoPE key)", "byte")
 def _bytes_per_token(ctx: Context) -> Quantity:
     return bytes_per_token(ctx)
+
+
+@quantity("kv_cache.state_per_sequence", "recurrent state bytes per sequence (SSM / linear attention; 0 if none)",
+          "byte")
+def _state_per_sequence(ctx: Context) -> Quantity:
+    return state_per_sequence(ctx)
+
+
+@quantity("kv_cache.cross_per_token", "cross-attention K/V bytes per encoder token (encoder-decoder models)", "byte")
+def _cross_per_token(ctx: Context) -> Quantity:
+    return cross_per_token(ctx)
 
 
 @quantity("kv_cache.per_sequence", "KV cache of one sequence of s tokens (sliding windows capped)", "byte")

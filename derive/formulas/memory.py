@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import conventions as C
 from derive import symbols as S
-from derive.architecture import Architecture
 from derive.errors import DeriveError, Infeasible
-from derive.formulas import conventions as C
+from derive.formulas import params
+from derive.layers.base import Env, kind_of
+from derive.layers.stack import Group, groups, param_key
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -23,8 +25,7 @@ bytes_g = S.define("bytes_g", r"\beta_g", "byte/param", "bytes per gradient elem
 bytes_opt = S.define("bytes_opt", r"\beta_{\mathrm{opt}}", "byte/param",
                      "bytes of optimizer state per parameter, fp32 master copy included (--option optimizer)",
                      integer=False)
-bytes_mask = S.define("bytes_mask", r"\beta_{\mathrm{mask}}", "byte", "bytes per element of a stored dropout mask",
-                      integer=False)
+bytes_mask = S.bytes_mask
 bytes_scale = S.define("bytes_scale", r"\beta_{\mathrm{scale}}", "byte",
                        "bytes of one quantization scale (and zero point, if any) per group", integer=False)
 G_q = S.define("G_q", "G_q", "param", "weights per quantization group (--option quant_group)")
@@ -158,76 +159,85 @@ def min_devices(ctx: Context) -> Quantity:
 
 # ---- activations (Korthikanti et al. 2022) -------------------------------------------------------
 
-def activations_layer(ctx: Context, arch: Architecture) -> Quantity:
+def _act_groups(ctx: Context) -> list[Group]:
+    return [g for st in ctx.arch.stacks for g in groups(ctx.arch, st, param_key, "memory.activations")]
+
+
+def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
     """Bytes one layer stores for the backward pass: the paper's 34·s·b·d + 5·b·h·s² at 16 bits,
-    written per tensor so other widths (d_ff, GQA, bytes_a) follow the same accounting."""
+    written per tensor (each layer kind says what its blocks keep) so other widths follow."""
     set_defaults(ctx)
-    rec, flash = C.get(ctx, "recompute"), C.get(ctx, "flash") == "yes"
+    gs = _act_groups(ctx)
+    if group is None:
+        if len(gs) != 1:
+            raise DeriveError("memory.activations.layer: this model's layers come in groups (" +
+                              ", ".join(g.prefix for g in gs) + "); memory.activations sums them")
+        group = gs[0]
+    prefix = group.prefix
+    rec = C.get(ctx, "recompute")
     sbd = s * b * d
+    env = Env(ctx.arch, None, ctx.options)
     if rec == "full":
-        parts = [(1, leaf("memory.activations.layer.input", "layer input (all that full recomputation keeps)", "byte",
+        parts = [(1, leaf(f"{prefix}.input", "layer input (all that full recomputation keeps)", "byte",
                           S.bytes_a * sbd, symbol="A_in", latex=r"A_{\mathrm{in}}", category="activations"))]
     else:
-        dk, gk = arch.head_size(), arch.kv_heads()
-        attn = leaf("memory.activations.layer.attention",
-                    "attention: QKV input, Q, K, V, output-projection input, dropout mask", "byte",
-                    S.bytes_a * s * b * (d + h * dk + 2 * gk * dk + h * dk) + bytes_mask * sbd,
-                    symbol="A_attn", latex=r"A_{\mathrm{attn}}", category="activations")
-        mlp = leaf("memory.activations.layer.mlp",
-                   "MLP: input, " + ("gate and up outputs, activation output, their product"
-                                     if arch.gated else "up-projection output, activation output")
-                   + ", dropout mask", "byte",
-                   S.bytes_a * s * b * (d + (4 if arch.gated else 2) * S.d_ff) + bytes_mask * sbd,
-                   symbol="A_mlp", latex=r"A_{\mathrm{mlp}}", category="activations")
-        norms = leaf("memory.activations.layer.norms", "inputs of the two norms", "byte", 2 * S.bytes_a * sbd,
-                     symbol="A_norm", latex=r"A_{\mathrm{norm}}", category="activations")
-        parts = [(1, attn), (1, mlp), (1, norms)]
-        if rec == "none" and not flash:
-            parts.append((1, leaf("memory.activations.layer.scores",
-                                  "s×s scores: softmax output, dropout mask, dropout output", "byte",
-                                  b * h * s**2 * (2 * S.bytes_a + bytes_mask), symbol="A_scores",
-                                  latex=r"A_{\mathrm{scores}}", category="activations")))
-    q = node("memory.activations.layer", "activations stored by one layer for the backward pass", "byte", parts,
-             symbol="A_layer", latex=r"A_{\mathrm{layer}}",
+        leaves: list[Quantity] = []
+        for blk in group.layer.blocks():
+            leaves += kind_of(blk).activations(blk, env, prefix) or []
+        leaves.append(leaf(f"{prefix}.norms", "inputs of the two norms", "byte", 2 * S.bytes_a * sbd,
+                           symbol="A_norm", latex=r"A_{\mathrm{norm}}", category="activations"))
+        scores = [x for x in leaves if x.id.endswith(".scores")]
+        parts = [(1, x) for x in leaves if x not in scores] + [(1, x) for x in scores]
+    title = "activations stored by one layer for the backward pass" + (f" ({group.tag})" if group.tag else "")
+    q = node(prefix, title, "byte", parts, symbol=f"A_{group.sym}", latex=f"A_{{\\mathrm{{{group.sym}}}}}",
              note="at 16 bits with a 4d GELU MLP this is s·b·d·(34 + 5·h·s/d) (Korthikanti et al. 2022, eq. 1)")
     q.conventions = C.activation_sentences(ctx)
     return q
 
 
 def activations(ctx: Context) -> Quantity:
-    lay = activations_layer(ctx, ctx.arch)
+    gs = _act_groups(ctx)
+    lays = [(g.count, activations_layer(ctx, g)) for g in gs]
     q = node("memory.activations", "activations of all L layers (training, one micro-batch of b×s)", "byte",
-             [(L, lay)], symbol="A", latex="A")
-    q.conventions = lay.conventions
+             lays, symbol="A", latex="A")
+    q.conventions = lays[0][1].conventions
     return q
 
 
 # ---- LoRA / QLoRA ----------------------------------------------------------------------------------
 
+LORA_SITES = {"qv": {"q", "v"}, "qkvo": {"q", "k", "v", "o"}}
+
+
 def lora_params(ctx: Context) -> Quantity:
     """Adapters B·A of rank r on the chosen matrices: r·(d_in + d_out) each, in every layer."""
     arch = ctx.arch
     targets = C.get(ctx, "lora_targets")
-    dk, gk = arch.head_size(), arch.kv_heads()
-    shapes = {"q": (d, h * dk), "k": (d, gk * dk), "v": (d, gk * dk), "o": (h * dk, d)}
-    names = {"qv": ["q", "v"], "qkvo": ["q", "k", "v", "o"], "all": ["q", "k", "v", "o"]}[targets]
-    if targets == "all":
-        if arch.moe is not None:
-            raise DeriveError("--option lora_targets=all is not defined for mixture-of-experts models here; "
-                              "use qv or qkvo")
-        if arch.gated:
-            shapes["gate"] = (d, S.d_ff)
-            names.append("gate")
-        shapes.update(up=(d, S.d_ff), down=(S.d_ff, d))
-        names += ["up", "down"]
-    parts = [(1, leaf(f"memory.lora.{n}", f"adapter on W_{n}: A [d_in, r] + B [r, d_out]", "param",
-                      r_lora * (shapes[n][0] + shapes[n][1]), symbol=f"P_lora{n}", latex=rf"P_{{\mathrm{{LoRA}},{n}}}",
-                      category="lora")) for n in names]
-    lay = node("memory.lora.layer", f"LoRA adapters of one layer ({', '.join(names)})", "param", parts,
-               symbol="P_loralayer", latex=r"P_{\mathrm{LoRA,layer}}")
-    q = node("memory.lora.params", "LoRA trainable parameters", "param", [(L, lay)], symbol="P_lora",
+    env = Env(arch, None, ctx.options)
+    if targets == "all" and params.has_routed(arch):
+        raise DeriveError("--option lora_targets=all is not defined for mixture-of-experts models here; "
+                          "use qv or qkvo")
+    lay_parts = []
+    names_all: list[str] = []
+    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.lora")]
+    for g in gs:
+        linears = [lin for blk in g.layer.blocks() for lin in kind_of(blk).linears(blk, env)]
+        chosen = [lin for lin in linears if targets == "all" or lin.site in LORA_SITES[targets]]
+        parts = [(1, leaf(f"memory.lora.{lin.site}" if len(gs) == 1 else f"{g.prefix}.{lin.site}",
+                          f"adapter on {lin.name}: A [d_in, r] + B [r, d_out]", "param",
+                          r_lora * (lin.d_in + lin.d_out), symbol=f"P_lora{lin.site}",
+                          latex=rf"P_{{\mathrm{{LoRA}},{lin.site}}}", category="lora")) for lin in chosen]
+        names_all += [lin.name for lin in chosen if lin.name not in names_all]
+        title = f"LoRA adapters of one layer ({', '.join(lin.site for lin in chosen) or 'none'})"
+        if not parts:
+            lay = leaf(g.prefix, title, "param", 0, symbol=f"P_lora{g.sym}", latex=rf"P_{{\mathrm{{LoRA}},{g.sym}}}")
+        else:
+            lay = node(g.prefix, title, "param", parts, symbol="P_loralayer" if len(gs) == 1 else f"P_lora{g.sym}",
+                       latex=r"P_{\mathrm{LoRA,layer}}" if len(gs) == 1 else rf"P_{{\mathrm{{LoRA}},{g.sym}}}")
+        lay_parts.append((g.count, lay))
+    q = node("memory.lora.params", "LoRA trainable parameters", "param", lay_parts, symbol="P_lora",
              latex=r"P_{\mathrm{LoRA}}", note="the base model's N weights stay frozen")
-    q.conventions = (f"LoRA on {', '.join('W_' + n for n in names)} of every layer (--option lora_targets={targets})",)
+    q.conventions = (f"LoRA on {', '.join(names_all)} of every layer (--option lora_targets={targets})",)
     return q
 
 
@@ -302,7 +312,7 @@ def _activations(ctx: Context) -> Quantity:
 
 @quantity("memory.activations.layer", "training activations of one layer (Korthikanti et al. 2022)", "byte")
 def _activations_layer(ctx: Context) -> Quantity:
-    return activations_layer(ctx, ctx.arch)
+    return activations_layer(ctx)
 
 
 @quantity("memory.activations.block_outputs", "attention output + MLP output of one layer: 2·b·s·d elements", "byte")

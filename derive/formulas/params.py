@@ -1,7 +1,9 @@
 """Parameter counts, exact for a given architecture, as a derivation tree.
 
 Each weight matrix and bias is one term, so the tree reads like the module list of the model:
-``P = P_emb + P_pos + L·P_layer + P_norm,f + P_head``.
+``P = P_emb + P_pos + L·P_layer + P_norm,f + P_head`` for a classic stack, and one term per layer
+group for the others (``P = P_emb + 3·P_dense + 58·P_moe + P_normf + P_head``). A layer's parts
+come from its kinds (:mod:`derive.layers`); nothing here knows the shape of an attention.
 """
 
 from __future__ import annotations
@@ -9,97 +11,44 @@ from __future__ import annotations
 import sympy as sp
 
 from derive import symbols as S
-from derive.architecture import NORM_PARAMS, Architecture
+from derive.architecture import Architecture, Layer
+from derive.layers.base import Env, kind_of, linear, mrm, norm, vector
+from derive.layers.stack import Group, groups, param_key
 from derive.quantity import Quantity, leaf, node
 
-d, L, V, h, g, T = S.d, S.L, S.V, S.h, S.g, S.T
+d, L, V, T = S.d, S.L, S.V, S.T
 
 
-def _mrm(name: str) -> str:
-    return r"\mathrm{" + name + "}"
-
-
-def _linear(qid: str, title: str, n_in, n_out, bias: bool, sym: str, category: str) -> Quantity:
-    expr = n_in * n_out + (n_out if bias else 0)
-    return leaf(qid, title + (" (weight + bias)" if bias else ""), "param", expr,
-                symbol=f"P_{sym}", latex=f"P_{{{_mrm(sym)}}}", category=category)
-
-
-def _norm(arch: Architecture, width, count: int, qid: str, title: str, sym: str) -> Quantity | None:
-    c = NORM_PARAMS[arch.norm]
-    if c == 0 or count == 0:
-        return None
-    kind = {"layernorm": "LayerNorm γ,β", "layernorm_nobias": "LayerNorm γ", "rmsnorm": "RMSNorm γ"}[arch.norm]
-    return leaf(qid, f"{title} ({count}× {kind})", "param", count * c * width,
-                symbol=f"P_{sym}", latex=f"P_{{{_mrm(sym)}}}", category="norm")
-
-
-def attention(arch: Architecture, prefix: str = "params.layer.attention") -> Quantity:
-    dk, gk = arch.head_size(), arch.kv_heads()
-    b = arch.biases
-    parts = [
-        _linear(f"{prefix}.q", "query projection W_Q", d, h * dk, "q" in b, "q", "attention"),
-        _linear(f"{prefix}.k", "key projection W_K", d, gk * dk, "k" in b, "k", "attention"),
-        _linear(f"{prefix}.v", "value projection W_V", d, gk * dk, "v" in b, "v", "attention"),
-        _linear(f"{prefix}.o", "output projection W_O", h * dk, d, "o" in b, "o", "attention"),
-    ]
-    if arch.qk_norm != "none":
-        width_q, width_k = (dk, dk) if arch.qk_norm == "head" else (h * dk, gk * dk)
-        c = NORM_PARAMS[arch.qk_norm_type]
-        where = "d_k, shared by all heads" if arch.qk_norm == "head" else "per head"
-        if c:
-            parts.append(leaf(f"{prefix}.qk_norm", f"QK-norm of queries and keys ({where}, {c} per element)",
-                              "param", c * (width_q + width_k), symbol="P_qknorm",
-                              latex=r"P_{\mathrm{qk\text{-}norm}}", category="norm"))
-    return node(prefix, f"attention ({arch.attention_kind})", "param", [(1, p) for p in parts],
-                symbol="P_attn", latex=r"P_{\mathrm{attn}}")
-
-
-def ffn(arch: Architecture, width, prefix: str, sym: str, category: str, title: str) -> Quantity:
-    """One MLP (dense FFN, one expert, or one shared expert)."""
-    b = arch.biases
-    parts = []
-    if arch.gated:
-        parts.append(_linear(f"{prefix}.gate", "gate projection W_gate", d, width, "gate" in b, "gate", category))
-    parts.append(_linear(f"{prefix}.up", "up projection W_up", d, width, "up" in b, "up", category))
-    parts.append(_linear(f"{prefix}.down", "down projection W_down", width, d, "down" in b, "down", category))
-    kind = {"swiglu": "SwiGLU", "geglu": "GeGLU", "gelu": "GELU", "relu": "ReLU"}[arch.mlp]
-    return node(prefix, f"{title} ({kind}, {'3' if arch.gated else '2'} matrices)", "param",
-                [(1, p) for p in parts], symbol=f"P_{sym}", latex=f"P_{{{_mrm(sym)}}}")
-
-
-def moe_block(arch: Architecture, active: bool) -> Quantity:
-    m = arch.moe
-    assert m is not None
-    prefix = "params.moe_layer.moe"
-    router = _linear(f"{prefix}.router", "router W_r", d, S.E, "router" in arch.biases, "router", "moe_router")
-    expert = ffn(arch, S.d_ffe, f"{prefix}.expert", "expert", "moe_experts", "one routed expert")
-    parts: list[tuple[sp.Expr, Quantity]] = [(1, router), (S.k if active else S.E, expert)]
-    if m.shared_experts:
-        shared = ffn(arch, S.d_ffs, f"{prefix}.shared", "shared", "moe_shared_experts", "one shared expert")
-        parts.append((S.E_s, shared))
-        if m.shared_gate:
-            parts.append((1, leaf(f"{prefix}.shared_gate", "shared-expert gate (d→1)", "param", d,
-                                  symbol="P_sgate", latex=r"P_{\mathrm{sgate}}", category="moe_shared_experts")))
-    title = "mixture of experts: router + " + ("k active" if active else "E") + " experts"
-    if m.shared_experts:
-        title += " + shared"
-    return node(prefix, title, "param", parts, symbol="P_moe", latex=r"P_{\mathrm{MoE}}")
-
-
-def layer(arch: Architecture, moe: bool, active: bool = False) -> Quantity:
-    prefix = "params.moe_layer" if moe else "params.layer"
-    attn = attention(arch, prefix + ".attention")
-    mlp = moe_block(arch, active) if moe else ffn(arch, S.d_ff, prefix + ".mlp", "mlp", "mlp", "MLP")
-    parts: list[tuple[sp.Expr, Quantity]] = [(1, attn), (1, mlp)]
-    n = _norm(arch, d, arch.norms_per_layer, prefix + ".norm", "norms", "norm")
+def layer(arch: Architecture, group: Group, active: bool = False, env: Env | None = None) -> Quantity:
+    """One layer of a group: its mixers, cross-attention, feed-forward block and norms."""
+    env = env or Env(arch)
+    lay: Layer = group.layer
+    prefix = group.prefix
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    for b in lay.mixers:
+        k = kind_of(b)
+        parts.append((1, k.params(b, env, f"{prefix}.{k.node}", active=active)))
+    if lay.cross is not None:
+        k = kind_of(lay.cross)
+        parts.append((1, k.params(lay.cross, env, f"{prefix}.cross_attention", active=active)))
+    if lay.ffn is not None:
+        k = kind_of(lay.ffn)
+        parts.append((1, k.params(lay.ffn, env, f"{prefix}.{k.node}", active=active)))
+    n = norm(arch.norm, d, lay.norms, f"{prefix}.norm", "norms", "norm")
     if n is not None:
         parts.append((1, n))
-    title = "one MoE layer" if moe else "one layer"
-    if arch.parallel:
+    title = f"one layer ({group.tag})" if group.tag else "one layer"
+    if lay.parallel:
         title += " (parallel attention + MLP)"
-    sym = "moelayer" if moe else "layer"
-    return node(prefix, title, "param", parts, symbol=f"P_{sym}", latex=f"P_{{{_mrm(sym)}}}")
+    if not parts:
+        return leaf(prefix, title + " (no parameters)", "param", 0, symbol=f"P_{group.sym}",
+                    latex=f"P_{{{mrm(group.sym)}}}")
+    return node(prefix, title, "param", parts, symbol=f"P_{group.sym}", latex=f"P_{{{mrm(group.sym)}}}")
+
+
+def layer_groups(arch: Architecture, topic: str = "params") -> list[tuple[object, list[Group]]]:
+    """(stack, its groups by parameter shape) for every stack of the model, encoder first."""
+    return [(st, groups(arch, st, param_key, topic)) for st in arch.stacks]
 
 
 def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
@@ -113,10 +62,15 @@ def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
                               2 * S.d_e * d, symbol="P_proj", latex=r"P_{\mathrm{proj}}",
                               category="embedding_projection")))
     if arch.positions == "learned":
-        parts.append((1, leaf("params.position", "learned position table (T rows)", "param", T * d,
+        tables = len(arch.stacks) if arch.position_tables == "per_stack" else 1
+        title = "learned position table (T rows)" if tables == 1 else f"learned position tables ({tables} × T rows)"
+        parts.append((1, leaf("params.position", title, "param", tables * T * d,
                               symbol="P_pos", latex=r"P_{\mathrm{pos}}", category="position_embedding")))
+    if arch.token_types:
+        parts.append((1, leaf("params.token_type", "token-type (segment) embedding", "param", S.n_types * d,
+                              symbol="P_type", latex=r"P_{\mathrm{type}}", category="token_embedding")))
     if arch.embedding_norm:
-        n = _norm(arch, d, 1, "params.embedding_norm", "embedding norm", "embnorm")
+        n = norm(arch.norm, d, arch.embedding_norm, "params.embedding_norm", "embedding norm", "embnorm")
         if n is not None:
             parts.append((1, n))
     return parts
@@ -125,36 +79,56 @@ def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
 def _head_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
     parts: list[tuple[sp.Expr, Quantity]] = []
     if arch.final_norm:
-        n = _norm(arch, d, 1, "params.final_norm", "final norm", "normf")
+        count = len(arch.stacks)
+        title = "final norm" if count == 1 else "final norms (encoder and decoder)"
+        n = norm(arch.norm, d, count, "params.final_norm", title, "normf")
         if n is not None:
             parts.append((1, n))
     width = S.d_e if arch.d_e is not None else d
-    bias = "lm_head" in arch.biases
-    if not arch.tied:
-        parts.append((1, _linear("params.lm_head", "LM head (untied)", width, V, bias, "head", "lm_head")))
-    elif bias:
-        parts.append((1, leaf("params.lm_head", "LM head bias (weight tied to the embedding)", "param", V,
-                              symbol="P_head", latex=r"P_{\mathrm{head}}", category="lm_head")))
+    if arch.pooler:
+        parts.append((1, linear("params.pooler", "pooler (first token, d→d)", d, d, True, "pool", "other")))
+    if arch.head == "lm":
+        if not arch.tied:
+            parts.append((1, linear("params.lm_head", "LM head (untied)", width, V, arch.head_bias, "head", "lm_head")))
+        elif arch.head_bias:
+            parts.append((1, vector("params.lm_head", "LM head bias (weight tied to the embedding)", V, "head",
+                                    "lm_head")))
+    elif arch.head == "mlm":
+        mlm = [linear("params.mlm_head.transform", "MLM head transform (d→d)", d, d, arch.head_transform_bias,
+                      "mlmt", "lm_head")]
+        n = norm(arch.norm, d, 1, "params.mlm_head.norm", "MLM head norm", "mlmnorm", category="lm_head")
+        if n is not None:
+            mlm.append(n)
+        if arch.tied:
+            if arch.head_bias:
+                mlm.append(vector("params.mlm_head.bias", "decoder bias (weight tied to the embedding)", V, "mlmb",
+                                  "lm_head"))
+        else:
+            mlm.append(linear("params.mlm_head.decoder", "decoder (d→V)", d, V, arch.head_bias, "mlmdec", "lm_head"))
+        parts.append((1, node("params.mlm_head", "masked-LM head", "param", [(1, p) for p in mlm], symbol="P_mlm",
+                              latex=r"P_{\mathrm{MLM}}")))
     return parts
 
 
 def total(arch: Architecture, active: bool = False) -> Quantity:
     """params.total (unique parameters; a tied matrix counted once) or params.active (per token)."""
+    env = Env(arch)
     parts = _embedding_parts(arch)
-    if arch.moe is None:
-        parts.append((L, layer(arch, moe=False)))
-    elif arch.moe_everywhere:
-        parts.append((L, layer(arch, moe=True, active=active)))
-    else:
-        parts.append((L - S.L_moe, layer(arch, moe=False)))
-        parts.append((S.L_moe, layer(arch, moe=True, active=active)))
+    for _, gs in layer_groups(arch):
+        for g in gs:
+            parts.append((g.count, layer(arch, g, active, env)))
     parts += _head_parts(arch)
     if active:
         return node("params.active", "parameters used per token (top-k experts only)", "param", parts,
                     symbol="P_active", latex=r"P_{\mathrm{active}}",
                     note="routed experts count k times per MoE layer, not E; everything else is shared")
-    note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied else ""
+    note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied and arch.head != "none" \
+        else ""
     return node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
+
+
+def has_routed(arch: Architecture) -> bool:
+    return any(kind_of(b).touches(b) == "routed" for b in arch.blocks())
 
 
 def exact_count(arch: Architecture, values, active: bool = False) -> sp.Expr:
@@ -187,5 +161,5 @@ def category_total(arch: Architecture, category: str, qid: str, title: str, sym:
     pairs = [(m, lf) for lf, m in tree.leaf_coefficients() if (lf.category or lf.id) == category]
     if not pairs:
         return leaf(qid, title + " (none in this architecture)", "param", 0, symbol=f"P_{sym}",
-                    latex=f"P_{{{_mrm(sym)}}}", category=category)
-    return node(qid, title, "param", pairs, symbol=f"P_{sym}", latex=f"P_{{{_mrm(sym)}}}", category=category)
+                    latex=f"P_{{{mrm(sym)}}}", category=category)
+    return node(qid, title, "param", pairs, symbol=f"P_{sym}", latex=f"P_{{{mrm(sym)}}}", category=category)

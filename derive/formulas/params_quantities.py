@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.errors import DeriveError
 from derive.formulas import params
 from derive.registry import Context, quantity
 
@@ -69,23 +70,30 @@ def _approx(ctx: Context):
     return params.approx()
 
 
-@quantity("params.layer", "parameters of one (dense) layer", "param")
+def _part(ctx: Context, qid: str):
+    """A node of params.total; a model whose layers come in groups names them instead."""
+    tree = params.total(ctx.arch)
+    found = tree.find(qid)
+    if found is not None:
+        return found
+    groups = [g.prefix for _, gs in params.layer_groups(ctx.arch) for g in gs]
+    raise DeriveError(f"{qid}: this model's layers come in groups ({', '.join(groups)}); ask for "
+                      f"{groups[0]}{qid[len('params.layer'):]} and the like, or params.total for all of them")
+
+
+@quantity("params.layer", "parameters of one layer (of a model whose layers are all alike)", "param")
 def _layer(ctx: Context):
-    return params.layer(ctx.arch, moe=ctx.arch.moe_everywhere)
+    return _part(ctx, "params.layer")
 
 
 @quantity("params.layer.attention", "attention projections of one layer", "param")
 def _attn(ctx: Context):
-    return params.attention(ctx.arch)
+    return _part(ctx, "params.layer.attention")
 
 
 @quantity("params.layer.mlp", "FFN of one layer (dense MLP, or the whole MoE block)", "param")
 def _mlp(ctx: Context):
-    if ctx.arch.moe_everywhere:
-        return params.moe_block(ctx.arch, active=False)
-    from derive import symbols as S
-
-    return params.ffn(ctx.arch, S.d_ff, "params.layer.mlp", "mlp", "mlp", "MLP")
+    return _part(ctx, "params.layer.mlp")
 
 
 _CATEGORIES = {

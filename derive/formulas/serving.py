@@ -17,6 +17,7 @@ from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import throughput as T
+from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 from derive.units.human import human
@@ -133,7 +134,7 @@ def _max_users(ctx: Context) -> Quantity:
 @quantity("serving.max_params", "largest model whose weights fit in the devices' memory", "param",
           extras=lambda ctx, q, v: {"lines": T.hardware_lines(ctx)})
 def _max_params(ctx: Context) -> Quantity:
-    from derive.formulas import conventions as C
+    from derive import conventions as C
 
     C.set_byte_defaults(ctx)
     n = T.devices(ctx)
@@ -333,8 +334,9 @@ def _plan_extras(ctx: Context, q: Quantity, value) -> dict:
             text += (f"; decode step {_ms(t)} ({side}-bound) -> {float(rate):.4g} token/s per user{ok}; "
                      f"{float(u * rate):,.0f} token/s in total")
         lines.append(text)
-    if ctx.model_given:
-        h = ctx.arch.h
+    hv = stack_.heads(ctx.arch) if ctx.model_given else None
+    if hv is not None:
+        h = hv[0]
         n = int(value)
         ok = [m for m in range(n, 4 * h + 1) if h % m == 0]
         if ok and ok[0] != n:

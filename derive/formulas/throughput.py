@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import conventions as C
 from derive import hardware as HW
 from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
-from derive.formulas import conventions as C
+from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, build, load_all, quantity
 
@@ -75,7 +76,8 @@ def devices(ctx: Context) -> sp.Expr:
 
 def kv_heads(ctx: Context) -> sp.Expr | None:
     if ctx.model_given:
-        return sp.Integer(ctx.arch.g)
+        hv = stack_.heads(ctx.arch)
+        return None if hv is None else sp.Integer(hv[1])
     return ctx.values.get(S.g)
 
 
@@ -123,7 +125,7 @@ def kv_per_token(ctx: Context) -> Quantity:
 
 
 def windowed(ctx: Context) -> bool:
-    return ctx.arch.sliding_window is not None or S.sym("window") in ctx.values
+    return S.sym("window") in ctx.values or S.sym("chunk") in ctx.values
 
 
 def hardware_note(ctx: Context) -> str:

@@ -15,6 +15,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.errors import DeriveError
+from derive.layers.stack import describe as describe_arch
 
 #: symbols that describe the model: a model menu sets them (N and N_act default to its exact count)
 MODEL_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs", "L_moe",
@@ -266,7 +267,7 @@ def build_page(calc: Calculator) -> CalcPage:
             raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
                               f"{preset.id}; add it to the calculator's sets")
         per_model_values[preset.id] = {s: ctx.values[s] for s in expr.free_symbols}
-        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": ctx.arch.describe()})
+        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": describe_arch(ctx.arch)})
         if first_q is None or preset.id == calc.model:
             first_q = (preset.id, q, ctx)
     if not models:

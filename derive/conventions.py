@@ -29,6 +29,11 @@ O.option("lm_head", "included", ("included", "last", "excluded"),
 O.option("embedding_flops", "zero", ("zero", "matmul"),
          "embedding lookup: 0 FLOPs (a gather) or a one-hot matmul of 2·V·d per token",
          source="zero: FlopCounterMode (an index_select is no matmul); matmul: Hoffmann et al. 2022, App. F")
+O.option("windows", "masked", ("masked", "exploited"),
+         "prefill FLOPs of sliding-window and chunked layers: the full masked s×s (as the model's code and "
+         "FlopCounterMode compute them) or only the keys inside the window",
+         source="masked: Hugging Face eager/SDPA attention builds the full score matrix and masks it; exploited: "
+                "windowed kernels (FlashAttention's window_size) skip the masked blocks")
 O.option("n_embeddings", "included", ("included", "excluded"),
          "whether N in the 2N and 6ND rules counts the embedding (and position) tables",
          source="included: N = params.total; excluded: Kaplan et al. 2020, who count non-embedding parameters")

@@ -1,4 +1,5 @@
-"""Read a Hugging Face ``config.json`` into an Architecture, without transformers.
+"""Loaders of the classic decoder families: one attention shape in every layer, a dense MLP or a
+mixture of experts, optional sliding windows.
 
 One small function per ``model_type`` states how that family's modules are built (which norms,
 which biases, fused or not), mirroring the transformers modeling code: the count must equal
@@ -9,84 +10,33 @@ except the sizes (width, depth, heads, vocabulary, FFN width), whose absence is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from derive.architecture import Architecture, MoE
+from derive.architecture import Architecture
 from derive.errors import DeriveError
-
-_MISSING = object()
-
-
-class Config:
-    """A config dict that names the model type and key in every error."""
-
-    def __init__(self, raw: dict[str, Any], name: str) -> None:
-        self.raw = raw
-        self.name = name
-        self.model_type = raw.get("model_type", "?")
-
-    def need(self, *keys: str) -> Any:
-        for key in keys:
-            val = self.raw.get(key)
-            if val is not None:
-                return val
-        alts = " or ".join(repr(k) for k in keys)
-        raise DeriveError(f"{self.name}: config.json (model_type {self.model_type!r}) is missing {alts}")
-
-    def get(self, key: str, default: Any = None, *alts: str) -> Any:
-        for k in (key, *alts):
-            val = self.raw.get(k, _MISSING)
-            if val is not _MISSING and val is not None:
-                return val
-        return default
-
-    def flag(self, key: str, default: bool) -> bool:
-        """A boolean switch; absent or null means the config class default."""
-        val = self.get(key, default)
-        if not isinstance(val, bool | int):
-            raise DeriveError(f"{self.name}: {key} must be true or false in config.json, got {val!r}")
-        return bool(val)
-
-    def int(self, *keys: str, default: Any = _MISSING) -> int:
-        """The first of ``keys`` that is present and not null, as an int (4096.0 is read as 4096)."""
-        if default is not _MISSING and all(self.raw.get(k) is None for k in keys):
-            return default
-        val = self.need(*keys)
-        key = next(k for k in keys if self.raw.get(k) is not None)
-        if isinstance(val, bool) or not isinstance(val, int):
-            if isinstance(val, float) and val.is_integer():
-                return int(val)
-            raise DeriveError(f"{self.name}: {key} must be an integer in config.json, got {val!r}")
-        return val
-
-    def head_dim(self, default: int | None = None) -> int | None:
-        """``head_dim``: absent means the class default (Gemma: 256), null means d/h."""
-        if "head_dim" not in self.raw:
-            return default
-        return self.int("head_dim", default=None)
+from derive.hf.build import MLP_BIASES, QKV, QKVO, decoder, moe, per_layer
+from derive.hf.config import Config
 
 
-def _dtype(c: Config) -> str:
+def dtype(c: Config) -> str:
     raw = str(c.get("torch_dtype", c.get("dtype", "bfloat16")))
     return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(raw, "bf16")
 
 
-def _common(c: Config) -> dict[str, Any]:
-    return {"name": c.name, "family": c.model_type, "dtype": _dtype(c), "source": "config.json"}
+def common(c: Config) -> dict[str, Any]:
+    return {"name": c.name, "family": c.model_type, "dtype": dtype(c)}
 
 
-def _gated(c: Config) -> str:
+def gated_act(c: Config) -> str:
     act = str(c.get("hidden_activation", None) or c.get("hidden_act", "silu"))
     return "geglu" if act.startswith("gelu") else "swiglu"
 
 
 #: which layers use the sliding window when a config has no ``layer_types`` list: layer index → windowed?
 #: (the rules of each config class; families not listed window every layer, as Mistral does)
-_WINDOWED: dict[str, Callable[[Config, int], bool]] = {
+WINDOWED: dict[str, Callable[[Config, int], bool]] = {
     "qwen2": lambda c, i: i >= c.int("max_window_layers", default=28),
     "qwen3": lambda c, i: i >= c.int("max_window_layers", default=28),
     "qwen2_moe": lambda c, i: bool((i + 1) % 2) and i < c.int("max_window_layers", default=28),
@@ -97,85 +47,88 @@ _WINDOWED: dict[str, Callable[[Config, int], bool]] = {
     "smollm3": lambda c, i: not (i + 1) % c.int("no_rope_layer_interval", default=4),
 }
 #: families whose config class switches the window off unless use_sliding_window is true
-_WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
+WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
+LAYER_TYPES = {"sliding_attention": True, "full_attention": False}
 
 
-def _sliding(c: Config, L: int) -> dict[str, Any]:
-    """sliding_window and how many of the L layers use it (from ``layer_types`` when the config has it).
-    No parameters depend on it; the KV-cache formulas do."""
+def layer_types(c: Config, L: int, known: dict[str, Any]) -> list[Any] | None:
+    """``layer_types`` mapped through ``known`` (an unknown entry or a wrong length is an error naming the key)."""
+    types = c.str_list("layer_types")
+    if not types:
+        return None
+    if len(types) != L:
+        raise DeriveError(f"{c.name}: layer_types lists {len(types)} layers but num_hidden_layers is {L}")
+    bad = sorted({t for t in types if t not in known})
+    if bad:
+        raise DeriveError(f"{c.name}: layer_types has unknown layer kind {bad[0]!r}; known: {', '.join(known)}")
+    return [known[t] for t in types]
+
+
+def sliding(c: Config, L: int) -> dict[str, Any]:
+    """The window and which of the L layers use it (from ``layer_types`` when the config has it).
+    No parameters depend on it; the cache formulas do."""
     window = c.get("sliding_window")
-    if not window or not c.flag("use_sliding_window", c.model_type not in _WINDOW_OPT_IN):
+    if not window or not c.flag("use_sliding_window", c.model_type not in WINDOW_OPT_IN):
         return {}
-    types = c.get("layer_types")
-    if isinstance(types, list) and types:
-        n = sum(1 for t in types[:L] if t == "sliding_attention")
-    elif c.model_type in _WINDOWED:
-        n = sum(1 for i in range(L) if _WINDOWED[c.model_type](c, i))
-    else:
-        n = L
-    if n == 0:
+    per = layer_types(c, L, LAYER_TYPES)
+    if per is None and c.model_type in WINDOWED:
+        per = [WINDOWED[c.model_type](c, i) for i in per_layer(c.name, L)]
+    if per is not None and not any(per):
         return {}
-    return {"sliding_window": c.int("sliding_window"), "sliding_layers": None if n == L else n}
+    return {"window": c.int("sliding_window"), "windowed": None if per is None or all(per) else per}
 
 
-def _no_cross_attention(c: Config) -> None:
+def no_cross_attention(c: Config) -> None:
     if c.get("add_cross_attention", False):
         raise DeriveError(f"{c.name}: add_cross_attention=true (a decoder for an encoder-decoder model) is not "
                           "supported; only decoder-only language models are counted")
-
-
-QKVO = frozenset({"q", "k", "v", "o"})
-QKV = frozenset({"q", "k", "v"})
-MLP_BIASES = frozenset({"up", "down"})
 
 
 # ---- GPT-style families (learned or rotary positions, LayerNorm with bias) -------------------
 
 def gpt2(c: Config) -> Architecture:
     """GPT2LMHeadModel: wte, wpe, per block ln_1, c_attn (d→3d, bias), c_proj, ln_2, c_fc, c_proj; ln_f."""
-    _no_cross_attention(c)
+    no_cross_attention(c)
     d = c.int("n_embd", "hidden_size")
-    return Architecture(
-        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("n_head", "num_attention_heads"), d_ff=c.int("n_inner", default=4 * d),
         positions="learned", T=c.int("n_positions", "max_position_embeddings", "n_ctx"),
-        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2,
-        biases=QKVO | MLP_BIASES, mlp="gelu",
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms=2, biases=QKVO | MLP_BIASES, mlp="gelu",
     )
 
 
 def gpt_bigcode(c: Config) -> Architecture:
     """GPTBigCode (StarCoder 1): GPT-2 with nn.Linear and multi-query attention (c_attn d→d+2·d_k)."""
-    _no_cross_attention(c)
+    no_cross_attention(c)
     d = c.int("n_embd", "hidden_size")
     h = c.int("n_head", "num_attention_heads")
-    return Architecture(
-        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"), h=h,
+    return decoder(
+        **common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"), h=h,
         g=1 if c.flag("multi_query", True) else h, d_ff=c.int("n_inner", default=4 * d),
         positions="learned", T=c.int("n_positions", "max_position_embeddings"),
-        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2,
-        biases=QKVO | MLP_BIASES, mlp="gelu",
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms=2, biases=QKVO | MLP_BIASES, mlp="gelu",
     )
 
 
 def gpt_neo(c: Config) -> Architecture:
     """GPT-Neo: q,k,v without bias, out_proj with bias, learned positions, two LayerNorms."""
     d = c.int("hidden_size")
-    return Architecture(
-        **_common(c), d=d, L=c.int("num_layers", "num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("num_layers", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_heads", "num_attention_heads"), d_ff=c.int("intermediate_size", default=4 * d),
         positions="learned", T=c.int("max_position_embeddings"), tied=c.flag("tie_word_embeddings", True),
-        norm="layernorm", norms_per_layer=2, biases={"o"} | MLP_BIASES, mlp="gelu",
+        norm="layernorm", norms=2, biases=frozenset({"o"}) | MLP_BIASES, mlp="gelu",
     )
 
 
 def gptj(c: Config) -> Architecture:
     """GPT-J: one ln_1 per block (parallel attention + MLP), q/k/v/out without bias, lm_head with bias."""
     d = c.int("n_embd", "hidden_size")
-    return Architecture(
-        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("n_head", "num_attention_heads"), d_ff=c.int("n_inner", default=4 * d), positions="rope",
-        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=1, parallel=True,
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms=1, parallel=True,
         biases=MLP_BIASES | {"lm_head"}, mlp="gelu",
     )
 
@@ -188,10 +141,10 @@ def codegen(c: Config) -> Architecture:
 def gpt_neox(c: Config) -> Architecture:
     """GPT-NeoX/Pythia: input and post-attention LayerNorms always exist, even with the parallel residual."""
     biases = MLP_BIASES | (QKVO if c.flag("attention_bias", True) else frozenset())
-    return Architecture(
-        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("intermediate_size"), positions="rope",
-        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=2,
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms=2,
         parallel=c.flag("use_parallel_residual", True), biases=biases, mlp="gelu",
     )
 
@@ -204,12 +157,12 @@ def opt(c: Config) -> Architecture:
     affine = c.flag("layer_norm_elementwise_affine", True)
     bias = c.flag("enable_bias", True)
     final = c.flag("do_layer_norm_before", True) and not c.flag("_remove_final_layer_norm", False)
-    return Architecture(
-        **_common(c), d=d, L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("ffn_dim"), positions="learned",
         T=c.int("max_position_embeddings") + 2, tied=c.flag("tie_word_embeddings", True),
-        norm="layernorm" if affine else "none", norms_per_layer=2, final_norm=final,
-        biases=QKVO | MLP_BIASES if bias else set(), mlp="relu", d_e=None if d_e == d else d_e,
+        norm="layernorm" if affine else "none", norms=2, final_norm=final,
+        biases=QKVO | MLP_BIASES if bias else frozenset(), mlp="relu", d_e=None if d_e == d else d_e,
         notes=("OPT's position table has max_position_embeddings + 2 rows (offset 2)",),
     )
 
@@ -217,10 +170,10 @@ def opt(c: Config) -> Architecture:
 def bloom(c: Config) -> Architecture:
     """BLOOM: ALiBi, a LayerNorm right after the embedding, fused qkv with bias, 4d MLP."""
     d = c.int("n_embed", "hidden_size")  # BloomConfig: n_embed, when given, wins over hidden_size
-    return Architecture(
-        **_common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("n_layer", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("n_head", "num_attention_heads"), d_ff=4 * d, positions="alibi",
-        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms_per_layer=2, embedding_norm=True,
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm", norms=2, embedding_norm=1,
         biases=QKVO | MLP_BIASES, mlp="gelu",
     )
 
@@ -228,10 +181,10 @@ def bloom(c: Config) -> Architecture:
 def mpt(c: Config) -> Architecture:
     """MPT: ALiBi, LayerNorms whose bias is removed, no Linear biases, 4d MLP (expansion_ratio unused)."""
     d = c.int("d_model", "hidden_size")
-    return Architecture(
-        **_common(c), d=d, L=c.int("n_layers", "num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=d, L=c.int("n_layers", "num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("n_heads", "num_attention_heads"), d_ff=4 * d, positions="alibi",
-        tied=c.flag("tie_word_embeddings", True), norm="layernorm_nobias", norms_per_layer=2, mlp="gelu",
+        tied=c.flag("tie_word_embeddings", True), norm="layernorm_nobias", norms=2, mlp="gelu",
     )
 
 
@@ -255,21 +208,21 @@ def falcon(c: Config) -> Architecture:
         n_ln = 2
     norms = 2 if (not parallel or n_ln == 2) else 1
     bias = c.flag("bias", False)
-    return Architecture(
-        **_common(c), d=d, L=c.int("num_hidden_layers", "n_layer"), V=c.int("vocab_size"), h=h, g=g,
+    return decoder(
+        **common(c), d=d, L=c.int("num_hidden_layers", "n_layer"), V=c.int("vocab_size"), h=h, g=g,
         d_ff=c.int("ffn_hidden_size", default=4 * d),
         positions="alibi" if c.flag("alibi", False) else "rope", tied=c.flag("tie_word_embeddings", True),
-        norm="layernorm", norms_per_layer=norms, parallel=parallel or new,
-        biases=QKVO | MLP_BIASES if bias else set(), mlp="gelu",
+        norm="layernorm", norms=norms, parallel=parallel or new,
+        biases=QKVO | MLP_BIASES if bias else frozenset(), mlp="gelu",
     )
 
 
 def persimmon(c: Config) -> Architecture:
     """Persimmon: fused qkv and dense with bias, MLP with bias, per-head LayerNorm on q and k (shared)."""
-    return Architecture(
-        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("intermediate_size"), positions="rope",
-        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms_per_layer=2,
+        tied=c.flag("tie_word_embeddings", False), norm="layernorm", norms=2,
         biases=QKVO | MLP_BIASES, mlp="relu", qk_norm="head" if c.flag("qk_layernorm", True) else "none",
     )
 
@@ -278,21 +231,21 @@ def phi(c: Config) -> Architecture:
     """Phi-1/1.5/2: one LayerNorm per block (parallel), every Linear with bias including lm_head;
     optional q/k LayerNorm over d/h shared by all heads."""
     h = c.int("num_attention_heads")
-    return Architecture(
-        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
+    return decoder(
+        **common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=h, g=c.int("num_key_value_heads", default=h), d_k=c.head_dim(),
         d_ff=c.int("intermediate_size"), positions="rope", tied=c.flag("tie_word_embeddings", False),
-        norm="layernorm", norms_per_layer=1, parallel=True, biases=QKVO | MLP_BIASES | {"lm_head"}, mlp="gelu",
+        norm="layernorm", norms=1, parallel=True, biases=QKVO | MLP_BIASES | {"lm_head"}, mlp="gelu",
         qk_norm="head" if c.flag("qk_layernorm", False) else "none",
     )
 
 
 # ---- LLaMA-style families (RoPE, RMSNorm, gated MLP) --------------------------------------------
 
-def _llama_like(c: Config, *, biases: set[str] | frozenset[str] | None = None, tied_default: bool = False,
-                norms: int = 2, norm: str = "rmsnorm", mlp: str | None = None, qk_norm: str = "none",
-                qk_norm_type: str | None = None, moe: MoE | None = None, parallel: bool = False,
-                head_dim: int | None = None, read_head_dim: bool = True) -> Architecture:
+def llama_like(c: Config, *, biases: frozenset | set | None = None, tied_default: bool = False, norms: int = 2,
+               norm: str = "rmsnorm", mlp: str | None = None, qk_norm: str = "none", qk_norm_type: str | None = None,
+               moe_block=None, moe_layers: list[bool] | None = None, parallel: bool = False,
+               head_dim: int | None = None, read_head_dim: bool = True) -> Architecture:
     """The common decoder: q/k/v/o with attention_bias, gate/up/down with mlp_bias unless ``biases``
     is given; ``head_dim`` is the config class default when the key is absent."""
     h = c.int("num_attention_heads")
@@ -304,142 +257,151 @@ def _llama_like(c: Config, *, biases: set[str] | frozenset[str] | None = None, t
             biases |= {"gate", "up", "down"}
     d_ff = c.int("intermediate_size", default=None)
     if d_ff is None:
-        if moe is None:
+        if moe_block is None:
             c.need("intermediate_size")
-        d_ff = moe.d_ff_expert
-    return Architecture(
-        **_common(c), d=c.int("hidden_size"), L=c.int("num_hidden_layers"), V=c.int("vocab_size"), h=h,
+        d_ff = moe_block.size("d_ffe")
+    L = c.int("num_hidden_layers")
+    return decoder(
+        **common(c), d=c.int("hidden_size"), L=L, V=c.int("vocab_size"), h=h,
         g=c.int("num_key_value_heads", default=h), d_k=c.head_dim(head_dim) if read_head_dim else None,
         d_ff=d_ff, positions="rope", tied=c.flag("tie_word_embeddings", tied_default), norm=norm,
-        norms_per_layer=norms, biases=biases, mlp=mlp or _gated(c), qk_norm=qk_norm, qk_norm_type=qk_norm_type,
-        moe=moe, parallel=parallel, **_sliding(c, c.int("num_hidden_layers")),
+        norms=norms, biases=frozenset(biases), mlp=mlp or gated_act(c), qk_norm=qk_norm, qk_norm_kind=qk_norm_type,
+        moe_block=moe_block, moe_layers=moe_layers, parallel=parallel, **sliding(c, L),
     )
 
 
 def llama(c: Config) -> Architecture:
-    return _llama_like(c)
+    return llama_like(c)
 
 
 def granite(c: Config) -> Architecture:
-    return _llama_like(c)
+    return llama_like(c)
 
 
 def smollm3(c: Config) -> Architecture:
-    return _llama_like(c, tied_default=True)
+    return llama_like(c, tied_default=True)
 
 
 def arcee(c: Config) -> Architecture:
     """Arcee (AFM): LLaMA with a non-gated ReLU² MLP (up, down)."""
-    arch = _llama_like(c, mlp="relu")
-    return replace(arch, biases=arch.biases - {"gate"})
+    return llama_like(c, mlp="relu", biases=_llama_biases(c) - {"gate"})
+
+
+def _llama_biases(c: Config) -> frozenset:
+    out = set()
+    if c.flag("attention_bias", False):
+        out |= QKVO
+    if c.flag("mlp_bias", False):
+        out |= {"gate", "up", "down"}
+    return frozenset(out)
 
 
 def nemotron(c: Config) -> Architecture:
     """Nemotron: LayerNorm1P (γ, β), non-gated ReLU² MLP with mlp_bias, q/k/v/o with attention_bias."""
-    arch = _llama_like(c, norm="layernorm", mlp="relu")
-    return replace(arch, biases=arch.biases - {"gate"})
+    return llama_like(c, norm="layernorm", mlp="relu", biases=_llama_biases(c) - {"gate"})
 
 
 def mistral(c: Config) -> Architecture:
-    return _llama_like(c, biases=set())
+    return llama_like(c, biases=set())
 
 
 def mixtral(c: Config) -> Architecture:
     """Mixtral: router d→E (no bias) and E SwiGLU experts of intermediate_size in every layer."""
-    moe = MoE(experts=c.int("num_local_experts", "num_experts"), top_k=c.int("num_experts_per_tok"),
-              d_ff_expert=c.int("intermediate_size"))
-    return _llama_like(c, biases=set(), moe=moe)
+    block = moe(c.int("num_local_experts", "num_experts"), c.int("num_experts_per_tok"), c.int("intermediate_size"),
+                gated_act(c))
+    return llama_like(c, biases=set(), moe_block=block)
 
 
 def qwen2(c: Config) -> Architecture:
     """Qwen2: q, k, v with bias (always), o without."""
-    return _llama_like(c, biases=QKV)
+    return llama_like(c, biases=QKV)
 
 
-def _moe_layers(c: Config, L: int, experts: int) -> int:
-    """Layers with a sparse MoE block: not in mlp_only_layers and (i+1) % decoder_sparse_step == 0."""
+def moe_layers(c: Config, L: int, experts: int) -> list[bool] | None:
+    """Which layers have a sparse MoE block: not in mlp_only_layers and (i+1) % decoder_sparse_step == 0
+    (None: every layer)."""
     step = c.int("decoder_sparse_step", default=1)
     if step <= 0:
         raise DeriveError(f"{c.name}: decoder_sparse_step must be a positive integer, got {step}")
-    only_mlp = c.get("mlp_only_layers", []) or []
-    if not isinstance(only_mlp, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only_mlp):
-        raise DeriveError(f"{c.name}: mlp_only_layers must be a list of layer indices, got {only_mlp!r}")
-    skip = set(only_mlp)
-    return sum(1 for i in range(L) if i not in skip and experts > 0 and (i + 1) % step == 0)
+    skip = set(c.int_list("mlp_only_layers") or [])
+    if experts <= 0:
+        return [False] * L
+    if step == 1 and not skip:
+        return None
+    return [i not in skip and (i + 1) % step == 0 for i in per_layer(c.name, L)]
+
+
+def _partial_moe(c: Config, block, **kw) -> Architecture:
+    L, E = c.int("num_hidden_layers"), block.size("E") if block is not None else 0
+    per = moe_layers(c, L, E)
+    if per is not None and not any(per):
+        return llama_like(c, **kw)
+    return llama_like(c, moe_block=block, moe_layers=per, **kw)
 
 
 def qwen2_moe(c: Config) -> Architecture:
     """Qwen2-MoE: routed experts (moe_intermediate_size), one shared expert with a sigmoid gate d→1;
     layers in mlp_only_layers or off the decoder_sparse_step get a dense MLP of intermediate_size."""
-    L, E = c.int("num_hidden_layers"), c.int("num_experts")
-    n_moe = _moe_layers(c, L, E)
-    moe = None
-    if n_moe:
-        moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
-                  shared_experts=1, d_ff_shared=c.int("shared_expert_intermediate_size", default=5632),
-                  shared_gate=True, moe_layers=n_moe)
-    return _llama_like(c, biases=QKV if c.flag("qkv_bias", True) else set(), moe=moe)
+    E = c.int("num_experts")
+    block = moe(E, c.int("num_experts_per_tok"), c.int("moe_intermediate_size"), gated_act(c), shared=1,
+                d_ff_shared=c.int("shared_expert_intermediate_size", default=5632), shared_gate=True) if E else None
+    return _partial_moe(c, block, biases=QKV if c.flag("qkv_bias", True) else set())
 
 
 def qwen3(c: Config) -> Architecture:
     """Qwen3: RMSNorm q_norm/k_norm over head_dim (class default head_dim 128)."""
-    return _llama_like(c, qk_norm="head", head_dim=128)
+    return llama_like(c, qk_norm="head", head_dim=128)
 
 
 def qwen3_moe(c: Config) -> Architecture:
     """Qwen3-MoE: Qwen3 attention, routed experts only (no shared expert), partial MoE layers as Qwen2-MoE."""
-    L, E = c.int("num_hidden_layers"), c.int("num_experts", "num_local_experts")
-    n_moe = _moe_layers(c, L, E)
-    moe = None
-    if n_moe:
-        moe = MoE(experts=E, top_k=c.int("num_experts_per_tok"), d_ff_expert=c.int("moe_intermediate_size"),
-                  moe_layers=n_moe)
-    return _llama_like(c, qk_norm="head", moe=moe)
+    E = c.int("num_experts", "num_local_experts")
+    block = moe(E, c.int("num_experts_per_tok"), c.int("moe_intermediate_size"), gated_act(c)) if E else None
+    return _partial_moe(c, block, qk_norm="head")
 
 
 def olmoe(c: Config) -> Architecture:
     """OLMoE: OLMo-2-style RMSNorm q_norm (d) and k_norm (g·d/h), pre-norm, 64 routed experts."""
-    moe = MoE(experts=c.int("num_experts", "num_local_experts"), top_k=c.int("num_experts_per_tok"),
-              d_ff_expert=c.int("intermediate_size"))
-    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full", moe=moe,
-                       read_head_dim=False)
+    block = moe(c.int("num_experts", "num_local_experts"), c.int("num_experts_per_tok"), c.int("intermediate_size"),
+                gated_act(c))
+    return llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full", moe_block=block,
+                      read_head_dim=False)
 
 
 def gemma(c: Config) -> Architecture:
     """Gemma: tied, GeGLU, (1+γ) RMSNorm, head_dim 256 by default (need not be d/h)."""
-    return _llama_like(c, tied_default=True, mlp="geglu", head_dim=256)
+    return llama_like(c, tied_default=True, mlp="geglu", head_dim=256)
 
 
 def gemma2(c: Config) -> Architecture:
     """Gemma 2: four RMSNorms per layer (input, post-attention, pre- and post-feedforward); local
     (sliding-window) and global attention alternate, starting with local."""
-    return _llama_like(c, tied_default=True, norms=4, mlp="geglu", head_dim=256)
+    return llama_like(c, tied_default=True, norms=4, mlp="geglu", head_dim=256)
 
 
 def gemma3_text(c: Config) -> Architecture:
     """Gemma 3 (text): Gemma 2's four norms plus RMSNorm q_norm/k_norm over head_dim."""
-    return _llama_like(c, tied_default=True, norms=4, mlp="geglu", qk_norm="head", head_dim=256)
+    return llama_like(c, tied_default=True, norms=4, mlp="geglu", qk_norm="head", head_dim=256)
 
 
 def phi3(c: Config) -> Architecture:
     """Phi-3: fused qkv_proj and gate_up_proj, no biases anywhere."""
-    return _llama_like(c, biases=set())
+    return llama_like(c, biases=set())
 
 
 def glm(c: Config) -> Architecture:
     """GLM-4 (glm): fused gate_up, q/k/v bias from attention_bias (default true), o without; head_dim 128."""
-    return _llama_like(c, biases=QKV if c.flag("attention_bias", True) else set(), head_dim=128)
+    return llama_like(c, biases=QKV if c.flag("attention_bias", True) else set(), head_dim=128)
 
 
 def olmo(c: Config) -> Architecture:
     """OLMo: non-parametric LayerNorm (no γ, no β) everywhere, including the final norm."""
-    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), norm="none", mlp="swiglu")
+    return llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), norm="none", mlp="swiglu")
 
 
 def olmo2(c: Config) -> Architecture:
     """OLMo 2/3: post-norms (post_attention, post_feedforward), RMSNorm q_norm (h·d_k) and k_norm (g·d_k)."""
-    return _llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full",
-                       mlp="swiglu")
+    return llama_like(c, biases=QKVO if c.flag("attention_bias", False) else set(), qk_norm="full", mlp="swiglu")
 
 
 def stablelm(c: Config) -> Architecture:
@@ -447,7 +409,7 @@ def stablelm(c: Config) -> Architecture:
     optional per-head q/k LayerNorms without bias (one per head: h·d_k + g·d_k weights);
     use_parallel_residual drops post_attention_layernorm."""
     parallel = c.flag("use_parallel_residual", False)
-    return _llama_like(
+    return llama_like(
         c, biases=QKV if c.flag("use_qkv_bias", False) else set(), norm="layernorm",
         norms=1 if parallel else 2, parallel=parallel, mlp="swiglu",
         qk_norm="full" if c.flag("qk_layernorm", False) else "none", qk_norm_type="layernorm_nobias",
@@ -458,20 +420,20 @@ def stablelm(c: Config) -> Architecture:
 def starcoder2(c: Config) -> Architecture:
     """StarCoder2: non-gated GELU MLP (c_fc, c_proj); use_bias on every Linear; LayerNorms always with β."""
     bias = c.flag("use_bias", True)
-    return _llama_like(c, biases=QKVO | MLP_BIASES if bias else set(), tied_default=True, norm="layernorm",
-                       mlp="gelu")
+    return llama_like(c, biases=QKVO | MLP_BIASES if bias else set(), tied_default=True, norm="layernorm",
+                      mlp="gelu")
 
 
 def cohere(c: Config) -> Architecture:
     """Cohere (Command-R): one LayerNorm without bias per layer (parallel), optional q/k norms per head."""
-    return _llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True,
-                       qk_norm="full" if c.flag("use_qk_norm", False) else "none", mlp="swiglu")
+    return llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True,
+                      qk_norm="full" if c.flag("use_qk_norm", False) else "none", mlp="swiglu")
 
 
 def cohere2(c: Config) -> Architecture:
     """Cohere 2: Cohere's parallel block without q/k norms; head size is always d/h."""
-    return _llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True, mlp="swiglu",
-                       read_head_dim=False)
+    return llama_like(c, tied_default=True, norm="layernorm_nobias", norms=1, parallel=True, mlp="swiglu",
+                      read_head_dim=False)
 
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {
@@ -486,45 +448,3 @@ LOADERS: dict[str, Callable[[Config], Architecture]] = {
     "olmo": olmo, "olmo2": olmo2, "olmo3": olmo2, "olmoe": olmoe, "stablelm": stablelm,
     "starcoder2": starcoder2, "cohere": cohere, "cohere2": cohere2,
 }
-
-
-def supported() -> str:
-    return ", ".join(sorted(LOADERS, key=str.lower))
-
-
-def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
-    """The Architecture of a config.json object; a multimodal config's ``text_config`` is read when
-    the outer model_type is not supported (only the language model is then counted)."""
-    if not isinstance(raw, dict):
-        raise DeriveError(f"{name}: a config.json must hold a JSON object, got {type(raw).__name__}")
-    mt = raw.get("model_type")
-    if mt is None:
-        raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {supported()}")
-    text_cfg = raw.get("text_config")
-    notes: tuple[str, ...] = ()
-    if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
-        notes = (f"only the language model (text_config, {text_cfg['model_type']}) of this {mt} config is counted",)
-        raw, mt = text_cfg, text_cfg["model_type"]
-    if not isinstance(mt, str) or mt not in LOADERS:
-        inner = ""
-        if isinstance(text_cfg, dict) and text_cfg.get("model_type"):
-            inner = f" (its text_config has model_type {text_cfg.get('model_type')!r})"
-        raise DeriveError(f"{name}: unsupported model_type {mt!r}{inner}; supported: {supported()}")
-    arch = LOADERS[mt](Config(raw, name))
-    return replace(arch, notes=arch.notes + notes) if notes else arch
-
-
-def load(path: str | Path) -> Architecture:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DeriveError(f"{path}: not a text file (a config.json is UTF-8 JSON)") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DeriveError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
-    return from_dict(raw, name)

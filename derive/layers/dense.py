@@ -1,0 +1,104 @@
+"""A dense feed-forward block (MLP): GELU/ReLU with two matrices, or a gated SwiGLU/GeGLU with three.
+
+A block of kind ``dense`` has the size ``d_ff`` (its hidden width; ``derived`` d_ff = 4d keeps a 4d
+MLP 4d when d changes) and flags ``act`` (gelu, relu, relu2, silu, swiglu, geglu, …; the gated ones
+have a gate projection) and ``bias`` (the projections that have one: gate, up, down). The same
+shapes serve one expert and one shared expert of a mixture of experts (:mod:`derive.layers.moe`).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.architecture import Block
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, sym
+from derive.quantity import Quantity, leaf, node
+
+d = S.d
+
+GATED = ("swiglu", "geglu", "glu")
+ACT_NAMES = {"swiglu": "SwiGLU", "geglu": "GeGLU", "glu": "GLU", "gelu": "GELU", "relu": "ReLU", "relu2": "ReLU²",
+             "silu": "SiLU", "xielu": "xIELU"}
+
+
+def gated(act: str) -> bool:
+    return act in GATED
+
+
+def mlp_params(act: str, bias: frozenset, width: sp.Expr, prefix: str, sym_: str, category: str, title: str,
+               latex: str | None = None) -> Quantity:
+    """One MLP's matrices (a dense FFN, one routed expert, or one shared expert)."""
+    parts = []
+    if gated(act):
+        parts.append(linear(f"{prefix}.gate", "gate projection W_gate", d, width, "gate" in bias, "gate", category))
+    parts.append(linear(f"{prefix}.up", "up projection W_up", d, width, "up" in bias, "up", category))
+    parts.append(linear(f"{prefix}.down", "down projection W_down", width, d, "down" in bias, "down", category))
+    name = ACT_NAMES.get(act, act)
+    return node(prefix, f"{title} ({name}, {len(parts)} matrices)", "param", [(1, p) for p in parts],
+                symbol=f"P_{sym_}", latex=latex or f"P_{{\\mathrm{{{sym_}}}}}")
+
+
+def mlp_flops(conv, act: str, width: sp.Expr, prefix: str, rows, title: str, sym_: str, category: str) -> Quantity:
+    parts = []
+    if gated(act):
+        parts.append(matmul(f"{prefix}.gate", "gate projection", conv, rows, d, width, "gate", category))
+    parts.append(matmul(f"{prefix}.up", "up projection", conv, rows, d, width, "up", category))
+    parts.append(matmul(f"{prefix}.down", "down projection", conv, rows, width, d, "down", category))
+    return node(prefix, f"{title} ({len(parts)} matmuls)", "FLOP", [(1, p) for p in parts],
+                symbol=f"F_{sym_}", latex=f"F_{{\\mathrm{{{sym_}}}}}")
+
+
+def mlp_linears(act: str, width: sp.Expr, name: str = "") -> list[Linear]:
+    out = []
+    if gated(act):
+        out.append(Linear(f"W_gate{name}", d, width, "gate"))
+    out += [Linear(f"W_up{name}", d, width, "up"), Linear(f"W_down{name}", width, d, "down")]
+    return out
+
+
+def mlp_activations(act: str, width: sp.Expr, prefix: str) -> Quantity:
+    """Korthikanti et al. 2022: the MLP input, hidden outputs, activation output, and a dropout mask."""
+    s, b = S.s, S.b
+    what = "gate and up outputs, activation output, their product" if gated(act) else \
+        "up-projection output, activation output"
+    return leaf(f"{prefix}.mlp", f"MLP: input, {what}, dropout mask", "byte",
+                S.bytes_a * s * b * (d + (4 if gated(act) else 2) * width) + S.bytes_mask * s * b * d,
+                symbol="A_mlp", latex=r"A_{\mathrm{mlp}}", category="activations")
+
+
+class Dense(Kind):
+    kind = "dense"
+    role = "ffn"
+    node = "mlp"
+
+    def describe(self, b: Block) -> str:
+        act = b.flag("act", "gelu")
+        return f"{ACT_NAMES.get(act, act)} MLP (d_ff={b.size('d_ff')})"
+
+    def tag(self, b: Block) -> str:
+        return "dense"
+
+    def check(self, b: Block, arch) -> None:
+        from derive.errors import DeriveError
+
+        if b.size("d_ff") <= 0:
+            raise DeriveError(f"{arch.name}: {b.name('d_ff')} must be a positive integer, got {b.size('d_ff')}")
+
+    def params(self, b: Block, env: Env, prefix: str, *, active: bool = False) -> Quantity:
+        return mlp_params(b.flag("act", "gelu"), b.flag("bias", frozenset()), sym(b, "d_ff"), prefix, "mlp", "mlp",
+                          "MLP", r"P_{\mathrm{mlp}}")
+
+    def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity:
+        act = b.flag("act", "gelu")
+        return mlp_flops(env.conv, act, sym(b, "d_ff"), prefix, p.rows, f"{ACT_NAMES.get(act, act)} MLP", "mlp",
+                         "mlp")
+
+    def linears(self, b: Block, env: Env) -> list[Linear]:
+        return mlp_linears(b.flag("act", "gelu"), sym(b, "d_ff"))
+
+    def activations(self, b: Block, env: Env, prefix: str) -> list[Quantity]:
+        return [mlp_activations(b.flag("act", "gelu"), sym(b, "d_ff"), prefix)]
+
+
+DENSE = register(Dense())

@@ -1,0 +1,114 @@
+"""A mixture of experts: a router, E routed experts of which k serve each token, shared experts.
+
+A block of kind ``moe`` has sizes ``E`` (routed experts), ``k`` (top-k), ``d_ffe`` (one expert's
+width) and, with shared experts, ``E_s`` and ``d_ffs``. Flags: ``act`` (the experts' MLP kind),
+``bias`` (expert projections with a bias: gate, up, down), ``router_bias`` (the router has a bias),
+``shared_gate`` (a d→1 sigmoid gate on the shared expert output, Qwen2-MoE), ``router_extra`` (extra
+router parameters per expert, e.g. DeepSeek-V3's score-correction bias when it is a parameter).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as S
+from derive.architecture import Block
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, sym, vector
+from derive.layers.dense import mlp_flops, mlp_linears, mlp_params
+from derive.quantity import Quantity, node
+
+d = S.d
+
+
+class MoE(Kind):
+    kind = "moe"
+    role = "ffn"
+    node = "mlp"
+
+    def describe(self, b: Block) -> str:
+        text = f"MoE {b.size('E')} experts top-{b.size('k')} (d_ffe={b.size('d_ffe')})"
+        if b.has("E_s") and b.size("E_s"):
+            text += f" + {b.size('E_s')} shared (d_ffs={b.size('d_ffs')})"
+        return text
+
+    def tag(self, b: Block) -> str:
+        return "moe"
+
+    def touches(self, b: Block) -> str:
+        return "routed"
+
+    def check(self, b: Block, arch) -> None:
+        from derive.errors import DeriveError
+
+        for name in ("E", "k", "d_ffe"):
+            if b.size(name) <= 0:
+                raise DeriveError(f"{arch.name}: {b.name(name)} must be a positive integer, got {b.size(name)}")
+        if b.size("k") > b.size("E"):
+            raise DeriveError(f"{arch.name}: top-k {b.name('k')}={b.size('k')} exceeds the "
+                              f"{b.name('E')}={b.size('E')} experts")
+        if b.has("E_s") and b.size("E_s") and b.size("d_ffs") <= 0:
+            raise DeriveError(f"{arch.name}: {b.name('d_ffs')} (shared expert width) must be a positive integer")
+
+    def shared(self, b: Block) -> bool:
+        return b.has("E_s") and b.size("E_s") > 0
+
+    def params(self, b: Block, env: Env, prefix: str, *, active: bool = False) -> Quantity:
+        act, bias = b.flag("act", "swiglu"), b.flag("bias", frozenset())
+        router = linear(f"{prefix}.router", "router W_r", d, sym(b, "E"), bool(b.flag("router_bias")), "router",
+                        "moe_router")
+        expert = mlp_params(act, bias, sym(b, "d_ffe"), f"{prefix}.expert", "expert", "moe_experts",
+                            "one routed expert")
+        parts: list[tuple[sp.Expr, Quantity]] = [(1, router), (sym(b, "k") if active else sym(b, "E"), expert)]
+        if b.flag("router_extra"):
+            parts.append((1, vector(f"{prefix}.router_extra", "router score-correction bias (one per expert)",
+                                    sym(b, "E"), "rcorr", "moe_router")))
+        if self.shared(b):
+            shared = mlp_params(act, b.flag("shared_bias", bias), sym(b, "d_ffs"), f"{prefix}.shared", "shared",
+                                "moe_shared_experts", "one shared expert")
+            parts.append((sym(b, "E_s"), shared))
+            if b.flag("shared_gate"):
+                parts.append((1, vector(f"{prefix}.shared_gate", "shared-expert gate (d→1)", d, "sgate",
+                                        "moe_shared_experts")))
+        title = "mixture of experts: router + " + ("k active" if active else "E") + " experts"
+        if self.shared(b):
+            title += " + shared"
+        return node(prefix, title, "param", parts, symbol="P_moe", latex=r"P_{\mathrm{MoE}}")
+
+    def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity:
+        """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts."""
+        conv, act = env.conv, b.flag("act", "swiglu")
+        rows = p.rows
+        parts: list[tuple[sp.Expr, Quantity]] = [
+            (1, matmul(f"{prefix}.router", "router x·W_r (a score for each of E experts)", conv, rows, d,
+                       sym(b, "E"), "router", "moe_router")),
+            (sym(b, "k"), mlp_flops(conv, act, sym(b, "d_ffe"), f"{prefix}.expert", rows,
+                                    "one routed expert, as if over all tokens", "expert", "moe_experts")),
+        ]
+        if self.shared(b):
+            parts.append((sym(b, "E_s"), mlp_flops(conv, act, sym(b, "d_ffs"), f"{prefix}.shared", rows,
+                                                   "one shared expert", "shared", "moe_shared_experts")))
+            if b.flag("shared_gate"):
+                parts.append((1, matmul(f"{prefix}.shared_gate", "shared-expert gate (d→1)", conv, rows, d, 1,
+                                        "sgate", "moe_shared_experts")))
+        title = "mixture of experts: router + k experts per token" + (" + shared" if self.shared(b) else "")
+        return node(prefix, title, "FLOP", parts, symbol="F_moe", latex=r"F_{\mathrm{MoE}}",
+                    note="each token runs through k of the E experts, so the expert matmuls total k passes over the "
+                         "tokens however the router spreads them; unrouted experts cost nothing")
+
+    def linears(self, b: Block, env: Env) -> list[Linear]:
+        act = b.flag("act", "swiglu")
+        out = mlp_linears(act, sym(b, "d_ffe"), "^e")
+        if self.shared(b):
+            out += mlp_linears(act, sym(b, "d_ffs"), "^s")
+        return out
+
+    def activations(self, b: Block, env: Env, prefix: str) -> list[Quantity]:
+        from derive.layers.dense import mlp_activations
+
+        width = sym(b, "k") * sym(b, "d_ffe") + (sym(b, "E_s") * sym(b, "d_ffs") if self.shared(b) else 0)
+        q = mlp_activations(b.flag("act", "swiglu"), width, prefix)
+        q.title = "MoE: input, the k routed (and shared) experts' hidden outputs, dropout mask"
+        return [q]
+
+
+MOE = register(MoE())
