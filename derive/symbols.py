@@ -131,6 +131,8 @@ bytes_w = define("bytes_w", r"\beta_w", "byte/param", "bytes per weight (2 for B
                  integer=False)
 bytes_kv = define("bytes_kv", r"\beta_{kv}", "byte", "bytes per cached K or V element", integer=False)
 bytes_a = define("bytes_a", r"\beta_a", "byte", "bytes per activation element", integer=False)
+bytes_state = define("bytes_state", r"\beta_{\mathrm{state}}", "byte",
+                     "bytes per element of a recurrent (SSM / linear-attention) state", integer=False)
 bytes_mask = define("bytes_mask", r"\beta_{\mathrm{mask}}", "byte", "bytes per element of a stored dropout mask",
                     integer=False)
 F_peak = define("F_peak", r"F_{\mathrm{peak}}", "FLOP/s", "peak FLOP/s of one device for the dtype used",

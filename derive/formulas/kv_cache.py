@@ -28,8 +28,7 @@ L, b, s = S.L, S.b, S.s
 W = S.sym("window")
 window = W
 L_win = S.define("L_win", r"L_{\mathrm{win}}", "1", "layers that use the sliding window (the rest keep all s tokens)")
-bytes_state = S.define("bytes_state", r"\beta_{\mathrm{state}}", "byte",
-                       "bytes per element of a recurrent (SSM / linear-attention) state", integer=False)
+bytes_state = S.bytes_state
 
 O.option("state_dtype", "fp32", ("fp32", "bf16", "fp16"),
          "dtype of recurrent SSM and linear-attention states in the cache (sets bytes_state)",
