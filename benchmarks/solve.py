@@ -13,7 +13,7 @@ import statistics
 import time
 
 from derive import api
-from derive.solve import solve
+from derive.api import solve
 
 CASES = [
     ("12·L·d² = 1B for d (1.5a)", lambda: solve("params.approx_layers", "1B", "d", L=16, multiple_of=128),

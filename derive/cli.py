@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 from derive.errors import DeriveError
 
-#: subcommand modules, in the order ``--help`` lists them; each has add_parser() and run().
-#: a module that does not exist (yet) is skipped.
-COMMANDS = ["listing", "show", "solve", "sweep", "workbook", "render", "plot", "site"]
+#: command → the module of derive.commands that adds its parser (add_parser) and runs it, in the order
+#: ``--help`` lists them. Only the module of the command asked for is imported, so one query does not load
+#: the others; a module that fails to import is an error, never a command that silently disappears.
+COMMANDS = {"list": "listing", "show": "show", "solve": "solve", "sweep": "sweep", "workbook": "workbook",
+            "render": "render", "plot": "plot", "site": "site"}
 
 DESCRIPTION = """\
 Symbolic derivations of transformer arithmetic: parameter counts, FLOPs, memory, KV cache,
@@ -49,20 +50,14 @@ class _Version(argparse.Action):
 
 
 def parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The CLI parser. With ``command`` (a module name of :data:`COMMANDS`) only that subcommand's
-    module is imported, so one query does not load every other command; ``None`` loads them all."""
+    """The CLI parser. With ``command`` (a key of :data:`COMMANDS`) only that subcommand's module is
+    imported; ``None`` loads them all (``derive --help`` lists every command)."""
     p = _Parser(prog="derive", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    names = COMMANDS
-    if command in COMMANDS and importlib.util.find_spec(f"derive.commands.{command}") is not None:
-        names = [command]
+    names = [command] if command in COMMANDS else list(COMMANDS)
     for name in names:
-        if importlib.util.find_spec(f"derive.commands.{name}") is None:
-            continue
-        importlib.import_module(f"derive.commands.{name}").add_parser(sub)
-    if names != COMMANDS and command not in sub.choices:  # the module names its command otherwise
-        return parser()
+        importlib.import_module(f"derive.commands.{COMMANDS[name]}").add_parser(sub)
     return p
 
 

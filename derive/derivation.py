@@ -7,7 +7,7 @@ only format these steps; they never compute.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -17,6 +17,9 @@ from sympy.printing.str import StrPrinter
 from derive import symbols as S
 from derive.quantity import Quantity
 from derive.units.human import exact_text, human
+
+#: Jupyter renderers of a Derivation by MIME kind ("markdown", "latex", "html"), filled by derive.reports
+DISPLAY: dict[str, Callable[[Derivation], str]] = {}
 
 # ---- printing ---------------------------------------------------------------------------------
 
@@ -191,21 +194,19 @@ class Derivation:
     def __getstate__(self) -> dict:
         return _resolved_state(self)
 
-    # Jupyter shows a derivation as its worked solution (the renderers live in derive.reports)
-    def _repr_markdown_(self) -> str:
-        from derive.reports import render
+    # Jupyter shows a derivation as its worked solution: derive.reports registers the renderers in
+    # DISPLAY when it is imported (derive.api imports it), so this core module needs no renderer itself
+    def _repr_markdown_(self) -> str | None:
+        fn = DISPLAY.get("markdown")
+        return fn(self) if fn else None
 
-        return render(self, "md")
+    def _repr_latex_(self) -> str | None:
+        fn = DISPLAY.get("latex")
+        return fn(self) if fn else None
 
-    def _repr_latex_(self) -> str:
-        from derive.reports.latex import math_block
-
-        return math_block(self)
-
-    def _repr_html_(self) -> str:
-        from derive.reports.html import notebook
-
-        return notebook(self)
+    def _repr_html_(self) -> str | None:
+        fn = DISPLAY.get("html")
+        return fn(self) if fn else None
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:

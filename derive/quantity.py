@@ -113,7 +113,8 @@ class Quantity:
         for node in self.walk():
             if node.expr == 0:
                 continue  # "none in this model": zero has every unit
-            units = {c.symbol: c.unit for c in node.children}
+            units = catalog_units(node.expr)
+            units.update({c.symbol: c.unit for c in node.children})
             got = infer_unit(node.expr, units, where=node.id)
             if not compatible(got, node.unit):
                 raise UnitError(f"{node.id}: formula has unit {got} but is declared as {node.unit}")
@@ -176,6 +177,11 @@ def node(qid: str, title: str, unit: str, parts: list[tuple[sp.Expr, Quantity]] 
         meta = {}
     return Quantity(qid, title, unit, expr, children=children, symbol_name=symbol, latex=latex,
                     category=category, note=note, meta=meta)
+
+
+def catalog_units(expr: sp.Expr) -> dict[sp.Symbol, str]:
+    """The catalog unit of every catalogued symbol of ``expr`` (for the unit checks)."""
+    return {s: S.CATALOG[str(s)].unit for s in expr.free_symbols if str(s) in S.CATALOG}
 
 
 def catalog_symbols(expr: sp.Expr) -> list[str]:

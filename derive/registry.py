@@ -7,36 +7,17 @@ is addressable by its id too (e.g. ``params.layer.attention.k``).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from derive.architecture import Architecture
 from derive.errors import DeriveError, suggest
 from derive.quantity import Quantity
 
-#: modules that register quantities; imported on first use of the registry.
-#: a module that does not exist (yet) is skipped, so topics can land one at a time.
-FORMULA_MODULES = [
-    "derive.formulas.params_quantities",
-    "derive.formulas.flops",
-    "derive.formulas.memory",
-    "derive.formulas.kv_cache",
-    "derive.formulas.attention",
-    "derive.formulas.numerics",
-    "derive.formulas.positional",
-    "derive.formulas.throughput",
-    "derive.formulas.training",
-    "derive.formulas.cost",
-    "derive.formulas.serving",
-    "derive.formulas.rules",
-    "derive.formulas.workbook_rules",
-]
-
+if TYPE_CHECKING:  # a type only: the registry (core) never imports the model layer at run time
+    from derive.architecture import Architecture
 
 @dataclass
 class Context:
@@ -66,7 +47,6 @@ class QuantityDef:
 
 
 REGISTRY: dict[str, QuantityDef] = {}
-_loaded = False
 
 
 def quantity(qid: str, title: str, unit: str, *, needs: tuple[str, ...] = (), help: str = "",
@@ -84,12 +64,10 @@ def quantity(qid: str, title: str, unit: str, *, needs: tuple[str, ...] = (), he
 
 
 def load_all() -> dict[str, QuantityDef]:
-    global _loaded
-    if not _loaded:
-        for mod in FORMULA_MODULES:
-            if importlib.util.find_spec(mod) is not None:
-                importlib.import_module(mod)
-        _loaded = True
+    """Every registered quantity. The formula topics register themselves when ``derive.formulas`` is
+    imported (the query layer and the CLI import it); the registry never imports a higher layer."""
+    if not REGISTRY:
+        raise RuntimeError("no quantity is registered: import derive.formulas first")
     return REGISTRY
 
 

@@ -7,7 +7,7 @@ Max/Min (rooflines) piece by piece, keeping a root only where its piece is the a
 else numerically, by bisection inside a bracketed sign change. Integer and alignment constraints
 then give the admissible neighbours with the quantity's actual value at each.
 
-    >>> from derive.solve import solve
+    >>> from derive.api import solve
     >>> solve("params.approx_layers", "1B", "d", L=16).value      # sqrt(1e9 / 192)
     1250*sqrt(30)/3
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -237,7 +237,7 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
     size d_k = d/h follows, a 4d FFN stays 4d, N (a model's exact count) becomes params.total again.
     Sizes the preset fixes independently (a SwiGLU d_ff, the head count) are held and reported.
     """
-    from derive import api
+    from derive import query as api
     from derive.registry import build
 
     ctx = api.context(req)
@@ -621,6 +621,7 @@ def split_equation(text: str) -> tuple[str, str, str]:
 
 def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity | None]:
     """(right-hand side expression, its display text, its name, its quantity if it is one)."""
+    from derive.quantity import catalog_units
     from derive.registry import REGISTRY, build
     from derive.units.check import compatible, infer_unit
 
@@ -648,7 +649,7 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
             raise UnitError(f"cannot equate {prob.quantity.id} ({unit}) with {rq.id} ({rq.unit})")
         return rq.expanded, f"{rq.symbol_name} ({rq.id}: {rq.title})", rq.symbol_name, rq
     expr = parse.expression(text)
-    got = infer_unit(expr, {}, where=f"target {text!r}")
+    got = infer_unit(expr, catalog_units(expr), where=f"target {text!r}")
     if not compatible(got, unit):
         raise UnitError(f"target {text!r} is in {got} but {prob.quantity.id} is in {unit}")
     return expr, text_of(expr), "", None
@@ -836,7 +837,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     --set values (``L=24``, ``s="4K"``); ``let`` ties symbols to the unknown (``{"d_ff": "8*d/3"}``).
     ``at_least``/``at_most`` make the target a bound: the recommended candidate meets it.
     """
-    from derive import api
+    from derive import query as api
 
     if at_least and at_most:
         raise DeriveError("give --at-least or --at-most, not both")
@@ -1012,7 +1013,7 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
 
 def to_dict(sol: Solution) -> dict:
     """The JSON contract: symbol, value (exact solution as a number), unit, candidates, expression, …"""
-    from derive.reports import json_value
+    from derive.numbers import json_value
 
     rec = sol.recommended
     return {
@@ -1055,15 +1056,19 @@ def to_dict(sol: Solution) -> dict:
     }
 
 
+#: text and Markdown renderers of a Solution, registered by derive.reports when it is imported (derive.api
+#: imports it): the solver itself never imports the report layer above it
+RENDERERS: dict[str, Callable[[Solution], str]] = {}
+
+
 def render(sol: Solution, fmt: str = "text") -> str:
-    """text, md (templates with the shared Jinja environment) or json."""
+    """json here; text and md through the report templates (derive.reports registers them)."""
     import json
 
     if fmt == "json":
         return json.dumps(to_dict(sol), indent=2, ensure_ascii=False) + "\n"
-    names = {"text": "solve.txt.j2", "md": "solve.md.j2"}
-    if fmt not in names:
+    if fmt not in ("text", "md"):
         raise DeriveError(f"unknown format {fmt!r}; choose one of text, md, json")
-    from derive.reports import environment
-
-    return environment().get_template(names[fmt]).render(s=sol, short=_short, show=show_value, pct=pct)
+    if fmt not in RENDERERS:
+        raise RuntimeError("import derive.reports (or derive.api) to render a solution as text or Markdown")
+    return RENDERERS[fmt](sol)

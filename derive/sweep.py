@@ -211,7 +211,7 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     of values; or is a list of 'SYMBOL=SPEC' strings. ``target`` (units accepted) enables
     :meth:`SweepResult.closest`. ``progress(done, total)`` is called after each chunk.
     """
-    from derive import api
+    from derive import query as api
 
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
@@ -368,7 +368,7 @@ def render(r: SweepResult, fmt: str = "table", closest: int | None = None, limit
     if fmt == "csv":
         return _csv(r, indices)
     if fmt == "json":
-        from derive.reports import json_value
+        from derive.numbers import json_value
 
         rows = [{**{k: json_value(v) for k, v in row.items() if k not in ("relative", "invalid")},
                  **({"relative_error": row["relative"]} if "relative" in row else {}),

@@ -102,7 +102,7 @@ def number_text(v: sp.Expr) -> str:
 def json_number(v: sp.Expr) -> int | float | str:
     """Exact integers as JSON integers, everything else as the nearest float; a symbolic answer
     (an identity in d) as its expression in Python syntax, e.g. "8*d**2"."""
-    from derive.reports import json_value
+    from derive.numbers import json_value
 
     v = sp.sympify(v)
     return sp.sstr(v) if v.free_symbols else json_value(v)
@@ -385,7 +385,7 @@ def _context(spec: dict):
     """A fresh copy of the context for this spec's request (builders may set defaults in it)."""
     import dataclasses
 
-    from derive import api
+    from derive import query as api
 
     req = _request(spec)
     key = (req.model, req.hardware, tuple(req.sets), tuple(sorted(req.options.items())))
@@ -571,8 +571,6 @@ def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", 
             res.seeds.append(_check_seed(st, _convert(canonical, cunit, target), target, unit))
     except DeriveError as exc:
         res.error = str(exc)
-    except ImportError as exc:  # a formula family or the solver has not landed
-        res.error = f"not available yet: {exc}"
     return res
 
 

@@ -10,8 +10,8 @@ crossover moves out, and beyond some context there is none: the solver says so.
     derive solve decode.compute_time=decode.memory_time --for b --hardware h100 --model llama-2-70b --set s=1024
 """
 
+from derive.api import solve
 from derive.errors import Infeasible
-from derive.solve import solve
 
 no_kv = solve("decode.compute_time", "decode.memory_time", "b", hardware="h100", options={"kv_reads": "off"})
 print(no_kv.render("text"))

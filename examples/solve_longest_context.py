@@ -9,7 +9,7 @@ overhead are not counted (the quantity says so).
 """
 
 from derive import api
-from derive.solve import solve
+from derive.api import solve
 
 sol = solve("memory.inference", "24GiB", "s", model="llama-2-7b", b=1, at_most=True, options={"dtype": "bf16"})
 print(sol.render("text"))

@@ -13,7 +13,7 @@ quantity serving.min_gpus, which takes the ceiling directly, must agree.
 """
 
 from derive import api
-from derive.solve import solve
+from derive.api import solve
 
 common = dict(model="llama-2-70b", hardware="h100", s=4096)
 memory = solve("serving.memory_per_device", "M_dev", "n_dev", at_most=True, users=100, **common)

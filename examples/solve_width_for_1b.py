@@ -9,7 +9,7 @@ solved, not only 12·L·d²; the rule of thumb is shown beside it for comparison
         --let 'd_ff=256*ceil(8*d/3/256)' --let 'h=d/128'
 """
 
-from derive.solve import solve
+from derive.api import solve
 
 exact = solve("params.total", "1B", "d", model="llama-7b", L=24, V=32000, multiple_of=128,
               let={"d_ff": "256*ceil(8*d/3/256)", "h": "d/128"})

@@ -8,9 +8,10 @@ import sympy as sp
 
 from derive import api
 from derive import symbols as S
+from derive.api import solve
 from derive.errors import DeriveError, Infeasible
 from derive.quantity import Quantity, leaf
-from derive.solve import solve, split_equation
+from derive.solve import split_equation
 from tests.conftest import run_cli
 
 # ---- the workbook's inverse exercises (12·L·d² rule), by hand: d = sqrt(P / (12·L)) ---------------

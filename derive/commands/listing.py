@@ -25,7 +25,10 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def sections(what: str) -> list[tuple[str, str]]:
-    from derive import presets
+    from derive import (
+        formulas,  # noqa: F401  (registers every topic and its options)
+        presets,
+    )
     from derive import symbols as S
     from derive.registry import load_all
 
@@ -37,12 +40,9 @@ def sections(what: str) -> list[tuple[str, str]]:
         rows = [(m.id, ", ".join(m.aliases), m.title) for m in presets.models().values()]
         out.append(("model presets (--model ID)", _table(rows)))
     if what in ("all", "hardware"):
-        try:
-            from derive import hardware
-        except ImportError:
-            rows = []
-        else:
-            rows = [(h.id, ", ".join(h.aliases), h.title) for h in hardware.presets().values()]
+        from derive import hardware
+
+        rows = [(h.id, ", ".join(h.aliases), h.title) for h in hardware.presets().values()]
         out.append(("hardware presets (--hardware ID)", _table(rows)))
     if what in ("all", "symbols"):
         load_all()

@@ -53,8 +53,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from derive.api import solve  # with the report templates registered (text, md)
     from derive.errors import DeriveError
-    from derive.solve import render, solve, split_equation
+    from derive.solve import render, split_equation
 
     text = args.equation if args.target is None else f"{args.equation}={args.target}"
     qid, op, target = split_equation(text)

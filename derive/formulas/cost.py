@@ -32,9 +32,8 @@ def per_token(ctx: Context) -> Quantity:
         children: tuple[Quantity, ...] = (rate,)
         note = "throughput as served (tps_total), not the roofline's"
     else:
-        from derive.registry import build, load_all
+        from derive.registry import build
 
-        load_all()
         agg = build("decode.tokens_per_second_aggregate", ctx)
         expr = rate.symbol / agg.symbol
         children = (rate, agg)

@@ -20,7 +20,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
-from derive.registry import Context, build, load_all, quantity
+from derive.registry import Context, build, quantity
 
 b, s, n_dev, F_peak, BW = S.b, S.s, S.n_dev, S.F_peak, S.BW
 
@@ -102,25 +102,21 @@ def flops_model(ctx: Context) -> str:
 
 def flops_per_token(ctx: Context) -> Quantity:
     """FLOPs per generated token: the 2N rule, or the exact decode count at context s."""
-    load_all()
     return build("flops.decode_per_token" if flops_model(ctx) == "exact" else "flops.approx_2n", ctx)
 
 
 def weights(ctx: Context) -> Quantity:
     """Bytes of the weights (memory.weights: N·bytes_w by dtype, + quantization scales)."""
-    load_all()
     return build("memory.weights", ctx)
 
 
 def kv_per_sequence(ctx: Context) -> Quantity:
     """KV cache of one sequence of s tokens (kv_cache.per_sequence: 2·L·g·d_k·bytes_kv per token,
     sliding windows capped), the bytes each sequence adds to a decode step."""
-    load_all()
     return build("kv_cache.per_sequence", ctx)
 
 
 def kv_per_token(ctx: Context) -> Quantity:
-    load_all()
     return build("kv_cache.bytes_per_token", ctx)
 
 
@@ -165,7 +161,6 @@ def decode_parts(ctx: Context) -> dict[str, Quantity]:
     parts: dict[str, Quantity] = {"flops_per_token": tok, "flops": fstep, "weights": w}
     split, replicated = kv_split(ctx, n)
     if kv_on:
-        load_all()
         kv = build("kv_cache.total", ctx)  # b sequences of s tokens: all read once per step
         parts["kv"] = kv
         expr = w.symbol / n + kv.symbol / split

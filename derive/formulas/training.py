@@ -15,7 +15,7 @@ from derive import symbols as S
 from derive.errors import DeriveError
 from derive.formulas import throughput as T
 from derive.quantity import Quantity, leaf, node
-from derive.registry import Context, build, load_all, quantity
+from derive.registry import Context, build, quantity
 from derive.units.human import human
 
 N, D, MFU, F_peak, n_dev = S.N, S.D, S.MFU, S.F_peak, S.n_dev
@@ -58,7 +58,6 @@ def tokens(ctx: Context) -> tuple[str, ...]:
 
 
 def total_flops(ctx: Context) -> Quantity:
-    load_all()
     return build("flops.training_total" if T.flops_model(ctx) == "exact" else "flops.training_6nd", ctx)
 
 

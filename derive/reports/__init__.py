@@ -24,6 +24,7 @@ from functools import cache
 import sympy as sp
 
 from derive.derivation import Derivation
+from derive.numbers import json_value
 
 
 @dataclass(frozen=True)
@@ -98,20 +99,6 @@ def _env(kind: str):
 
         return html.environment()
     return environment()
-
-
-def json_value(v) -> int | float | str | None:
-    """Exact integers stay integers; other exact numbers become floats (exact form kept aside)."""
-    v = sp.sympify(v)
-    if v.free_symbols:
-        return None
-    if v.is_Integer:
-        return int(v)
-    if v.is_Rational:
-        return float(v)
-    if v.is_number:
-        return float(sp.N(v, 30))  # correctly rounded for closed forms (e**4/(…), 2π·10000^…)
-    return None
 
 
 def to_dict(d: Derivation) -> dict:
@@ -265,3 +252,27 @@ def escape(text: object, fmt: str) -> str:
         return _md_escape(text)
     return str(text)
 
+
+
+def _register_display() -> None:
+    """Derivations display themselves in Jupyter through these (derive.derivation.DISPLAY)."""
+    from derive.derivation import DISPLAY
+    from derive.reports.html import notebook
+    from derive.reports.latex import math_block
+
+    DISPLAY["markdown"] = lambda d: render(d, "md")
+    DISPLAY["latex"] = math_block
+    DISPLAY["html"] = notebook
+
+    from derive import solve
+
+    def solution(fmt: str):
+        name = {"text": "solve.txt.j2", "md": "solve.md.j2"}[fmt]
+        return lambda sol: environment().get_template(name).render(s=sol, short=solve._short, show=solve.show_value,
+                                                                    pct=solve.pct)
+
+    solve.RENDERERS["text"] = solution("text")
+    solve.RENDERERS["md"] = solution("md")
+
+
+_register_display()

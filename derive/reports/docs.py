@@ -83,7 +83,7 @@ class Page:
 
     def _derivation(self, qid: object, model: object = None, hardware: object = None, hf_config: object = None,
                     options: object = None, depth: object = None, **sets: object):
-        from derive import api
+        from derive import query as api
 
         if not isinstance(qid, str):
             raise DeriveError(f"the quantity must be a name in quotes, e.g. show(\"params.total\"), got {qid!r}")
@@ -107,7 +107,7 @@ class Page:
 
     def value(self, qid: str, **kw: object) -> Value:
         """The exact value (prints with thousands separators)."""
-        from derive.reports import json_value
+        from derive.numbers import json_value
 
         d = self._derivation(qid, **kw)
         if not d.numeric:

@@ -174,7 +174,7 @@ def roofline_points(model: str, hardware: str, batches: Iterable[int], *, option
                     sets: dict[str, str] | None = None) -> list[tuple[int, float, float]]:
     """(b, arithmetic intensity, achieved FLOP/s per device) of a decode step for each batch, from
     roofline.intensity, decode.flops_per_step and decode.step_time."""
-    from derive import api
+    from derive import query as api
 
     out = []
     for b in batches:
@@ -205,7 +205,7 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
                     weights_only: bool = True):
     """The machine's roof (peak FLOP/s and bandwidth × intensity), its ridge point, and the model's
     decode steps at each batch size; with ``weights_only`` also the same steps without KV-cache reads."""
-    from derive import api
+    from derive import query as api
     from derive import symbols as S
 
     options = dict(options or {})
@@ -263,7 +263,7 @@ def memory_segments(spec: str, *, model: str | None, hardware: str | None = None
                     ) -> list[tuple[str, str, float]]:
     """(part id, label, bytes) for one bar: the direct parts of each quantity in ``spec`` ('a+b'),
     taken from its derivation tree, so the bars add up to the engine's own totals."""
-    from derive import api
+    from derive import query as api
 
     out: list[tuple[str, str, float]] = []
     for qid in [q.strip() for q in spec.split("+") if q.strip()]:
@@ -292,7 +292,7 @@ def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str
                   options: dict[str, str] | None = None, sets: dict[str, str] | None = None):
     """Stacked bars of memory by part (weights, KV cache, gradients, optimizer states, activations),
     with the device's capacity when a machine is given."""
-    from derive import api
+    from derive import query as api
     from derive import symbols as S
     from derive.units.human import bytes_text
 

@@ -14,7 +14,6 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from derive.errors import DeriveError
 from derive.site import answers as A
 from derive.site.calculators import CALCULATORS, CalcPage, Calculator, available, build_page
 from derive.site.exercises import Chapter
@@ -65,10 +64,8 @@ def _static(name: str) -> str:
 
 def _report_css() -> str:
     """The HTML report's stylesheet, so worked solutions look as they do in `derive workbook`."""
-    try:
-        from derive.reports.html import CSS
-    except ImportError:
-        return ""
+    from derive.reports.html import CSS
+
     return CSS
 
 
@@ -148,12 +145,7 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
     failed: dict[str, str] = {}
     for c in calcs:
         say(f"calculator {c.qid}")
-        try:
-            page = build_page(c)
-        except DeriveError as exc:  # one broken calculator should not cost the whole site
-            failed[c.qid] = str(exc)
-            say(f"skipped calculator {c.qid}: {exc}")
-            continue
+        page = build_page(c)  # a calculator that cannot be built is an error of the site, not a page to drop
         pages.append(page)
         write(f"{c.slug}.js", calc_js(page))
         shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded)}

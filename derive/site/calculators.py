@@ -67,11 +67,15 @@ CALCULATORS: list[Calculator] = [
 
 
 def available(calcs: list[Calculator] | None = None) -> list[Calculator]:
-    """The calculators whose quantity the engine knows (formula families land one at a time)."""
-    from derive.registry import REGISTRY, load_all
+    """The calculators of the site; one naming a quantity the engine does not know is an error."""
+    from derive import formulas  # noqa: F401  (registers every topic)
+    from derive.registry import REGISTRY
 
-    load_all()
-    return [c for c in (CALCULATORS if calcs is None else calcs) if c.qid in REGISTRY]
+    out = list(CALCULATORS if calcs is None else calcs)
+    unknown = [c.qid for c in out if c.qid not in REGISTRY]
+    if unknown:
+        raise DeriveError(f"site calculators name unknown quantities: {', '.join(unknown)}")
+    return out
 
 
 # ---- input text: values shown in the boxes, exact and readable ("2039 GB/s", "80 GiB") -------------
@@ -134,10 +138,8 @@ def unit_label(info: S.SymbolInfo) -> str:
 # ---- what a calculator page needs ------------------------------------------------------------
 
 def _hardware_presets() -> list:
-    try:
-        from derive import hardware
-    except ImportError:
-        return []
+    from derive import hardware
+
     return list(hardware.presets().values())
 
 
@@ -188,41 +190,31 @@ def _wrap(inner: str) -> str:
 def _root_mathml(d, q) -> str:
     """The top-level formula as the HTML report prints it: P = P_emb + L·P_layer + … (parts in order)."""
     step = d.root
-    try:
-        from derive.reports import mathml
+    from derive.reports import mathml
 
-        lhs = mathml.identifier(step.symbol_latex, step.symbol_text)
-        if getattr(step, "formula_expr", None) is not None:
-            rhs = mathml.expression(step.formula_expr, step.names, order=step.order)
-        else:
-            rhs = mathml.from_latex(step.formula_latex)
-        return _wrap(f"<mrow>{lhs}<mo>=</mo>{rhs}</mrow>")
-    except (ImportError, AttributeError):
-        return _wrap(sp.mathml(sp.Eq(q.symbol, q.expr, evaluate=False), printer="presentation"))
+    lhs = mathml.identifier(step.symbol_latex, step.symbol_text)
+    if getattr(step, "formula_expr", None) is not None:
+        rhs = mathml.expression(step.formula_expr, step.names, order=step.order)
+    else:
+        rhs = mathml.from_latex(step.formula_latex)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{rhs}</mrow>")
 
 
 def _expanded_mathml(d, q) -> str:
     """The whole formula in catalog symbols: what the generated JavaScript computes."""
     expr = getattr(d, "expanded_expr", None)
     expr = q.expanded if expr is None else expr
-    try:
-        from derive.reports import mathml
+    from derive.reports import mathml
 
-        lhs = mathml.identifier(d.root.symbol_latex, d.root.symbol_text)
-        return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expr)}</mrow>")
-    except (ImportError, AttributeError):
-        return _wrap(sp.mathml(sp.Eq(q.symbol, expr, evaluate=False), printer="presentation"))
+    lhs = mathml.identifier(d.root.symbol_latex, d.root.symbol_text)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expr)}</mrow>")
 
 
 def symbol_mathml(name: str) -> str:
     info = S.CATALOG[name]
-    try:
-        from derive.reports import mathml
+    from derive.reports import mathml
 
-        return mathml.wrap(mathml.identifier(info.latex, name))
-    except (ImportError, AttributeError):
-        inner = sp.mathml(S.sym(name), printer="presentation")
-        return f'<math xmlns="http://www.w3.org/1998/Math/MathML">{inner}</math>'
+    return mathml.wrap(mathml.identifier(info.latex, name))
 
 
 def _hw_values(hw, options: dict[str, str]) -> dict[sp.Symbol, sp.Expr]:
@@ -234,7 +226,7 @@ def build_page(calc: Calculator) -> CalcPage:
     """Build the quantity for every model preset, group presets by formula shape, collect values.
 
     Cached per process: the site build and the tests ask for the same pages."""
-    from derive import api
+    from derive import query as api
     from derive.registry import REGISTRY, build
 
     api.context()  # loads every formula module, so every symbol is in the catalog
@@ -247,11 +239,13 @@ def build_page(calc: Calculator) -> CalcPage:
     models: list[dict] = []
     per_model_values: dict[str, dict[sp.Symbol, sp.Expr]] = {}
     first_q = None
+    not_for: list[str] = []  # presets the quantity does not apply to, each with the engine's reason
     for preset in _model_presets():
         try:
             ctx = api.context(api.request(model=preset.id, hardware=hw_default, options=options, **sets))
             q = build(calc.qid, ctx)
-        except DeriveError:
+        except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
+            not_for.append(f"{preset.id}: {exc}")
             continue
         expr = q.expanded
         key = sp.srepr(expr)
@@ -326,7 +320,8 @@ def build_page(calc: Calculator) -> CalcPage:
     initial["values"] = {k: v for k, v in initial["values"].items() if k in symbols}
     return CalcPage(calc=calc, title=qdef.title, unit=qdef.unit, shapes=list(shapes.values()), models=models,
                     hardware=hardware, defaults=texts({S.sym(k): v for k, v in defaults.items()}), symbols=symbols,
-                    initial=initial, conventions=list(q0.conventions), notes=[n.note for n in q0.walk() if n.note],
+                    initial=initial, conventions=list(q0.conventions),
+                    notes=[n.note for n in q0.walk() if n.note] + [f"not offered for {x}" for x in not_for],
                     approximation=q0.approximation)
 
 

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 import sympy as sp
 
-from derive import symbols as S
 from derive.errors import UnitError
 from derive.units import COUNT_UNITS, canonical_name, registry
 
@@ -30,10 +29,7 @@ def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
     if expr.is_Symbol:
         if expr in units:
             return _q(units[expr], _magnitude(str(expr)))
-        try:
-            return _q(S.info(expr).unit, _magnitude(str(expr)))
-        except KeyError:
-            raise UnitError(f"{where}: symbol {expr} has no unit in the catalog") from None
+        raise UnitError(f"{where}: symbol {expr} has no unit in the catalog")
     args = [_eval(a, units, where) for a in expr.args]
     try:
         if expr.is_Add or isinstance(expr, (sp.Max, sp.Min, sp.Piecewise)):
@@ -66,7 +62,8 @@ def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
 
 
 def infer_unit(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str = "formula") -> str:
-    """Canonical unit name of a formula, or UnitError if it adds unlike dimensions."""
+    """Canonical unit name of a formula, or UnitError if it adds unlike dimensions. ``units`` gives the
+    unit of every symbol of the formula (the catalog's and a tree's own node symbols alike)."""
     val = _eval(sp.sympify(expr), units, where)
     if not hasattr(val, "dimensionality"):
         return "1"

@@ -1,0 +1,57 @@
+"""Asking for a quantity: a request (model, machine, values, options) → its tree, value or derivation.
+
+The layer every user-facing part asks (the workbook, the site, document templates, the CLI and the
+public :mod:`derive.api`), so they all see the same objects. Importing it registers every formula topic.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import formulas  # noqa: F401  (registers every formula topic)
+from derive import options as O
+from derive.context import Request, build_context
+from derive.derivation import Derivation, derive
+from derive.layers.stack import describe as describe_arch
+from derive.quantity import Quantity
+from derive.registry import REGISTRY, Context, build
+
+
+def request(model: str | None = None, hf_config: str | None = None, hardware: str | None = None,
+            options: dict[str, str] | None = None, **sets) -> Request:
+    """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``."""
+    return Request(model=model, hf_config=hf_config, hardware=hardware,
+                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(options or {}))
+
+
+def context(req: Request | None = None, **kw) -> Context:
+    ctx = build_context(req or request(**kw))
+    O.check_known({k: v for k, v in ctx.options.items()})
+    return ctx
+
+
+def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Context]:
+    ctx = context(req, **kw)
+    return build(qid, ctx), ctx
+
+
+def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> Derivation:
+    q, ctx = quantity(qid, req, **kw)
+    ctx_info = {}
+    label = ctx.options.get("model_label")
+    if ctx.model_given:
+        ctx_info["model"] = label
+        ctx_info["architecture"] = describe_arch(ctx.arch)
+    if ctx.hardware is not None:
+        ctx_info["hardware"] = getattr(ctx.hardware, "label", str(ctx.hardware))
+    d = derive(q, ctx.values, max_depth=max_depth, context=ctx_info)
+    qdef = REGISTRY.get(qid)
+    if qdef is not None and qdef.extras is not None and d.numeric:
+        d.extra.update(qdef.extras(ctx, q, d.value))
+    return d
+
+
+def value(qid: str, req: Request | None = None, **kw) -> sp.Expr:
+    """The exact value (sympy Integer/Rational), or an expression if symbols remain free."""
+    q, ctx = quantity(qid, req, **kw)
+    return q.evaluate(ctx.values)
