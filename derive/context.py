@@ -29,6 +29,9 @@ class Request:
     hardware: str | None = None
     sets: list[str] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
+    #: conventions a document was written under (the workbook's, a calculator's): options and symbol values
+    #: that apply where nothing else sets them, never counted as the user's own input
+    defaults: dict[str, str] = field(default_factory=dict)
 
 
 def _check_integer(name: str, val: sp.Expr) -> int:
@@ -125,6 +128,19 @@ def build_context(req: Request) -> Context:
             values[S.N] = params.exact_count(arch, values)
         if S.N_act not in values:
             values[S.N_act] = params.exact_count(arch, values, active=True) if params.has_routed(arch) else values[S.N]
-    ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=dict(req.options), values=values)
+    options = dict(req.options)
+    from derive.options import OPTIONS
+
+    for key, text in req.defaults.items():
+        if key in OPTIONS:
+            options.setdefault(key, str(text))
+        elif key in S.CATALOG:
+            if S.sym(key) not in values:
+                values.update({S.sym(k): v for k, v in parse_sets([f"{key}={text}"]).items()})
+        else:
+            raise DeriveError(f"pinned convention {key!r} is neither an option nor a symbol")
+    ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=options, values=values)
+    ctx.user_options = frozenset(req.options)
+    ctx.user_sets = frozenset(parse.assignment(x)[0] for x in req.sets)
     ctx.options.setdefault("model_label", label)
     return ctx

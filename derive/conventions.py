@@ -34,6 +34,12 @@ O.option("windows", "masked", ("masked", "exploited"),
          "FlopCounterMode compute them) or only the keys inside the window",
          source="masked: Hugging Face eager/SDPA attention builds the full score matrix and masks it; exploited: "
                 "windowed kernels (FlashAttention's window_size) skip the masked blocks")
+O.option("weight_reads", "touched", ("touched", "all"),
+         "weights a decode step reads: those its tokens touch (an untied embedding's b rows; of a mixture of experts "
+         "the E·(1 − (1 − k/E)^b) distinct experts b tokens' top-k routings touch under uniform routing) or every "
+         "weight (the textbook roofline: N·bytes_w per step)",
+         source="touched: an embedding lookup gathers one row per token, and each token picks k of E experts "
+                "uniformly at random; all: Pope et al. 2022 and the seed workbook read all N weights per step")
 O.option("n_embeddings", "included", ("included", "excluded"),
          "whether N in the 2N and 6ND rules counts the embedding (and position) tables",
          source="included: N = params.total; excluded: Kaplan et al. 2020, who count non-embedding parameters")
@@ -98,8 +104,21 @@ O.option("optimizer", "adam-mixed", tuple(OPTIMIZERS),
 O.option("recompute", "none", ("none", "selective", "full"),
          "activation recomputation: none, selective (the attention core) or full (each layer's forward)",
          source="Korthikanti et al. 2022, Reducing Activation Recomputation in Large Transformer Models, Table 2")
-O.option("flash", "no", ("no", "yes"), "FlashAttention: the s×s score matrix is never stored",
-         source="Dao et al. 2022, FlashAttention: only the output and the softmax statistics are kept")
+O.option("attention", "sdpa", ("sdpa", "eager"),
+         "attention kernel: fused (SDPA / FlashAttention: the s×s scores are never stored) or eager (matmul, "
+         "softmax, matmul: the scores are saved for backward)",
+         source="sdpa: PyTorch scaled_dot_product_attention, the default of Hugging Face models and of Megatron; "
+                "Dao et al. 2022: only the output and the softmax statistics (logsumexp) are kept")
+O.option("flash", "no", ("no", "yes"), "alias of --option attention: flash=yes is attention=sdpa, flash=no is eager",
+         source="kept for earlier command lines")
+O.option("softmax_dtype", "fp32", ("fp32", "bf16"),
+         "dtype of an eager attention's softmax (what it saves for backward: fp32 4 B, then a bf16 copy for the "
+         "value matmul; or one bf16 tensor)",
+         source="fp32: Hugging Face eager attention computes softmax(…, dtype=torch.float32).to(query.dtype)")
+O.option("dropout", "no", ("no", "yes"),
+         "dropout in training (masks of 1 B per element stored for backward); modern LLMs train without it",
+         source="no: LLaMA, Mistral, Qwen and DeepSeek configs set attention_dropout = 0; yes: GPT-2/BERT-era recipes "
+                "and Korthikanti et al. 2022's accounting")
 O.option("zero_stage", "3", ("1", "2", "3"),
          "ZeRO stage sharded over n_dev devices: 1 optimizer states, 2 + gradients, 3 + weights (= FSDP)",
          source="Rajbhandari et al. 2020, ZeRO: Memory Optimizations Toward Training Trillion Parameter Models")
@@ -115,12 +134,33 @@ def get(ctx: Context, key: str) -> str:
 
 def weight_dtype(ctx: Context) -> str:
     """dtype of the weights: --option dtype wins; else the optimizer's own (fp32 Adam trains fp32
-    weights); else bf16. One rule, so every builder sees the same bytes_w."""
+    weights); else the dtype of the model's config (torch_dtype); else bf16. One rule, so every builder sees
+    the same bytes_w."""
     if "dtype" in ctx.options:
         return get(ctx, "dtype")
     if "optimizer" in ctx.options:
         return OPTIMIZERS[get(ctx, "optimizer")].weights
+    if ctx.model_given and ctx.arch.dtype in DTYPE_BYTES:
+        return ctx.arch.dtype
     return get(ctx, "dtype")
+
+
+def weight_dtype_source(ctx: Context) -> str:
+    if "dtype" in ctx.options:
+        return "--option dtype"
+    if "optimizer" in ctx.options:
+        return f"the optimizer {get(ctx, 'optimizer')}'s"
+    if ctx.model_given and ctx.arch.dtype in DTYPE_BYTES:
+        return "the model config's torch_dtype"
+    return "default"
+
+
+def attention_kernel(ctx_or_options) -> str:
+    """sdpa or eager: --option attention wins; else the flash alias (yes = sdpa); else the default (sdpa)."""
+    options = getattr(ctx_or_options, "options", ctx_or_options)
+    if "attention" in options or "flash" not in options:
+        return O.get(options, "attention")
+    return "sdpa" if O.get(options, "flash") == "yes" else "eager"
 
 
 def set_byte_defaults(ctx: Context) -> None:
@@ -179,15 +219,25 @@ class FlopConventions:
 def activation_sentences(ctx: Context) -> tuple[str, ...]:
     """What the activation-memory formula assumes, for every rendering of it."""
     rec = get(ctx, "recompute")
-    out = ["activation memory per Korthikanti et al. 2022 (Table 2), tensor- and sequence-parallel size 1, "
-           "dropout masks of bytes_mask = 1 B per element; embeddings and LM head not included"]
+    kernel = attention_kernel(ctx)
+    out = ["activations: every tensor the autograd graph saves for backward, once each, in its dtype "
+           "(bytes_a for activations, fp32 for norm statistics and the SDPA logsumexp); tensor- and sequence-"
+           "parallel size 1"]
     out.append({
         "none": "no activation recomputation (default)",
         "selective": "selective recomputation (--option recompute=selective): the attention core (scores, "
                      "softmax, dropout) is recomputed in the backward pass, not stored",
         "full": "full recomputation (--option recompute=full): only each layer's input is stored",
     }[rec])
-    if get(ctx, "flash") == "yes":
-        out.append("FlashAttention (--option flash=yes): the s×s score matrix is never stored "
-                   "(its O(b·h·s) softmax statistics are neglected)")
+    if rec != "full":
+        if kernel == "sdpa":
+            out.append("fused attention (SDPA/FlashAttention; default --option attention=sdpa): Q, K, V, the output "
+                       "and the logsumexp are saved, never the s×s scores")
+        else:
+            sm = get(ctx, "softmax_dtype")
+            out.append(f"eager attention (--option attention=eager): the s×s softmax is saved in {sm} "
+                       "(--option softmax_dtype)" + (" plus a bf16 copy for the value matmul" if sm == "fp32" else "")
+                       + "; GQA's K and V are saved expanded to all h heads")
+    out.append("dropout masks (1 B per element) stored (--option dropout=yes)" if get(ctx, "dropout") == "yes" else
+               "no dropout (default; modern LLMs train without it)")
     return tuple(out)

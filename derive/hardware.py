@@ -27,6 +27,36 @@ _WEIGHT_ONLY_FALLBACK = {"int4": "bf16", "int8": "bf16", "fp8": "bf16", "fp16": 
 BW_link = S.define("BW_link", r"B_{\mathrm{link}}", "byte/s",
                    "interconnect bandwidth per device, one direction (decimal; NVLink 900 GB/s total = 450 each way)",
                    integer=False)
+lat_link = S.define("lat_link", r"\alpha_{\mathrm{link}}", "s",
+                    "latency of one step of a collective inside a node (the α of the α–β model)", integer=False)
+BW_net = S.define("BW_net", r"B_{\mathrm{net}}", "byte/s",
+                  "network bandwidth per device between nodes, one direction (InfiniBand NDR 400 Gb/s = 50 GB/s)",
+                  integer=False)
+lat_net = S.define("lat_net", r"\alpha_{\mathrm{net}}", "s", "latency of one step of a collective between nodes",
+                   integer=False)
+n_node = S.define("n_node", r"n_{\mathrm{node}}", "1", "devices in one fast (NVLink) domain: a node")
+mem_util = S.define("mem_util", r"u_{\mathrm{mem}}", "1",
+                    "fraction of the exposed device memory the runtime may use (vLLM gpu_memory_utilization 0.9)",
+                    integer=False)
+#: the constants a calibration fits, per quantity family (ideal when uncalibrated: a roofline lower bound)
+eff_bw = S.define("eff_bw", r"\eta_{\mathrm{bw}}", "1",
+                  "achievable fraction of peak memory bandwidth in decode (0 < eff_bw <= 1; 1 uncalibrated)",
+                  integer=False)
+eff_compute = S.define("eff_compute", r"\eta_{c}", "1",
+                       "achievable fraction of peak FLOP/s in decode (0 < eff_compute <= 1; 1 uncalibrated)",
+                       integer=False)
+t_layer = S.define("t_layer", r"t_{\ell}", "s", "fixed cost of one layer in a decode step (small kernels, launches; "
+                   "0 uncalibrated)", integer=False, positive=False, nonnegative=True)
+eff_prefill = S.define("eff_prefill", r"\eta_{\mathrm{pre}}", "1",
+                       "achievable fraction of peak FLOP/s in prefill (0 < eff_prefill <= 1; 1 uncalibrated)",
+                       integer=False)
+t_layer_pre = S.define("t_layer_pre", r"t_{\ell,\mathrm{pre}}", "s", "fixed cost of one layer in a prefill "
+                       "(0 uncalibrated)", integer=False, positive=False, nonnegative=True)
+#: calibration constants by family, with their ideal (uncalibrated) values
+FAMILIES: dict[str, dict[sp.Symbol, sp.Expr]] = {
+    "decode": {eff_bw: sp.Integer(1), eff_compute: sp.Integer(1), t_layer: sp.Integer(0)},
+    "prefill": {eff_prefill: sp.Integer(1), t_layer_pre: sp.Integer(0)},
+}
 
 O.option("compute_dtype", "auto", ("auto",) + DTYPES,
          "dtype the matmuls run in, which picks F_peak of --hardware; auto follows --option dtype "
@@ -49,6 +79,27 @@ class Hardware:
     interconnect_text: str
     price_per_hour: sp.Rational  # USD per device-hour
     sources: dict[str, str]
+    exposed: sp.Integer | None = None  # bytes the runtime really offers (CUDA's total_memory), where measured
+    devices_per_node: int = 1
+    link_latency: sp.Rational | None = None  # s
+    network: sp.Rational | None = None  # byte/s per device per direction between nodes
+    network_latency: sp.Rational | None = None  # s
+    #: fitted constants by family ({"decode": {symbol name: value}}), from a profile written by derive calibrate
+    calibration: dict | None = None
+    profile_path: str = ""
+    raw: dict | None = None  # the preset's fields, as a profile repeats them
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.calibration)
+
+    def constants(self, family: str) -> dict[sp.Symbol, sp.Expr]:
+        """The family's constants: fitted ones from the profile, the ideal ones otherwise."""
+        out = dict(FAMILIES[family])
+        fitted = (self.calibration or {}).get(family, {}).get("constants", {})
+        for name, val in fitted.items():
+            out[S.sym(name)] = sp.Rational(str(val))
+        return out
 
     @property
     def title(self) -> str:
@@ -93,14 +144,25 @@ class Hardware:
     def values(self, options: dict[str, str] | None = None) -> dict[sp.Symbol, sp.Expr]:
         """Exact figures for the catalog symbols (F_peak follows the dtype options)."""
         options = options or {}
-        out: dict[sp.Symbol, sp.Expr] = {S.BW: self.bandwidth, S.M_dev: self.capacity,
-                                         S.price: self.price_per_hour / 3600}
+        out: dict[sp.Symbol, sp.Expr] = {S.BW: self.bandwidth, S.M_dev: self.memory,
+                                         S.price: self.price_per_hour / 3600, n_node: sp.Integer(self.devices_per_node)}
         key, _ = self.peak_for(options)
         if key is not None:
             out[S.F_peak] = self.peak[key]
         if self.interconnect is not None:
             out[BW_link] = self.interconnect
+        if self.link_latency is not None:
+            out[lat_link] = self.link_latency
+        if self.network is not None:
+            out[BW_net] = self.network
+        if self.network_latency is not None:
+            out[lat_net] = self.network_latency
         return out
+
+    @property
+    def memory(self) -> sp.Integer:
+        """What a feasibility check may count on: the exposed capacity where measured, else the nominal one."""
+        return self.exposed if self.exposed is not None else self.capacity
 
     def figures(self, options: dict[str, str] | None = None,
                 values: dict[sp.Symbol, sp.Expr] | None = None) -> list[str]:
@@ -118,14 +180,24 @@ class Hardware:
         lines = [f"{peak} [{self.sources.get('peak_flops', '')}]{over(S.F_peak)}"]
         if note:
             lines.append(note)
-        lines += [f"BW = {self.bandwidth_text} [{self.sources.get('memory_bandwidth', '')}]{over(S.BW)}",
-                  f"M_dev = {self.capacity_text} = {int(self.capacity):,} B "
-                  f"[{self.sources.get('memory_capacity', '')}]{over(S.M_dev)}"]
+        lines.append(f"BW = {self.bandwidth_text} [{self.sources.get('memory_bandwidth', '')}]{over(S.BW)}")
+        if self.exposed is not None:
+            lines.append(f"M_dev = {int(self.exposed):,} B exposed to the runtime of the {self.capacity_text} nominal "
+                         f"[{self.sources.get('memory_exposed', '')}]{over(S.M_dev)}")
+        else:
+            lines.append(f"M_dev = {self.capacity_text} = {int(self.capacity):,} B nominal (exposed capacity not "
+                         f"measured for this preset) [{self.sources.get('memory_capacity', '')}]{over(S.M_dev)}")
         if self.interconnect is not None:
             lines.append(f"BW_link = {self.interconnect_text} per direction "
                          f"[{self.sources.get('interconnect', '')}]{over(BW_link)}")
         lines.append(f"price = ${float(self.price_per_hour):g}/hour "
                      f"[{self.sources.get('price_per_hour', '')}]{over(S.price)}")
+        if self.calibrated:
+            fams = ", ".join(f"{f}: " + ", ".join(f"{k} = {v}" for k, v in c.get("constants", {}).items())
+                             for f, c in self.calibration.items() if isinstance(c, dict) and c.get("constants"))
+            lines.append(f"calibrated profile {self.profile_path}: {fams}")
+        else:
+            lines.append("uncalibrated preset: times are roofline lower bounds (derive calibrate fits the constants)")
         return lines
 
 
@@ -135,30 +207,40 @@ def _parse(text: str, unit: str, where: str) -> sp.Rational:
     return parse.value(text, unit, what=where)
 
 
+def from_dict(h: dict, where: str = "hardware.json") -> Hardware:
+    """A Hardware from a preset's fields (as hardware.json and a profile hold them)."""
+    hid = h["id"]
+    peak_text = dict(h["peak_flops"])
+    unknown = set(peak_text) - set(DTYPES)
+    if unknown:
+        raise DeriveError(f"{where} {hid}: unknown dtypes {sorted(unknown)}")
+    link = h.get("interconnect")
+    cap = _parse(h["memory_capacity"], "byte", f"{hid} memory_capacity")
+    if not cap.is_Integer:
+        raise DeriveError(f"{where} {hid}: capacity must be a whole number of bytes")
+    exposed = _parse(h["memory_exposed"], "byte", f"{hid} memory_exposed") if h.get("memory_exposed") else None
+
+    def opt(key: str, unit: str) -> sp.Rational | None:
+        return _parse(h[key], unit, f"{hid} {key}") if h.get(key) else None
+
+    return Hardware(
+        id=hid, aliases=tuple(h.get("aliases", [])), name=h["title"],
+        peak={k: _parse(v, "FLOP/s", f"{hid} peak {k}") for k, v in peak_text.items()}, peak_text=peak_text,
+        bandwidth=_parse(h["memory_bandwidth"], "byte/s", f"{hid} bandwidth"), bandwidth_text=h["memory_bandwidth"],
+        capacity=cap, capacity_text=h["memory_capacity"],
+        interconnect=_parse(link, "byte/s", f"{hid} interconnect") if link else None,
+        interconnect_text=link or "",
+        price_per_hour=_parse(h["price_per_hour"], "1", f"{hid} price"), sources=dict(h.get("sources", {})),
+        exposed=exposed if exposed is None else sp.Integer(exposed), devices_per_node=int(h.get("devices_per_node", 1)),
+        link_latency=opt("interconnect_latency", "s"), network=opt("network", "byte/s"),
+        network_latency=opt("network_latency", "s"), raw=dict(h),
+    )
+
+
 @cache
 def presets() -> dict[str, Hardware]:
     raw = json.loads(resources.files("derive.data").joinpath("hardware.json").read_text())
-    out: dict[str, Hardware] = {}
-    for h in raw["hardware"]:
-        hid = h["id"]
-        peak_text = dict(h["peak_flops"])
-        unknown = set(peak_text) - set(DTYPES)
-        if unknown:
-            raise ValueError(f"hardware.json {hid}: unknown dtypes {sorted(unknown)}")
-        link = h.get("interconnect")
-        cap = _parse(h["memory_capacity"], "byte", f"{hid} memory_capacity")
-        if not cap.is_Integer:
-            raise ValueError(f"hardware.json {hid}: capacity must be a whole number of bytes")
-        out[hid] = Hardware(
-            id=hid, aliases=tuple(h.get("aliases", [])), name=h["title"],
-            peak={k: _parse(v, "FLOP/s", f"{hid} peak {k}") for k, v in peak_text.items()}, peak_text=peak_text,
-            bandwidth=_parse(h["memory_bandwidth"], "byte/s", f"{hid} bandwidth"), bandwidth_text=h["memory_bandwidth"],
-            capacity=cap, capacity_text=h["memory_capacity"],
-            interconnect=_parse(link, "byte/s", f"{hid} interconnect") if link else None,
-            interconnect_text=link or "",
-            price_per_hour=_parse(h["price_per_hour"], "1", f"{hid} price"), sources=dict(h.get("sources", {})),
-        )
-    return out
+    return {h["id"]: from_dict(h) for h in raw["hardware"]}
 
 
 def _table() -> dict[str, str]:
@@ -170,8 +252,38 @@ def _table() -> dict[str, str]:
     return table
 
 
+def profile(path: str) -> Hardware:
+    """A calibrated profile written by ``derive calibrate``: the preset's fields plus a calibration block."""
+    from pathlib import Path
+
+    from derive.hf.config import read_json_file
+
+    raw = read_json_file(Path(path), "hardware profile")
+    if not isinstance(raw, dict) or not isinstance(raw.get("hardware"), dict):
+        raise DeriveError(f"{path}: a hardware profile holds an object with a 'hardware' object (the preset's fields) "
+                          "and a 'calibration' object; derive calibrate writes one")
+    hw = from_dict(raw["hardware"], where=str(path))
+    cal = raw.get("calibration") or {}
+    if not isinstance(cal, dict):
+        raise DeriveError(f"{path}: 'calibration' must be an object")
+    for fam, block in cal.items():
+        if fam not in FAMILIES or not isinstance(block, dict):
+            continue
+        for name, val in (block.get("constants") or {}).items():
+            if name not in {str(s) for s in FAMILIES[fam]}:
+                raise DeriveError(f"{path}: calibration.{fam}.constants has unknown constant {name!r}; known: "
+                                  f"{', '.join(str(s) for s in FAMILIES[fam])}")
+            if not isinstance(val, int | float | str) or isinstance(val, bool):
+                raise DeriveError(f"{path}: calibration.{fam}.constants.{name} must be a number")
+    import dataclasses
+
+    return dataclasses.replace(hw, calibration=cal, profile_path=str(path))
+
+
 def preset(name: str) -> Hardware:
-    """The preset called ``name`` (id or alias, case and _/space insensitive)."""
+    """The preset called ``name`` (id or alias, case and _/space insensitive), or a profile file (*.json)."""
+    if name.strip().endswith(".json"):
+        return profile(name.strip())
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     table = _table()
     if key in table:

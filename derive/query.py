@@ -18,10 +18,12 @@ from derive.registry import REGISTRY, Context, build
 
 
 def request(model: str | None = None, hf_config: str | None = None, hardware: str | None = None,
-            options: dict[str, str] | None = None, **sets) -> Request:
-    """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``."""
+            options: dict[str, str] | None = None, defaults: dict[str, str] | None = None, **sets) -> Request:
+    """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``; ``defaults`` are pinned
+    conventions (options or symbol values that apply where nothing else sets them)."""
     return Request(model=model, hf_config=hf_config, hardware=hardware,
-                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(options or {}))
+                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(options or {}),
+                   defaults=dict(defaults or {}))
 
 
 def context(req: Request | None = None, **kw) -> Context:
@@ -31,8 +33,13 @@ def context(req: Request | None = None, **kw) -> Context:
 
 
 def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Context]:
+    """The quantity's tree in the request's context; a configuration that cannot run gets its verdict here."""
     ctx = context(req, **kw)
-    return build(qid, ctx), ctx
+    q = build(qid, ctx)
+    qdef = REGISTRY.get(qid)
+    if qdef is not None and qdef.check is not None:
+        qdef.check(ctx, q)
+    return q, ctx
 
 
 def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> Derivation:

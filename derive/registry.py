@@ -28,6 +28,10 @@ class Context:
     hardware: Any = None  # derive.hardware.Hardware when --hardware is given
     options: dict[str, str] = field(default_factory=dict)  # --dtype, --convention, …
     values: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    #: the options the user gave (the rest are defaults or a document's pinned conventions)
+    user_options: frozenset = frozenset()
+    #: the symbols the user gave with --set (a model's N is its exact count unless the user set it)
+    user_sets: frozenset = frozenset()
 
     def option(self, key: str, default: str) -> str:
         return self.options.get(key, default)
@@ -44,20 +48,24 @@ class QuantityDef:
     help: str = ""
     #: extra facts for reports and JSON: (ctx, quantity, value) -> {key: value, "lines": [...]}
     extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None
+    #: a verdict before any number is given (raise DoesNotFit when the configuration cannot run); asked by the
+    #: query layer for a quantity a user asked for, not by the solver exploring other values
+    check: Callable[[Context, Quantity], None] | None = None
 
 
 REGISTRY: dict[str, QuantityDef] = {}
 
 
 def quantity(qid: str, title: str, unit: str, *, needs: tuple[str, ...] = (), help: str = "",
-             extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None):
+             extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None,
+             check: Callable[[Context, Quantity], None] | None = None):
     """Decorator registering a builder ``(ctx) -> Quantity`` under ``qid``."""
 
     def wrap(fn: Callable[[Context], Quantity]) -> Callable[[Context], Quantity]:
         if qid in REGISTRY:
             raise ValueError(f"quantity {qid!r} registered twice")
         REGISTRY[qid] = QuantityDef(qid, title, unit, fn, qid.split(".")[0], needs,
-                                    help or (fn.__doc__ or "").strip(), extras)
+                                    help or (fn.__doc__ or "").strip(), extras, check)
         return fn
 
     return wrap

@@ -282,6 +282,9 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
         ties.append(Tie(S.d_ff, 4 * S.d, "the FFN of this architecture is 4d, and stays 4d"))
     if "h" in free_names and follows("g", "h") and can_tie("g"):
         ties.append(Tie(S.g, S.h, "multi-head attention: g = h"))
+    tp_sym = S.CATALOG.get("tp")
+    if "n_dev" in free_names and tp_sym is not None and can_tie("tp") and q.expanded.has(S.sym("tp")):
+        ties.append(Tie(S.sym("tp"), S.n_dev, "the tensor-parallel degree tp is n_dev unless given"))
     model_sizes = set(arch.sizes()) if ctx.model_given else set(ARCH_SYMBOLS)
     if free_names & model_sizes:
         from derive.formulas import params
@@ -827,6 +830,7 @@ def _recommend(cands: list[Candidate], sense: str, what: str, unit: str, root: s
 
 def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = None, hf_config: str | None = None,
           hardware: str | None = None, options: dict[str, str] | None = None,
+          defaults: dict[str, str] | None = None,
           let: Iterable[str] | Mapping[str, str] | None = None, integer: bool = False,
           multiple_of: int | None = None, divisible_by=None, at_least: bool = False, at_most: bool = False,
           neighbours: int = 1, req: Request | None = None, **sets) -> Solution:
@@ -845,7 +849,8 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
         raise DeriveError("--neighbours must be at least 1")
     sense = ">=" if at_least else "<=" if at_most else "="
     if req is None:
-        req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
+        req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, defaults=defaults,
+                          **sets)
     prob = prepare(quantity, [for_], req, let)
     x = prob.unknowns[0]
     q = prob.quantity

@@ -133,6 +133,8 @@ bytes_kv = define("bytes_kv", r"\beta_{kv}", "byte", "bytes per cached K or V el
 bytes_a = define("bytes_a", r"\beta_a", "byte", "bytes per activation element", integer=False)
 bytes_state = define("bytes_state", r"\beta_{\mathrm{state}}", "byte",
                      "bytes per element of a recurrent (SSM / linear-attention) state", integer=False)
+bytes_f32 = define("bytes_f32", r"\beta_{32}", "byte", "bytes of an fp32 element (norm statistics, softmax "
+                   "statistics and an fp32 softmax saved for backward): 4", integer=False)
 bytes_mask = define("bytes_mask", r"\beta_{\mathrm{mask}}", "byte", "bytes per element of a stored dropout mask",
                     integer=False)
 F_peak = define("F_peak", r"F_{\mathrm{peak}}", "FLOP/s", "peak FLOP/s of one device for the dtype used",

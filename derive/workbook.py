@@ -373,7 +373,8 @@ def _request(spec: dict) -> Request:
     for name, ex_id in spec.get("set_from", {}).items():
         sets[name] = _answer_of(ex_id)
     return Request(model=spec.get("model"), hardware=spec.get("hardware"),
-                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(spec.get("option", {})))
+                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(spec.get("option", {})),
+                   defaults={**book().get("conventions", {}), **spec.get("conventions", {})})
 
 
 #: contexts built in this process, by request: exercises share models and machines, and building a
@@ -388,7 +389,8 @@ def _context(spec: dict):
     from derive import query as api
 
     req = _request(spec)
-    key = (req.model, req.hardware, tuple(req.sets), tuple(sorted(req.options.items())))
+    key = (req.model, req.hardware, tuple(req.sets), tuple(sorted(req.options.items())),
+           tuple(sorted(req.defaults.items())))
     if key not in _contexts:
         _contexts[key] = api.context(req)
     ctx = _contexts[key]

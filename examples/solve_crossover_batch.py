@@ -13,7 +13,11 @@ crossover moves out, and beyond some context there is none: the solver says so.
 from derive.api import solve
 from derive.errors import Infeasible
 
-no_kv = solve("decode.compute_time", "decode.memory_time", "b", hardware="h100", options={"kv_reads": "off"})
+#: the textbook roofline this example explains: 2N FLOPs per token, every weight read per step
+TEXTBOOK = {"flops_model": "rule", "weight_reads": "all"}
+
+no_kv = solve("decode.compute_time", "decode.memory_time", "b", hardware="h100",
+              options={"kv_reads": "off", **TEXTBOOK})
 print(no_kv.render("text"))
 print("answer:")
 print(f"  without KV reads (weights only, any model): b* = {no_kv.value_text} -> "
@@ -22,7 +26,8 @@ print(f"  without KV reads (weights only, any model): b* = {no_kv.value_text} ->
 for model in ("llama-2-7b", "llama-2-70b"):
     for s in (256, 1024, 4096):
         try:
-            sol = solve("decode.compute_time", "decode.memory_time", "b", hardware="h100", model=model, s=s)
+            sol = solve("decode.compute_time", "decode.memory_time", "b", hardware="h100", model=model, s=s,
+                        options=TEXTBOOK)
             print(f"  with KV reads, {model}, context {s:>5,}: b* = {sol.value_float:,.1f}")
         except Infeasible as exc:  # the only root is negative: each sequence adds more read time than compute
             assert "negative" in str(exc)

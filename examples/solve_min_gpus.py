@@ -15,7 +15,10 @@ quantity serving.min_gpus, which takes the ceiling directly, must agree.
 from derive import api
 from derive.api import solve
 
-common = dict(model="llama-2-70b", hardware="h100", s=4096)
+#: the textbook roofline this example was written under: 2N FLOPs per token, every weight read per step, no
+#: tensor-parallel communication and all of the 80 GiB usable (serving.min_gpus models all of these)
+TEXTBOOK = {"flops_model": "rule", "weight_reads": "all", "allreduce": "none", "fit": "ignore"}
+common = dict(model="llama-2-70b", hardware="h100", s=4096, mem_util=1, options=TEXTBOOK)
 memory = solve("serving.memory_per_device", "M_dev", "n_dev", at_most=True, users=100, **common)
 speed = solve("decode.tokens_per_second", "20 token/s", "n_dev", at_least=True, b=100, **common)
 print(memory.render("text"))

@@ -32,6 +32,11 @@ def reference():
 
 
 @pytest.fixture(scope="session")
+def h200_activations():
+    return data("h200-activations-dev.json")["rows"]
+
+
+@pytest.fixture(scope="session")
 def exercises():
     return {e["id"]: e for e in data("exercises.json")}
 

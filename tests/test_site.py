@@ -23,7 +23,7 @@ from derive import api, parse
 from derive import symbols as S
 from derive.errors import DeriveError
 from derive.site import answers as A
-from derive.site import build_site, jscode
+from derive.site import build_site, calculators, jscode
 from derive.site.calculators import CALCULATORS, Calculator, available, build_page, input_text
 from tests.conftest import run_cli
 
@@ -241,7 +241,7 @@ def test_every_calculator_prefills_values_that_reproduce_the_engine():
             values[S.sym(name)] = v * (A.sp.Rational(*map(int, page.symbols[name]["factor"])))
         sets = {k: v for k, v in calc.sets}
         engine = api.value(calc.qid, model=page.initial["model"], hardware=calc.hardware or None,
-                           options=dict(calc.options), **sets)
+                           options=dict(calc.options), defaults=calculators.CONVENTIONS, **sets)
         assert shape.expr.xreplace(values) == engine, calc.qid
         assert page.initial["exact"] == str(engine)
 

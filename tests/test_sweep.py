@@ -82,7 +82,9 @@ def test_max_roofline_over_batch():
     r = sweep("decode.step_time", ["b=1:1024:*2"], model="llama-2-70b", hardware="h100", s=4096, n_dev=4)
     for flat in range(r.size):
         b = int(r.point(flat)["b"])
-        exact = api.value("decode.step_time", model="llama-2-70b", hardware="h100", s=4096, n_dev=4, b=b)
+        # the largest batches do not fit in 4 × 80 GiB: the sweep shows the step anyway (fit=ignore here)
+        exact = api.value("decode.step_time", model="llama-2-70b", hardware="h100", s=4096, n_dev=4, b=b,
+                          options={"fit": "ignore"})
         assert r.exact(flat) == exact
         assert r.values.ravel()[flat] == pytest.approx(float(exact), rel=1e-12)
 

@@ -29,9 +29,20 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from derive.api import show
+    from derive.errors import DoesNotFit
     from derive.reports import render
 
-    d = show(args.quantity, request_from(args), max_depth=args.depth)
+    try:
+        d = show(args.quantity, request_from(args), max_depth=args.depth)
+    except DoesNotFit as exc:
+        if args.format != "json":
+            raise
+        # tools get the verdict as data on stdout; the exit code still says there is no number
+        sys.stdout.write(json.dumps(exc.verdict(), indent=2) + "\n")
+        print(f"derive: error: {exc}", file=sys.stderr)
+        return 2
     sys.stdout.write(render(d, args.format))
     return 0

@@ -13,7 +13,7 @@ from derive import conventions as C
 from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import params
-from derive.layers.base import Env, kind_of
+from derive.layers.base import NORM_STATS, Env, kind_of, saved
 from derive.layers.stack import Group, groups, param_key
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
@@ -45,6 +45,7 @@ def set_defaults(ctx: Context) -> None:
     ctx.values.setdefault(bytes_g, opt.grad_bytes)
     ctx.values.setdefault(bytes_opt, opt.state_bytes)
     ctx.values.setdefault(bytes_mask, sp.Integer(1))
+    ctx.values.setdefault(S.bytes_f32, sp.Integer(4))
     ctx.values.setdefault(bytes_scale, sp.Integer(2))
     ctx.values.setdefault(bytes_qlora, QLORA_BYTES)
     group = C.get(ctx, "quant_group")
@@ -164,8 +165,9 @@ def _act_groups(ctx: Context) -> list[Group]:
 
 
 def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
-    """Bytes one layer stores for the backward pass: the paper's 34·s·b·d + 5·b·h·s² at 16 bits,
-    written per tensor (each layer kind says what its blocks keep) so other widths follow."""
+    """Bytes one layer saves for the backward pass, tensor by tensor: each block kind says what its forward
+    keeps (in its dtype), and every norm keeps its input and fp32 statistics. Full recomputation keeps only the
+    layer's input."""
     set_defaults(ctx)
     gs = _act_groups(ctx)
     if group is None:
@@ -175,22 +177,51 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
         group = gs[0]
     prefix = group.prefix
     rec = C.get(ctx, "recompute")
-    sbd = s * b * d
     env = Env(ctx.arch, None, ctx.options)
     if rec == "full":
-        parts = [(1, leaf(f"{prefix}.input", "layer input (all that full recomputation keeps)", "byte",
-                          S.bytes_a * sbd, symbol="A_in", latex=r"A_{\mathrm{in}}", category="activations"))]
+        leaves = [saved(f"{prefix}.input", "layer input (all that full recomputation keeps)", d * S.bytes_a,
+                        "A_in", r"A_{\mathrm{in}}")]
     else:
-        leaves: list[Quantity] = []
+        leaves = []
         for blk in group.layer.blocks():
             leaves += kind_of(blk).activations(blk, env, prefix) or []
-        leaves.append(leaf(f"{prefix}.norms", "inputs of the two norms", "byte", 2 * S.bytes_a * sbd,
-                           symbol="A_norm", latex=r"A_{\mathrm{norm}}", category="activations"))
-        scores = [x for x in leaves if x.id.endswith(".scores")]
-        parts = [(1, x) for x in leaves if x not in scores] + [(1, x) for x in scores]
+        if group.layer.parallel:  # attention and MLP read the same normed input: one tensor
+            leaves = [x for x in leaves if not x.id.endswith(".mlp_input")]
+        n = group.layer.norms
+        if n:
+            stats = NORM_STATS[ctx.arch.norm]
+            leaves.append(saved(f"{prefix}.norms", f"inputs of the {n} norm(s) and their fp32 statistics",
+                                n * (d * S.bytes_a + stats * S.bytes_f32), "A_norm", r"A_{\mathrm{norm}}"))
     title = "activations stored by one layer for the backward pass" + (f" ({group.tag})" if group.tag else "")
-    q = node(prefix, title, "byte", parts, symbol=f"A_{group.sym}", latex=f"A_{{\\mathrm{{{group.sym}}}}}",
-             note="at 16 bits with a 4d GELU MLP this is s·b·d·(34 + 5·h·s/d) (Korthikanti et al. 2022, eq. 1)")
+    q = node(prefix, title, "byte", [(1, x) for x in leaves], symbol=f"A_{group.sym}",
+             latex=f"A_{{\\mathrm{{{group.sym}}}}}",
+             note="the tensors the autograd graph keeps, each once (Korthikanti et al. 2022 count the same tensors "
+                  "at 16 bits with dropout and eager attention: s·b·d·(34 + 5·h·s/d))")
+    q.conventions = C.activation_sentences(ctx)
+    return q
+
+
+def activations_nonlayer(ctx: Context) -> Quantity:
+    """What the model keeps outside its layers: the final norm's input and statistics, the LM head's input, and
+    the loss's saved log-softmax over V (the embedding's backward needs only the token ids)."""
+    set_defaults(ctx)
+    arch = ctx.arch
+    parts = []
+    if arch.final_norm and arch.norm != "none":
+        parts.append(saved("memory.activations.nonlayer.final_norm", "final norm: input and fp32 statistics",
+                           d * S.bytes_a + NORM_STATS[arch.norm] * S.bytes_f32, "A_nf", r"A_{\mathrm{norm},f}"))
+    if arch.head in ("lm", "mlm"):
+        width = S.d_e if arch.d_e is not None else d
+        parts.append(saved("memory.activations.nonlayer.lm_head", "LM head input", width * S.bytes_a, "A_hin",
+                           r"A_{\mathrm{head}}"))
+        parts.append(saved("memory.activations.nonlayer.loss", "cross-entropy's saved log-softmax (V per token)",
+                           S.V * S.bytes_a, "A_loss", r"A_{\mathrm{loss}}",
+                           note="grows with the vocabulary: 64 KB per token at V = 32,000 in bf16"))
+    if not parts:
+        return leaf("memory.activations.nonlayer", "activations outside the layers: none", "byte", 0,
+                    symbol="A_nl", latex=r"A_{\mathrm{nl}}")
+    q = node("memory.activations.nonlayer", "activations outside the layers (final norm, LM head, loss)", "byte",
+             [(1, x) for x in parts], symbol="A_nl", latex=r"A_{\mathrm{nl}}")
     q.conventions = C.activation_sentences(ctx)
     return q
 
@@ -198,8 +229,9 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
 def activations(ctx: Context) -> Quantity:
     gs = _act_groups(ctx)
     lays = [(g.count, activations_layer(ctx, g)) for g in gs]
-    q = node("memory.activations", "activations of all L layers (training, one micro-batch of b×s)", "byte",
-             lays, symbol="A", latex="A")
+    parts = lays + [(1, activations_nonlayer(ctx))]
+    q = node("memory.activations", "activations of one micro-batch of b×s tokens: every layer + the rest", "byte",
+             parts, symbol="A", latex="A")
     q.conventions = lays[0][1].conventions
     return q
 
@@ -305,14 +337,20 @@ def _min_devices(ctx: Context) -> Quantity:
     return min_devices(ctx)
 
 
-@quantity("memory.activations", "training activations of all layers (Korthikanti et al. 2022)", "byte")
+@quantity("memory.activations", "training activations: every layer + the non-layer part (one micro-batch)", "byte")
 def _activations(ctx: Context) -> Quantity:
     return activations(ctx)
 
 
-@quantity("memory.activations.layer", "training activations of one layer (Korthikanti et al. 2022)", "byte")
+@quantity("memory.activations.layer", "training activations of one layer: every tensor saved for backward", "byte")
 def _activations_layer(ctx: Context) -> Quantity:
     return activations_layer(ctx)
+
+
+@quantity("memory.activations.nonlayer", "training activations outside the layers (final norm, LM head, loss)",
+          "byte")
+def _activations_nonlayer(ctx: Context) -> Quantity:
+    return activations_nonlayer(ctx)
 
 
 @quantity("memory.activations.block_outputs", "attention output + MLP output of one layer: 2·b·s·d elements", "byte")

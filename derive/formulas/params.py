@@ -19,21 +19,29 @@ from derive.quantity import Quantity, leaf, node
 d, L, V, T = S.d, S.L, S.V, S.T
 
 
-def layer(arch: Architecture, group: Group, active: bool = False, env: Env | None = None) -> Quantity:
-    """One layer of a group: its mixers, cross-attention, feed-forward block and norms."""
+def layer(arch: Architecture, group: Group, active: bool = False, env: Env | None = None,
+          read: sp.Expr | None = None) -> Quantity:
+    """One layer of a group: its mixers, cross-attention, feed-forward block and norms (with ``read``: the
+    parameters a decode step of that many sequences reads)."""
     env = env or Env(arch)
     lay: Layer = group.layer
     prefix = group.prefix
+
+    def ask(k, blk, where: str) -> Quantity:
+        if read is not None:
+            return k.read_params(blk, env, where, read)
+        return k.params(blk, env, where, active=active)
+
     parts: list[tuple[sp.Expr, Quantity]] = []
     for b in lay.mixers:
         k = kind_of(b)
-        parts.append((1, k.params(b, env, f"{prefix}.{k.node}", active=active)))
+        parts.append((1, ask(k, b, f"{prefix}.{k.node}")))
     if lay.cross is not None:
         k = kind_of(lay.cross)
-        parts.append((1, k.params(lay.cross, env, f"{prefix}.cross_attention", active=active)))
+        parts.append((1, ask(k, lay.cross, f"{prefix}.cross_attention")))
     if lay.ffn is not None:
         k = kind_of(lay.ffn)
-        parts.append((1, k.params(lay.ffn, env, f"{prefix}.{k.node}", active=active)))
+        parts.append((1, ask(k, lay.ffn, f"{prefix}.{k.node}")))
     n = norm(arch.norm, d, lay.norms, f"{prefix}.norm", "norms", "norm")
     if n is not None:
         parts.append((1, n))
@@ -125,6 +133,33 @@ def total(arch: Architecture, active: bool = False) -> Quantity:
     note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied and arch.head != "none" \
         else ""
     return node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
+
+
+def read_per_step(arch: Architecture, batch: sp.Expr, options: dict[str, str] | None = None) -> Quantity:
+    """params.read: the parameters one decode step of ``batch`` sequences reads. A routed block reads the
+    experts its tokens touch; an untied embedding table is gathered (batch rows), not read whole; everything
+    else is read once, whatever the batch."""
+    env = Env(arch, None, options or {})
+    width = S.d_e if arch.d_e is not None else d
+    gather = env.option("weight_reads") == "touched"
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    for coeff, q in _embedding_parts(arch):
+        if not gather:
+            pass
+        elif q.id == "params.embedding" and (arch.head != "lm" or not arch.tied):
+            q = leaf("params.read.embedding", "token embedding: the b rows gathered", "param",
+                     batch * width, symbol="P_emb", latex=r"P_{\mathrm{emb}}", category="token_embedding",
+                     note="an embedding lookup reads one row per token; a tied table is read whole by the LM head")
+        elif q.id == "params.position":
+            q = leaf("params.read.position", "learned positions: the b rows gathered", "param", batch * d,
+                     symbol="P_pos", latex=r"P_{\mathrm{pos}}", category="position_embedding")
+        parts.append((coeff, q))
+    for _, gs in layer_groups(arch, "params.read"):
+        for g in gs:
+            parts.append((g.count, layer(arch, g, env=env, read=batch)))
+    parts += _head_parts(arch)
+    return node("params.read", "parameters one decode step of b sequences reads", "param", parts,
+                symbol="P_read", latex=r"P_{\mathrm{read}}")
 
 
 def has_routed(arch: Architecture) -> bool:

@@ -65,6 +65,13 @@ def _active(ctx: Context):
     return params.total(ctx.arch, active=True)
 
 
+@quantity("params.read", "parameters one decode step of b sequences reads (MoE: the experts it touches)", "param")
+def _read(ctx: Context):
+    from derive import symbols as S
+
+    return params.read_per_step(ctx.arch, S.b, ctx.options)
+
+
 @quantity("params.approx", "12·L·d² + V·d rule of thumb", "param", extras=approx_error)
 def _approx(ctx: Context):
     return params.approx()

@@ -1,12 +1,13 @@
-"""Roofline arithmetic of inference: decode steps, prefill, and where decode turns compute-bound.
+"""Inference time: decode steps, prefill, and where decode turns compute-bound.
 
-A decode step moves every weight (and, for each sequence, its KV cache) from memory once and does
-``2·N_act`` FLOPs per sequence, so its time is ``Max(compute time, memory time)``: the roofline.
-Quantities take ``b`` (sequences decoding together) and ``s`` (tokens of context each reads).
-With ``--set n_dev=…`` the model is tensor-parallel over that many devices: weights and KV cache
-split across them (KV heads replicate beyond ``g`` devices), bandwidth and FLOP/s add up, and
-``--option allreduce=ring`` adds the all-reduce time. The FLOP and byte counts are children built
-by the flops, memory and kv_cache modules; nothing is re-derived here.
+A decode step reads the weights it uses (a mixture of experts: the experts its b·k routings touch) and
+every sequence's cache once, and does the step's FLOPs, so its time is ``Max(compute, memory)`` at the
+achievable compute and bandwidth (η, fitted by ``derive calibrate``; 1 uncalibrated), plus a fixed cost
+per layer (small kernels and launches, t_ℓ) and the tensor-parallel all-reduces (α–β on the preset's
+link). Uncalibrated, every time is a roofline lower bound and says so. Quantities take ``b`` (sequences
+decoding together) and ``s`` (tokens of context each reads); ``tp`` is the tensor-parallel degree
+(``n_dev`` unless given). The FLOP and byte counts are children built by the flops, memory and kv_cache
+modules; nothing is re-derived here.
 """
 
 from __future__ import annotations
@@ -17,30 +18,40 @@ from derive import conventions as C
 from derive import hardware as HW
 from derive import options as O
 from derive import symbols as S
-from derive.errors import DeriveError, Infeasible
+from derive.errors import DeriveError, DoesNotFit, Infeasible
 from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, build, quantity
 
 b, s, n_dev, F_peak, BW = S.b, S.s, S.n_dev, S.F_peak, S.BW
 
-eff_bw = S.define("eff_bw", r"\eta_{\mathrm{bw}}", "1",
-                  "achievable fraction of peak memory bandwidth (0 < eff_bw <= 1; omitted = 1)", integer=False)
+eff_bw, eff_compute, t_layer = HW.eff_bw, HW.eff_compute, HW.t_layer
+eff_prefill, t_layer_pre = HW.eff_prefill, HW.t_layer_pre
+tp = S.define("tp", r"t_{p}", "1", "tensor-parallel degree: devices one model instance is split over (n_dev unless "
+              "given)")
 
 O.option("kv_reads", "on", ("on", "off"),
          "decode memory time: weights + every sequence's KV cache (on) or the weights alone (off, the classic "
          "weights-only roofline)", source="on: each step attends over the cached context, so reads it all")
-O.option("allreduce", "none", ("none", "ring"),
-         "tensor-parallel communication: none, or two ring all-reduces of the activations per layer over BW_link",
+O.option("allreduce", "auto", ("auto", "none", "ring", "tree"),
+         "tensor-parallel communication: two all-reduces of the activations per layer, ring or tree on the preset's "
+         "link (α–β); auto = ring when tp > 1, none on one device",
          source="Megatron-LM (Shoeybi et al. 2019): one all-reduce after attention and one after the MLP; a ring "
-                "all-reduce moves 2(n-1)/n of the message through each link (Patarasuk & Yuan 2009)")
-O.option("flops_model", "rule", ("rule", "exact"),
-         "FLOPs behind throughput and training time: rules of thumb (2N per token, 6ND) or the exact matmul "
-         "counts (flops.decode_per_token, flops.forward, flops.training_total)",
+                "all-reduce takes 2(n−1) steps of α and moves 2(n−1)/n of the message (Patarasuk & Yuan 2009); a "
+                "tree 2·log2(n) steps and 2× the message (NCCL's double binary tree)")
+O.option("fit", "check", ("check", "ignore"),
+         "check that weights + cache fit per device before giving a time or rate (a verdict, not a number, when "
+         "they do not), or ignore memory (a pure roofline question)",
+         source="check: a time on a configuration that cannot run is a defect; ignore: textbook exercises that ask "
+                "about bandwidth alone")
+O.option("flops_model", "auto", ("auto", "exact", "rule"),
+         "FLOPs behind throughput, prefill and training time: the exact matmul counts of the model's shape "
+         "(flops.decode_per_token, flops.forward, flops.training_total) or the rules of thumb (2N per token, 6ND); "
+         "auto = exact when a model is given, the rule when only N is",
          source="rule: Kaplan et al. 2020; exact: derive.formulas.flops")
 
-ROOFLINE = ("roofline model: a step takes the longer of its compute time (FLOPs / peak FLOP/s) and its memory "
-            "time (bytes moved / bandwidth); overlap is assumed perfect and kernel launches are free")
+ROOFLINE = ("roofline model: a step takes the longer of its compute time (FLOPs / achievable FLOP/s) and its memory "
+            "time (bytes moved / achievable bandwidth), plus a fixed cost per layer and the all-reduces")
 
 
 # ---- shared helpers (serving, cost and training build on these) ---------------------------------
@@ -66,12 +77,48 @@ def number(ctx: Context, expr) -> sp.Expr | None:
 
 DEVICES = ("n_dev = 1 device unless --set n_dev=…; with more, one model instance is tensor-parallel over n_dev "
            "devices (weights and KV cache split, bandwidth and FLOP/s add up)")
+TP_SENTENCE = ("tp = n_dev unless --set tp=…: one model instance is tensor-parallel over tp devices (weights and KV "
+               "cache split, bandwidth and FLOP/s add up, two all-reduces per layer)")
 
 
 def devices(ctx: Context) -> sp.Expr:
     """n_dev, 1 unless given: always in the formula, so that the solver can free it (as bytes_w defaults)."""
     ctx.values.setdefault(n_dev, sp.Integer(1))
     return n_dev
+
+
+def tp_degree(ctx: Context) -> sp.Expr:
+    """The tensor-parallel degree tp (n_dev unless given), checked to split the query heads evenly."""
+    devices(ctx)
+    ctx.values.setdefault(tp, ctx.values[n_dev])
+    tv, nv = number(ctx, tp), number(ctx, n_dev)
+    if tv is not None and nv is not None and tv > nv:
+        raise DeriveError(f"tp={tv} exceeds n_dev={nv}: a tensor-parallel group cannot span more devices than there "
+                          "are")
+    heads = stack_.heads(ctx.arch) if ctx.model_given else None
+    if heads is not None and tv is not None and heads[0] % tv:
+        ok = [m for m in range(1, heads[0] + 1) if heads[0] % m == 0]
+        raise DeriveError(f"tp={tv} does not divide the {heads[0]} query heads: Megatron-style tensor parallelism "
+                          f"gives each device whole heads; valid degrees: {', '.join(map(str, ok))}")
+    return tp
+
+
+def calibration(ctx: Context, family: str) -> None:
+    """The family's constants (η, t_ℓ) from the hardware profile (ideal values when uncalibrated); --set wins."""
+    consts = ctx.hardware.constants(family) if ctx.hardware is not None else dict(HW.FAMILIES[family])
+    for sym_, val in consts.items():
+        ctx.values.setdefault(sym_, val)
+    for sym_ in consts:
+        if S.info(sym_).unit == "1":
+            check_fraction(ctx, sym_)
+
+
+def lower_bound_sentence(ctx: Context, family: str) -> str:
+    hw = ctx.hardware
+    if hw is not None and hw.calibrated and family in (hw.calibration or {}):
+        return f"calibrated for {family} on {hw.id} ({hw.profile_path}): η and t_ℓ fitted to measured times"
+    return (f"uncalibrated: η = 1 and t_ℓ = 0, so this time is a lower bound (real runs of small kernels and launches "
+            f"are slower; derive calibrate fits the constants of a {family} profile)")
 
 
 def kv_heads(ctx: Context) -> sp.Expr | None:
@@ -91,13 +138,18 @@ def kv_split(ctx: Context, n: sp.Expr) -> tuple[sp.Expr, bool]:
 
 
 def bandwidth(ctx: Context) -> sp.Expr:
-    """BW, or eff_bw·BW when an achievable fraction is given."""
+    """Achievable bandwidth eff_bw·BW (eff_bw = 1 uncalibrated)."""
     check_fraction(ctx, eff_bw)
-    return eff_bw * BW if given(ctx, eff_bw) else BW
+    ctx.values.setdefault(eff_bw, sp.Integer(1))
+    return eff_bw * BW
 
 
 def flops_model(ctx: Context) -> str:
-    return O.get(ctx.options, "flops_model")
+    """exact or rule: auto counts exactly whenever the model's shape is known (a model was given)."""
+    choice = O.get(ctx.options, "flops_model")
+    if choice == "auto":
+        return "exact" if ctx.model_given else "rule"
+    return choice
 
 
 def flops_per_token(ctx: Context) -> Quantity:
@@ -137,6 +189,8 @@ def collect_conventions(root: Quantity, extra: tuple[str, ...] = ()) -> Quantity
         seen.extend(n.conventions)
     if root.expanded.has(n_dev):
         seen.append(DEVICES)
+    if root.expanded.has(tp):
+        seen.append(TP_SENTENCE)
     root.conventions = tuple(dict.fromkeys(list(extra) + seen))
     return root
 
@@ -149,64 +203,151 @@ def hardware_lines(ctx: Context) -> list[str]:
 
 # ---- decode -------------------------------------------------------------------------------------
 
-def decode_parts(ctx: Context) -> dict[str, Quantity]:
-    """The nodes of one decode step, per device: FLOPs, bytes, compute, memory and all-reduce time."""
+def weights_read(ctx: Context, batch) -> Quantity:
+    """Bytes of weights one decode step of ``batch`` sequences reads: params.read × bytes per weight."""
     C.set_byte_defaults(ctx)
-    n = devices(ctx)
+    pr = build("params.read", ctx)
+    q = node("decode.weights_read", "weights one decode step reads: params.read × bytes per weight", "byte",
+             expr=pr.symbol * S.bytes_w, children=(pr,), symbol="M_read", latex=r"M_{\mathrm{read}}",
+             note="a mixture of experts reads only the experts its tokens touch; an embedding lookup reads b rows")
+    q.conventions = (f"weights in {C.weight_dtype(ctx)} ({C.DTYPE_BYTES[C.weight_dtype(ctx)]} B/param; "
+                     f"{C.weight_dtype_source(ctx)}) unless --set bytes_w is given",)
+    return q
+
+
+def decoder_layers(ctx: Context) -> sp.Expr:
+    """Layers a step runs (each pays the fixed cost): L for one stack; the decoder's for an encoder–decoder."""
+    st = ctx.arch.stack
+    return S.sym(st.count_symbol) if st.uniform or not ctx.model_given else sp.Integer(st.L)
+
+
+def allreduce_kind(ctx: Context) -> str:
+    choice = O.get(ctx.options, "allreduce")
+    if choice != "auto":
+        return choice
+    v = number(ctx, tp)
+    return "ring" if (v is None or v > 1) else "none"
+
+
+def allreduce_time(ctx: Context, rows, qid: str, kind: str | None = None) -> Quantity:
+    """Two all-reduces of rows×d activations per layer over the tp devices of a group, α–β: a ring takes
+    2(tp−1) steps of α and moves 2(tp−1)/tp of the message; a tree 2·log2(tp) steps and 2× the message."""
+    C.set_byte_defaults(ctx)
+    n = tp_degree(ctx)
+    kind = kind or allreduce_kind(ctx)
+    if kind == "none":
+        kind = "ring"
+    inter = False
+    nv, node_v = number(ctx, n), ctx.values.get(HW.n_node)
+    if nv is not None and node_v is not None and nv > node_v:
+        inter = True  # the group spans nodes: its slowest link is the network
+    bw, lat = (HW.BW_net, HW.lat_net) if inter else (HW.BW_link, HW.lat_link)
+    if ctx.hardware is None:
+        ctx.values.setdefault(lat, sp.Integer(0))  # no machine given: latency left out unless --set
+    layers = decoder_layers(ctx)
+    msg = rows * S.d * S.bytes_a
+    if kind == "tree":
+        steps, volume = 2 * sp.ceiling(sp.log(n, 2)), 2 * msg / bw
+        how = "tree: 2·⌈log2(tp)⌉ steps of α and 2·M/β each"
+    else:
+        steps, volume = 2 * (n - 1), 2 * (n - 1) / n * msg / bw
+        how = "ring: 2(tp−1) steps of α and 2(tp−1)/tp·M/β each"
+    where = "network between nodes" if inter else "link inside a node"
+    latency = leaf(f"{qid}.latency", f"latency: 2 all-reduces per layer × {steps} steps × α", "s",
+                   2 * layers * steps * lat, symbol="T_arlat", latex=r"T_{\mathrm{AR},\alpha}")
+    transfer = leaf(f"{qid}.transfer", "transfer: 2 all-reduces per layer of rows×d activations over β", "s",
+                    2 * layers * volume, symbol="T_arbw", latex=r"T_{\mathrm{AR},\beta}")
+    return node(qid, f"tensor-parallel all-reduces ({how}; {where})", "s", [(1, latency), (1, transfer)],
+                symbol="T_ar", latex=r"T_{\mathrm{AR}}",
+                note="Megatron-style: one all-reduce after attention, one after the MLP, in every layer")
+
+
+def fits(ctx: Context, what: str, need_per_device, per_device_qid: str = "") -> None:
+    """Raise the does-not-fit verdict when the bytes a device must hold exceed what it may use."""
+    if O.get(ctx.options, "fit") == "ignore":
+        return
+    budget = usable_memory(ctx)
+    nv, bv = number(ctx, need_per_device), number(ctx, budget)
+    if nv is None or bv is None or nv <= bv:
+        return
+    from derive.units.human import human
+
+    raise DoesNotFit(per_device_qid, nv, bv, f"does not fit: needs {human(nv, 'byte')} per device ({what}), has "
+                                             f"{human(bv, 'byte')} (mem_util × M_dev)")
+
+
+def usable_memory(ctx: Context) -> sp.Expr:
+    """What one device may hold: mem_util × M_dev (the runtime reserve; vLLM's 0.9 by default)."""
+    ctx.values.setdefault(HW.mem_util, sp.Rational(9, 10))
+    check_fraction(ctx, HW.mem_util)
+    return HW.mem_util * S.M_dev
+
+
+def decode_parts(ctx: Context) -> dict[str, Quantity]:
+    """The nodes of one decode step, per device: FLOPs, bytes, compute, memory, fixed cost and all-reduce time."""
+    C.set_byte_defaults(ctx)
+    calibration(ctx, "decode")
+    n = tp_degree(ctx)
     kv_on = O.get(ctx.options, "kv_reads") == "on"
     tok = flops_per_token(ctx)
     fstep = node("decode.flops_per_step", "FLOPs of one decode step (b sequences, one token each)", "FLOP",
                  [(b, tok)], symbol="F_dec", latex=r"F_{\mathrm{dec}}")
-    w = weights(ctx)
+    touched = ctx.model_given and O.get(ctx.options, "weight_reads") == "touched" and "N" not in ctx.user_sets
+    w = weights_read(ctx, b) if touched else weights(ctx)
     parts: dict[str, Quantity] = {"flops_per_token": tok, "flops": fstep, "weights": w}
     split, replicated = kv_split(ctx, n)
     if kv_on:
-        kv = build("kv_cache.total", ctx)  # b sequences of s tokens: all read once per step
+        kv = build("kv_cache.total", ctx)  # b sequences of s tokens (and their states): all read once per step
         parts["kv"] = kv
         expr = w.symbol / n + kv.symbol / split
         children: tuple[Quantity, ...] = (w, kv)
     else:
         expr = w.symbol / n
         children = (w,)
-    where = "per device"
-    note = ("n_dev exceeds the g KV heads: each device keeps whole KV heads, so the KV cache is divided by g, "
-            "not n_dev" if replicated else "")
-    bytes_dev = node("decode.bytes_per_device", f"bytes read per decode step ({where}): weights"
+    note = ("tp exceeds the g KV heads: each device keeps whole KV heads, so the KV cache is divided by g, "
+            "not tp" if replicated else "")
+    bytes_dev = node("decode.bytes_per_device", "bytes read per decode step (per device): weights"
                      + (" + KV cache" if kv_on else " only (--option kv_reads=off)"), "byte",
                      expr=expr, children=children, symbol="B_dec", latex=r"B_{\mathrm{dec}}", note=note)
     parts["bytes"] = bytes_dev
-    tcomp = node("decode.compute_time", f"compute time of one decode step ({where}, at peak)", "s",
-                 expr=fstep.symbol / (n * F_peak), children=(fstep,), symbol="T_comp", latex=r"T_{\mathrm{comp}}",
-                 note=hardware_note(ctx))
-    tmem = node("decode.memory_time", f"memory time of one decode step ({where})", "s",
+    tcomp = node("decode.compute_time", "compute time of one decode step (per device, at achievable FLOP/s)", "s",
+                 expr=fstep.symbol / (n * F_peak * eff_compute), children=(fstep,), symbol="T_comp",
+                 latex=r"T_{\mathrm{comp}}", note=hardware_note(ctx))
+    tmem = node("decode.memory_time", "memory time of one decode step (per device, at achievable bandwidth)", "s",
                 expr=bytes_dev.symbol / bandwidth(ctx), children=(bytes_dev,), symbol="T_mem",
                 latex=r"T_{\mathrm{mem}}")
     parts["compute_time"], parts["memory_time"] = tcomp, tmem
-    if O.get(ctx.options, "allreduce") == "ring":
+    parts["fixed"] = leaf("decode.fixed_time", "fixed cost of a step: t_ℓ per layer (small kernels, launches)", "s",
+                          decoder_layers(ctx) * t_layer, symbol="T_fix", latex=r"T_{\mathrm{fix}}")
+    if allreduce_kind(ctx) != "none":
         parts["allreduce"] = allreduce_time(ctx, b, "decode.allreduce_time")
     return parts
 
 
-def allreduce_time(ctx: Context, rows, qid: str) -> Quantity:
-    """Two ring all-reduces of rows×d activations per layer over n_dev devices."""
-    C.set_byte_defaults(ctx)
-    n = devices(ctx)
-    return leaf(qid, "tensor-parallel all-reduces: 2 per layer of rows×d activations, ring over BW_link", "s",
-                4 * S.L * (n - 1) / n * rows * S.d * S.bytes_a / HW.BW_link, symbol="T_ar", latex=r"T_{\mathrm{AR}}",
-                note="ring all-reduce: each device sends and receives 2(n-1)/n of the message; latency ignored")
+def check_decode_fits(ctx: Context, q: Quantity | None = None) -> None:
+    """Weights and every sequence's cache must fit on the tp devices before any time is meaningful."""
+    if not ctx.model_given and S.N not in ctx.values:
+        return
+    n = tp_degree(ctx)
+    w = weights(ctx)
+    split, _ = kv_split(ctx, n)
+    need = w.expanded / n
+    if O.get(ctx.options, "kv_reads") == "on":
+        need = need + build("kv_cache.total", ctx).expanded / split
+    fits(ctx, "weights + KV cache of the b sequences", need, "decode.step_time")
 
 
 def step_time(ctx: Context) -> Quantity:
     p = decode_parts(ctx)
     tc, tm = p["compute_time"], p["memory_time"]
-    expr = sp.Max(tc.symbol, tm.symbol)
-    children: tuple[Quantity, ...] = (tc, tm)
+    expr = sp.Max(tc.symbol, tm.symbol) + p["fixed"].symbol
+    children: tuple[Quantity, ...] = (tc, tm, p["fixed"])
     if "allreduce" in p:
         expr = expr + p["allreduce"].symbol
         children += (p["allreduce"],)
-    q = node("decode.step_time", "time of one decode step: the slower of compute and memory", "s", expr=expr,
-             children=children, symbol="T_step", latex=r"T_{\mathrm{step}}")
-    return collect_conventions(q, (ROOFLINE,))
+    q = node("decode.step_time", "time of one decode step: the slower of compute and memory, + fixed cost, "
+             "+ all-reduces", "s", expr=expr, children=children, symbol="T_step", latex=r"T_{\mathrm{step}}")
+    return collect_conventions(q, (ROOFLINE, lower_bound_sentence(ctx, "decode")))
 
 
 def _bound(ctx: Context, q: Quantity, value) -> dict:
@@ -235,8 +376,8 @@ def _register_part(key: str, qid: str, title: str, unit: str) -> None:
     def _build(ctx: Context) -> Quantity:
         if key == "allreduce":
             q = allreduce_time(ctx, b, qid)
-            if O.get(ctx.options, "allreduce") != "ring":
-                q.note += "; decode.step_time adds it only with --option allreduce=ring"
+            if allreduce_kind(ctx) == "none":
+                q.note += "; decode.step_time adds it only when tp > 1 (or --option allreduce=ring|tree)"
             return collect_conventions(q)
         return collect_conventions(decode_parts(ctx)[key], (ROOFLINE,) if unit == "s" else ())
 
@@ -246,17 +387,21 @@ for _key, _qid, _title, _unit in (
     ("memory_time", "decode.memory_time", "memory time of one decode step per device (bytes / bandwidth)", "s"),
     ("flops", "decode.flops_per_step", "FLOPs of one decode step: b sequences, one token each", "FLOP"),
     ("bytes", "decode.bytes_per_device", "bytes each device reads per decode step: weights + KV cache", "byte"),
-    ("allreduce", "decode.allreduce_time", "tensor-parallel all-reduce time per decode step (ring)", "s"),
+    ("allreduce", "decode.allreduce_time", "tensor-parallel all-reduce time per decode step (α–β)", "s"),
+    ("fixed", "decode.fixed_time", "fixed cost of a decode step: t_ℓ per layer", "s"),
+    ("weights", "decode.weights_read", "weights one decode step reads (MoE: the experts it touches)", "byte"),
 ):
     _register_part(_key, _qid, _title, _unit)
 
 
-@quantity("decode.step_time", "time of one decode step: Max(compute, memory) (+ all-reduce)", "s", extras=_bound)
+@quantity("decode.step_time", "time of one decode step: Max(compute, memory) + fixed cost + all-reduces", "s",
+          extras=_bound, check=check_decode_fits)
 def _step_time(ctx: Context) -> Quantity:
     return step_time(ctx)
 
 
 @quantity("decode.tokens_per_second", "tokens per second for each sequence (user) while decoding", "token/s",
+          check=check_decode_fits,
           extras=_bound)
 def _tps(ctx: Context) -> Quantity:
     t = step_time(ctx)
@@ -266,6 +411,7 @@ def _tps(ctx: Context) -> Quantity:
 
 
 @quantity("decode.tokens_per_second_aggregate", "tokens per second summed over the b sequences", "token/s",
+          check=check_decode_fits,
           extras=_bound)
 def _tps_agg(ctx: Context) -> Quantity:
     t = step_time(ctx)
@@ -364,21 +510,62 @@ def _crossover(ctx: Context) -> Quantity:
 
 # ---- prefill ------------------------------------------------------------------------------------
 
+#: conventions of a prefill's FLOPs unless the user names them: a causal kernel skips the masked half of the
+#: s×s products, and a server computes logits for the last position only (the token it samples)
+PREFILL_FLOPS = {"causal": "yes", "lm_head": "last"}
+
+
 def prefill_time(ctx: Context) -> Quantity:
+    """The prefill of b prompts of s tokens: the slower of its compute (exact FLOPs at the achievable FLOP/s)
+    and its weight read, + a fixed cost per layer + the all-reduces. With --set MFU=… the time is
+    FLOPs / (tp·F_peak·MFU), the utilisation taken as given."""
+    import dataclasses
+
     C.set_byte_defaults(ctx)
-    check_fraction(ctx, S.MFU)
-    n = devices(ctx)
+    n = tp_degree(ctx)
+    explicit_mfu = given(ctx, S.MFU)
+    if explicit_mfu:
+        check_fraction(ctx, S.MFU)
     if flops_model(ctx) == "exact":
-        fl = build("flops.forward", ctx)
+        ctx.values.setdefault(b, sp.Integer(1))
+        fctx = dataclasses.replace(ctx, options={**PREFILL_FLOPS, **ctx.options})
+        fl = build("flops.forward", fctx)
         what = "b prompts of s tokens"
     else:
         rows = s * b if given(ctx, b) else s
         what = "b prompts of s tokens" if given(ctx, b) else "one prompt of s tokens"
         fl = node("prefill.flops", f"prefill FLOPs: {what}, 2N per token", "FLOP", [(rows, flops_per_token(ctx))],
                   symbol="F_pre", latex=r"F_{\mathrm{pre}}")
-    q = node("prefill.time", f"prefill time of {what} at MFU", "s", expr=fl.symbol / (n * F_peak * S.MFU),
-             children=(fl,), symbol="T_pre", latex=r"T_{\mathrm{pre}}", note=hardware_note(ctx))
-    return collect_conventions(q, ("prefill is compute-bound: time = FLOPs / (n_dev·F_peak·MFU)",))
+        fl.approximation = True
+    if explicit_mfu:
+        q = node("prefill.time", f"prefill time of {what} at MFU", "s", expr=fl.symbol / (n * F_peak * S.MFU),
+                 children=(fl,), symbol="T_pre", latex=r"T_{\mathrm{pre}}", note=hardware_note(ctx))
+        return collect_conventions(q, ("prefill at the given MFU: time = FLOPs / (tp·F_peak·MFU)",))
+    calibration(ctx, "prefill")
+    tc = node("prefill.compute_time", "compute time of the prefill (per device, at achievable FLOP/s)", "s",
+              expr=fl.symbol / (n * F_peak * eff_prefill), children=(fl,), symbol="T_cpre",
+              latex=r"T_{c,\mathrm{pre}}", note=hardware_note(ctx))
+    children: list[Quantity] = [tc]
+    expr: sp.Expr = tc.symbol
+    if ctx.model_given or given(ctx, S.N):
+        w = weights(ctx)
+        tm = node("prefill.memory_time", "time to read the weights once (per device)", "s",
+                  expr=w.symbol / (n * bandwidth(ctx)), children=(w,), symbol="T_mpre", latex=r"T_{m,\mathrm{pre}}")
+        expr = sp.Max(tc.symbol, tm.symbol)
+        children.append(tm)
+    fixed = leaf("prefill.fixed_time", "fixed cost of the prefill: t_ℓ,pre per layer", "s",
+                 decoder_layers(ctx) * t_layer_pre, symbol="T_fpre", latex=r"T_{\mathrm{fix,pre}}")
+    expr = expr + fixed.symbol
+    children.append(fixed)
+    if allreduce_kind(ctx) != "none":
+        ar = allreduce_time(ctx, b * s, "prefill.allreduce_time")
+        expr = expr + ar.symbol
+        children.append(ar)
+    q = node("prefill.time", f"prefill time of {what}: compute (or the weight read) + fixed cost + all-reduces",
+             "s", expr=expr, children=tuple(children), symbol="T_pre", latex=r"T_{\mathrm{pre}}")
+    return collect_conventions(q, (lower_bound_sentence(ctx, "prefill"),
+                                   "prefill FLOPs: exact, causal half of the s×s products, logits for the last "
+                                   "position only (unless --option causal/lm_head say otherwise)"))
 
 
 @quantity("prefill.time", "prefill time of the prompt at a given MFU (compute-bound)", "s",

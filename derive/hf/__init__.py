@@ -7,7 +7,6 @@ family's modules are built, mirroring the transformers modeling code: the count 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from derive.architecture import Architecture
 from derive.errors import DeriveError
 from derive.hf import families
-from derive.hf.config import Config
+from derive.hf.config import Config, read_json_file
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS}
 
@@ -49,15 +48,6 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
 
 def load(path: str | Path) -> Architecture:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DeriveError(f"{path}: not a text file (a config.json is UTF-8 JSON)") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DeriveError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    raw = read_json_file(p)
     name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
     return from_dict(raw, name)

@@ -95,3 +95,22 @@ class Config:
             raise DeriveError(f"{self.name}: {key} must be an object in config.json, got {val!r}")
         return val
 
+
+
+def read_json_file(path, what: str = "config.json"):
+    """A JSON file a user named, read through one place (the input boundary checks it is a regular file of
+    bounded size before reading)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise DeriveError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DeriveError(f"{path}: not a text file (a {what} is UTF-8 JSON)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DeriveError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None

@@ -28,11 +28,12 @@ from derive.layers.base import (
     matmul,
     norm,
     register,
+    saved,
     score_products,
     sym,
     vector,
 )
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, node
 
 d = S.d
 
@@ -249,22 +250,54 @@ class Attention(Kind):
     def linears(self, b: Block, env: Env) -> list[Linear]:
         return [Linear(f"W_{s}", *self.shapes(b)[s], s) for s in "qkvo"]
 
-    # ---- activations (Korthikanti et al. 2022, per tensor) -----------------------------------------
+    # ---- activations: what the autograd graph saves, tensor by tensor ---------------------------------
     def activations(self, b: Block, env: Env, prefix: str) -> list[Quantity]:
-        bytes_a, bytes_mask = S.bytes_a, S.bytes_mask
+        """SDPA saves Q, K, V (after RoPE), the output and the logsumexp; eager attention saves Q, K and V
+        expanded to all heads (GQA's repeat_kv copies), the softmax in its dtype (plus a bf16 copy when it
+        is fp32) and the output. Selective recomputation keeps the core's inputs and output only."""
+        from derive.conventions import attention_kernel
 
-        rec, flash = env.option("recompute"), env.option("flash") == "yes"
-        s, bb = S.s, S.b
+        bytes_a = S.bytes_a
+        rec, kernel = env.option("recompute"), attention_kernel(env.options)
+        dropout = env.option("dropout") == "yes"
         h, dk, dv, gk = sym(b, "h"), self.head_size(b), self.value_size(b), self.kv_heads(b)
-        attn = leaf(f"{prefix}.attention", "attention: QKV input, Q, K, V, output-projection input, dropout mask",
-                    "byte", bytes_a * s * bb * (d + h * dk + gk * dk + gk * dv + h * dv) + bytes_mask * s * bb * d,
-                    symbol="A_attn", latex=r"A_{\mathrm{attn}}", category="activations")
-        parts = [attn]
-        if rec == "none" and not flash:
-            parts.append(leaf(f"{prefix}.scores", "s×s scores: softmax output, dropout mask, dropout output",
-                              "byte", bb * h * s**2 * (2 * bytes_a + bytes_mask), symbol="A_scores",
-                              latex=r"A_{\mathrm{scores}}", category="activations"))
-        return parts
+        s = S.s
+        out = [saved(f"{prefix}.attention_input", "input of the Q, K, V projections (the normed x)", d * bytes_a,
+                     "A_xin", r"A_{x}")]
+        qk = b.flag("qk_norm", "none")
+        if qk != "none":
+            out.append(saved(f"{prefix}.qk_norm", "inputs of the q/k norms and their fp32 statistics",
+                             (h * dk + gk * dk) * bytes_a + S.bytes_f32 * (h + gk), "A_qkn", r"A_{\mathrm{qk}}"))
+        core = rec != "selective"
+        if kernel == "sdpa" or not core:
+            out.append(saved(f"{prefix}.qkv", "Q, K and V as the fused kernel saves them (after RoPE)",
+                             (h * dk + gk * dk + gk * dv) * bytes_a, "A_qkv", r"A_{QKV}"))
+            if kernel == "sdpa" and core:
+                out.append(saved(f"{prefix}.logsumexp", "softmax statistics (logsumexp, fp32, one per head)",
+                                 S.bytes_f32 * h, "A_lse", r"A_{\mathrm{lse}}"))
+        else:
+            out.append(saved(f"{prefix}.qkv", "Q, and K, V expanded to all h heads (eager attention's matmul inputs)",
+                             (h * dk + h * dk + h * dv) * bytes_a, "A_qkv", r"A_{QKV}",
+                             note="GQA/MQA: repeat_kv makes a copy of K and V for every query head, and the matmuls "
+                                  "save the copies"))
+            sm = env.option("softmax_dtype")
+            soft = S.bytes_f32 if sm == "fp32" else bytes_a
+            per = soft + bytes_a if sm == "fp32" else bytes_a  # fp32 softmax result + its bf16 copy, or one tensor
+            what = "softmax in fp32 and its bf16 copy" if sm == "fp32" else "softmax in bf16"
+            if dropout:
+                per = soft + S.bytes_mask + bytes_a
+                what = f"softmax ({sm}), dropout mask and dropout output"
+            out.append(saved(f"{prefix}.scores", f"s×s attention weights: {what}", per * h * s, "A_scores",
+                             r"A_{\mathrm{scores}}"))
+        out_elems = h * dv * (3 if b.flag("gate") else 1)
+        out.append(saved(f"{prefix}.attention_output", "attention output (the O projection's input)" +
+                         (", the output gate and its sigmoid" if b.flag("gate") else ""), out_elems * bytes_a,
+                         "A_out", r"A_{\mathrm{out}}"))
+        if dropout:
+            out.append(saved(f"{prefix}.attention_dropout", "dropout mask after the attention block",
+                             d * S.bytes_mask,
+                             "A_dropa", r"A_{\mathrm{drop},a}"))
+        return out
 
 
 ATTENTION = register(Attention())

@@ -88,6 +88,11 @@ class Kind:
     def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity | None:
         return None
 
+    def read_params(self, b: Block, env: Env, prefix: str, batch: sp.Expr) -> Quantity:
+        """Parameters one decode step of ``batch`` sequences reads from this block (all of them, unless a kind
+        routes tokens to a part of its weights)."""
+        return self.params(b, env, prefix, active=False)
+
     def cache_token(self, b: Block, env: Env, prefix: str) -> Quantity | None:
         """Bytes this layer's cache adds per token of context (K and V, or a latent)."""
         return None
@@ -197,6 +202,17 @@ def conv1d_flops(conv: FlopConventions, rows, channels, kernel, groups_per_chann
 
 
 # ---- bytes ----------------------------------------------------------------------------------------
+
+#: fp32 statistics a norm saves per token: RMSNorm its rstd, LayerNorm its mean and rstd (× S.bytes_f32)
+NORM_STATS = {"rmsnorm": 1, "layernorm": 2, "layernorm_nobias": 2, "none": 2}
+
+
+def saved(qid: str, title: str, per_token, sym_: str, latex: str, note: str = "") -> Quantity:
+    """A tensor (or a few) the forward pass saves for backward: ``per_token`` bytes for each of the b·s
+    tokens (S.bytes_a per activation element, S.bytes_f32 per fp32 statistic, S.bytes_mask per mask element)."""
+    return leaf(qid, title, "byte", S.b * S.s * per_token, symbol=sym_, latex=latex, category="activations",
+                note=note)
+
 
 def cache_leaf(qid: str, title: str, expr, sym_: str, latex: str, note: str = "") -> Quantity:
     return leaf(qid, title, "byte", expr, symbol=sym_, latex=latex, note=note)

@@ -12,8 +12,8 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.architecture import Block
-from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, sym
-from derive.quantity import Quantity, leaf, node
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym
+from derive.quantity import Quantity, node
 
 d = S.d
 
@@ -57,14 +57,23 @@ def mlp_linears(act: str, width: sp.Expr, name: str = "") -> list[Linear]:
     return out
 
 
-def mlp_activations(act: str, width: sp.Expr, prefix: str) -> Quantity:
-    """Korthikanti et al. 2022: the MLP input, hidden outputs, activation output, and a dropout mask."""
-    s, b = S.s, S.b
-    what = "gate and up outputs, activation output, their product" if gated(act) else \
-        "up-projection output, activation output"
-    return leaf(f"{prefix}.mlp", f"MLP: input, {what}, dropout mask", "byte",
-                S.bytes_a * s * b * (d + (4 if gated(act) else 2) * width) + S.bytes_mask * s * b * d,
-                symbol="A_mlp", latex=r"A_{\mathrm{mlp}}", category="activations")
+#: hidden tensors of d_ff elements an MLP saves per token, by activation: a gated MLP keeps the gate output
+#: (its activation's input), the activation output, the up output and their product (the down input); GELU or
+#: SiLU keeps its input and output; ReLU only its output (which is the down input); ReLU² the ReLU output and
+#: its square
+HIDDEN_SAVED = {"swiglu": 4, "geglu": 4, "glu": 4, "gelu": 2, "silu": 2, "xielu": 2, "relu": 1, "relu2": 2}
+
+
+def mlp_activations(act: str, width: sp.Expr, prefix: str, dropout: bool, name: str = "mlp") -> list[Quantity]:
+    """The MLP's input (one tensor for gate and up), its hidden tensors, and the output dropout's mask."""
+    n = HIDDEN_SAVED.get(act, 2)
+    out = [saved(f"{prefix}.{name}_input", "input of the MLP (the normed x)", d * S.bytes_a, "A_min", r"A_{m}"),
+           saved(f"{prefix}.{name}", f"MLP hidden tensors: {n} × d_ff ({ACT_NAMES.get(act, act)})",
+                 n * width * S.bytes_a, "A_mlp", r"A_{\mathrm{mlp}}")]
+    if dropout:
+        out.append(saved(f"{prefix}.{name}_dropout", "dropout mask after the MLP", d * S.bytes_mask, "A_dropm",
+                         r"A_{\mathrm{drop},m}"))
+    return out
 
 
 class Dense(Kind):
@@ -98,7 +107,7 @@ class Dense(Kind):
         return mlp_linears(b.flag("act", "gelu"), sym(b, "d_ff"))
 
     def activations(self, b: Block, env: Env, prefix: str) -> list[Quantity]:
-        return [mlp_activations(b.flag("act", "gelu"), sym(b, "d_ff"), prefix)]
+        return mlp_activations(b.flag("act", "gelu"), sym(b, "d_ff"), prefix, env.option("dropout") == "yes")
 
 
 DENSE = register(Dense())

@@ -13,7 +13,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.architecture import Block
-from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, sym, vector
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym, vector
 from derive.layers.dense import mlp_flops, mlp_linears, mlp_params
 from derive.quantity import Quantity, node
 
@@ -74,6 +74,30 @@ class MoE(Kind):
             title += " + shared"
         return node(prefix, title, "param", parts, symbol="P_moe", latex=r"P_{\mathrm{MoE}}")
 
+    def touched(self, b: Block, batch: sp.Expr, env: Env) -> sp.Expr:
+        """Distinct experts b tokens' top-k routings touch: E·(1 − (1 − k/E)^b) under uniform routing (k for
+        one token, E for a large batch), or E with --option weight_reads=all."""
+        E, k = sym(b, "E"), sym(b, "k")
+        if env.option("weight_reads") == "all":
+            return E
+        return E * (1 - (1 - k / E) ** batch)
+
+    def read_params(self, b: Block, env: Env, prefix: str, batch: sp.Expr) -> Quantity:
+        full = self.params(b, env, prefix, active=False)
+        touched = self.touched(b, batch, env)
+        terms = [(c, s_) for c, s_ in full.meta["terms"]]
+        by_sym = {c.symbol: c for c in full.children}
+        parts = []
+        for c, s_ in terms:
+            child = by_sym[s_]
+            parts.append((touched if child.id.endswith(".expert") else c, child))
+        how = ("all E experts (--option weight_reads=all)" if env.option("weight_reads") == "all" else
+               "the E·(1 − (1 − k/E)^b) distinct experts b tokens touch (uniform routing)")
+        return node(prefix, f"mixture of experts read in one step: router + {how}", "param", parts, symbol="P_moe",
+                    latex=r"P_{\mathrm{MoE}}",
+                    note="under uniform routing each token picks k of E experts: batch 1 reads k experts, a large "
+                         "batch all of them")
+
     def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity:
         """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts."""
         conv, act = env.conv, b.flag("act", "swiglu")
@@ -103,12 +127,27 @@ class MoE(Kind):
         return out
 
     def activations(self, b: Block, env: Env, prefix: str) -> list[Quantity]:
-        from derive.layers.dense import mlp_activations
+        """The input (shared by router and shared experts), the router's fp32 probabilities, and for each of the
+        k routed copies of a token its gathered input, hidden tensors and output (for the weighted sum)."""
+        from derive.layers.dense import HIDDEN_SAVED
 
-        width = sym(b, "k") * sym(b, "d_ffe") + (sym(b, "E_s") * sym(b, "d_ffs") if self.shared(b) else 0)
-        q = mlp_activations(b.flag("act", "swiglu"), width, prefix)
-        q.title = "MoE: input, the k routed (and shared) experts' hidden outputs, dropout mask"
-        return [q]
+        act = b.flag("act", "swiglu")
+        n = HIDDEN_SAVED.get(act, 2)
+        E, k = sym(b, "E"), sym(b, "k")
+        out = [saved(f"{prefix}.mlp_input", "input of the router and experts (the normed x)", d * S.bytes_a,
+                     "A_min", r"A_{m}"),
+               saved(f"{prefix}.router", "router probabilities (fp32, one per expert)", S.bytes_f32 * E, "A_rt",
+                     r"A_{\mathrm{router}}"),
+               saved(f"{prefix}.experts", f"k routed copies: gathered input, {n} hidden tensors of d_ffe, output",
+                     k * (2 * d + n * sym(b, "d_ffe")) * S.bytes_a, "A_exp", r"A_{\mathrm{experts}}",
+                     note="each token's k expert copies are gathered (copied) before the expert matmuls")]
+        if self.shared(b):
+            out.append(saved(f"{prefix}.shared", "shared experts' hidden tensors", sym(b, "E_s") * n * sym(b, "d_ffs") *
+                             S.bytes_a, "A_sh", r"A_{\mathrm{shared}}"))
+        if env.option("dropout") == "yes":
+            out.append(saved(f"{prefix}.mlp_dropout", "dropout mask after the MoE block", d * S.bytes_mask, "A_dropm",
+                             r"A_{\mathrm{drop},m}"))
+        return out
 
 
 MOE = register(MoE())

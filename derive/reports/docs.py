@@ -99,10 +99,14 @@ class Page:
         return api.show(qid, req, max_depth=99 if depth is None else int(str(depth)))
 
     def show(self, qid: str, *, level: int | None = None, heading: bool = True, **kw: object):
-        """The worked derivation, in the page's format."""
-        from derive.reports import render
+        """The worked derivation, in the page's format; a configuration that does not fit shows its verdict."""
+        from derive.errors import DoesNotFit
+        from derive.reports import escape, render
 
-        d = self._derivation(qid, **kw)
+        try:
+            d = self._derivation(qid, **kw)
+        except DoesNotFit as exc:
+            return self.wrap(escape(f"{qid}: {exc}", self.fmt))
         return self.wrap(render(d, self.fmt, level=level, heading=bool(heading)))
 
     def value(self, qid: str, **kw: object) -> Value:

@@ -180,7 +180,9 @@ def roofline_points(model: str, hardware: str, batches: Iterable[int], *, option
     for b in batches:
         kw = dict(sets or {})
         kw["b"] = str(b)
-        req = api.request(model=model, hardware=hardware, options=dict(options or {}), **kw)
+        # every batch is drawn, fitting or not (a roofline is about the step, not the memory)
+        req = api.request(model=model, hardware=hardware, options=dict(options or {}), defaults={"fit": "ignore"},
+                          **kw)
         intensity = api.value("roofline.intensity", req)
         flops = api.value("decode.flops_per_step", req)
         step = api.value("decode.step_time", req)

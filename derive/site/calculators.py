@@ -39,7 +39,13 @@ class Calculator:
         return "calc-" + self.qid.replace(".", "-").replace("_", "-")
 
 
-#: the calculators the site offers, in menu order; one whose quantity is not registered is skipped.
+#: the conventions the calculators were written under, pinned as data so that a changed engine default never
+#: changes what a page computes: the 2N rule, no tensor-parallel communication, every weight read per step,
+#: all of a device's memory usable, the roofline alone
+CONVENTIONS: dict[str, str] = {"flops_model": "rule", "allreduce": "none", "weight_reads": "all", "mem_util": "1",
+                               "fit": "ignore"}
+
+#: the calculators the site offers, in menu order (a quantity the engine does not know is an error)
 CALCULATORS: list[Calculator] = [
     Calculator("params.total", model="gpt2",
                blurb="Every weight, bias and norm of the model, counted exactly."),
@@ -221,6 +227,14 @@ def _hw_values(hw, options: dict[str, str]) -> dict[sp.Symbol, sp.Expr]:
     return dict(hw.values(options))
 
 
+def _request(model: str, hardware: str | None, options: dict, sets: dict):
+    from derive import query as api
+
+    req = api.request(model=model, hardware=hardware, options=options, **sets)
+    req.defaults = dict(CONVENTIONS)
+    return req
+
+
 @cache
 def build_page(calc: Calculator) -> CalcPage:
     """Build the quantity for every model preset, group presets by formula shape, collect values.
@@ -242,7 +256,7 @@ def build_page(calc: Calculator) -> CalcPage:
     not_for: list[str] = []  # presets the quantity does not apply to, each with the engine's reason
     for preset in _model_presets():
         try:
-            ctx = api.context(api.request(model=preset.id, hardware=hw_default, options=options, **sets))
+            ctx = api.context(_request(preset.id, hw_default, options, sets))
             q = build(calc.qid, ctx)
         except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
             not_for.append(f"{preset.id}: {exc}")
@@ -251,7 +265,7 @@ def build_page(calc: Calculator) -> CalcPage:
         key = sp.srepr(expr)
         shape = next((s for s in shapes.values() if sp.srepr(s.expr) == key), None)
         if shape is None:
-            d = api.show(calc.qid, api.request(model=preset.id, hardware=hw_default, options=options, **sets))
+            d = api.show(calc.qid, _request(preset.id, hw_default, options, sets))
             shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(d, q),
                           expanded=_expanded_mathml(d, q), inputs=_ordered(expr.free_symbols), models=[])
             shapes[key] = shape

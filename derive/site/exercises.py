@@ -97,10 +97,10 @@ def solution_html(result: Any) -> str:
 def _variant_derivation(spec: dict):
     """The derivation of a quantity spec of the workbook data, asked of the API like the CLI would."""
     from derive import query as api
+    from derive import workbook
 
-    req = api.request(model=spec.get("model"), hardware=spec.get("hardware"), options=dict(spec.get("option", {})),
-                      **{k: str(v) for k, v in spec.get("set", {}).items()})
-    return api.show(spec["quantity"], req)  # its value was derived already: a failure here is a bug, not a gap
+    # with the workbook's pinned conventions; its value was derived already, so a failure here is a bug
+    return api.show(spec["quantity"], workbook._request(spec))
 
 
 _SECTION = re.compile(r'<section class="exercise" id="([^"]+)">')
