@@ -296,7 +296,9 @@ class Architecture:
     dtype: str = "bf16"
     source: str = ""
     notes: tuple[str, ...] = ()
-    #: parts of the real checkpoint that transformers does not build (DeepSeek-V3's MTP layer): name → Stack
+    #: parts of the real checkpoint that transformers does not build (DeepSeek-V3's MTP layer): name → Stack.
+    #: Each name is also the key of an option (declared by the layer kind that builds the part) whose value
+    #: "exclude" leaves the part out of the counts; its stack has a count symbol of its own (``L_mtp``).
     extras: tuple[tuple[str, Stack], ...] = ()
 
     def __post_init__(self) -> None:
@@ -329,13 +331,14 @@ class Architecture:
             suffix_of[ident] = suffix
             return dataclasses.replace(b, suffix=suffix)
 
-        stacks = [s for s in (self.encoder, self.stack) if s is not None]
         for attr, st in (("encoder", self.encoder), ("stack", self.stack)):
             if st is None:
                 continue
             kinds = tuple(k.map_blocks(assign) for k in st.kinds)
             object.__setattr__(self, attr, dataclasses.replace(st, kinds=kinds))
-        del stacks
+        extras = tuple((name, dataclasses.replace(st, kinds=tuple(k.map_blocks(assign) for k in st.kinds)))
+                       for name, st in self.extras)
+        object.__setattr__(self, "extras", extras)
 
     # ---- what the formulas read -------------------------------------------------------------------
     @property
@@ -373,6 +376,10 @@ class Architecture:
             v["n_types"] = self.token_types
         for b in self.blocks():
             v.update(b.symbol_values())
+        for _, st in self.extras:
+            v[st.count_symbol] = st.L
+            for b in st.blocks():
+                v.update(b.symbol_values())
         return v
 
     def with_values(self, overrides: Mapping[str, int]) -> Architecture:
@@ -403,6 +410,11 @@ class Architecture:
                 notes.append(f"{st.count_symbol}={L}: the layer pattern of the {st.L} published layers is "
                              "continued (its repeating part repeats)")
             kw[attr] = dataclasses.replace(st, kinds=kinds, L=L)
+        kw["extras"] = tuple(
+            (name, dataclasses.replace(st, kinds=tuple(k.map_blocks(lambda b: b.overridden(overrides, d))
+                                                       for k in st.kinds),
+                                       L=int(overrides.get(st.count_symbol, st.L))))
+            for name, st in self.extras)
         kw["notes"] = tuple(dict.fromkeys(notes))
         return dataclasses.replace(self, **kw)
 
@@ -416,7 +428,7 @@ class Architecture:
 
         positive_int("d", self.d)
         positive_int("V", self.V)
-        for st in self.stacks:
+        for st in (*self.stacks, *(x for _, x in self.extras)):
             positive_int(st.count_symbol, st.L)
             if not st.kinds:
                 raise DeriveError(f"{self.name}: a stack needs at least one kind of layer")
@@ -481,4 +493,6 @@ class Architecture:
             extra.append(f"{self.token_types} token types")
         if self.pooler:
             extra.append("pooler")
+        for name, st in self.extras:
+            extra.append(f"{st.L} × {name} module not built by transformers (counted with --option {name}=…)")
         return "; ".join(out + extra)

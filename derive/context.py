@@ -125,9 +125,10 @@ def build_context(req: Request) -> Context:
         from derive.formulas import params
 
         if S.N not in values:
-            values[S.N] = params.exact_count(arch, values)
+            values[S.N] = params.exact_count(arch, values, options=req.options)
         if S.N_act not in values:
-            values[S.N_act] = params.exact_count(arch, values, active=True) if params.has_routed(arch) else values[S.N]
+            values[S.N_act] = params.exact_count(arch, values, active=True, options=req.options) \
+                if params.has_routed(arch) else values[S.N]
     options = dict(req.options)
     from derive.options import OPTIONS
 

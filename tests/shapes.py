@@ -51,6 +51,23 @@ def _attention(p: str, b: Block, d: int, active: bool) -> Tensors:
     return out
 
 
+def _mla(p: str, b: Block, d: int, active: bool) -> Tensors:
+    """DeepseekV2/V3Attention: q_proj (or q_a_proj, q_a_layernorm, q_b_proj), kv_a_proj_with_mqa, kv_a_layernorm,
+    kv_b_proj, o_proj."""
+    h, r_kv, nope, rope, dv = (b.size(n) for n in ("h", "r_kv", "d_nope", "d_rope", "d_v"))
+    bias, kind = b.flag("bias", frozenset()), b.flag("norm_kind", "rmsnorm")
+    out: Tensors = []
+    if b.has("r_q"):
+        r_q = b.size("r_q")
+        out += linear(f"{p}.q_a_proj", d, r_q, "q_a" in bias) + norm(f"{p}.q_a_layernorm", kind, r_q)
+        out += linear(f"{p}.q_b_proj", r_q, h * (nope + rope), False)
+    else:
+        out += linear(f"{p}.q_proj", d, h * (nope + rope), "q" in bias)
+    out += linear(f"{p}.kv_a_proj_with_mqa", d, r_kv + rope, "kv_a" in bias) + norm(f"{p}.kv_a_layernorm", kind, r_kv)
+    out += linear(f"{p}.kv_b_proj", r_kv, h * (nope + dv), False) + linear(f"{p}.o_proj", h * dv, d, "o" in bias)
+    return out
+
+
 GATED = ("swiglu", "geglu", "glu")
 
 
@@ -85,7 +102,7 @@ def _moe(p: str, b: Block, d: int, active: bool) -> Tensors:
 
 #: one function per block kind: (prefix, block, d, active) -> tensors
 KINDS: dict[str, Callable[[str, Block, int, bool], Tensors]] = {
-    "attention": _attention, "dense": _dense, "moe": _moe,
+    "attention": _attention, "dense": _dense, "moe": _moe, "mla": _mla,
 }
 
 

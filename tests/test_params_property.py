@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from derive.architecture import NORMS, Architecture, Layer, Pattern, Stack
 from derive.errors import DeriveError
 from derive.formulas import params, params_quantities
-from derive.hf.build import attention, dense, moe
+from derive.hf.build import attention, dense, mla, moe
 from derive.layers import stack as stack_
 from tests import shapes
 
@@ -32,6 +32,19 @@ def attention_blocks(draw, d: int, h: int, explicit: bool):
                      qk_norm=draw(st.sampled_from(["none", "head", "full"])),
                      qk_norm_kind=draw(st.sampled_from(NORMS)), d_v=d_v, window=window,
                      sinks=draw(st.booleans()), gate=draw(st.booleans()))
+
+
+@st.composite
+def mla_blocks(draw):
+    r_q = draw(st.one_of(st.none(), st.integers(1, 64)))
+    bias = draw(st.sets(st.sampled_from(["q_a", "kv_a", "o"] if r_q else ["q", "kv_a", "o"])))
+    return mla(draw(st.integers(1, 12)), draw(st.integers(1, 64)), draw(st.integers(1, 32)), draw(st.integers(1, 32)),
+               draw(st.integers(1, 48)), r_q, bias=frozenset(bias), norm_kind=draw(st.sampled_from(NORMS)))
+
+
+@st.composite
+def mixers(draw, d: int, h: int, explicit: bool):
+    return draw(st.one_of(attention_blocks(d, h, explicit), mla_blocks()))
 
 
 @st.composite
@@ -55,9 +68,9 @@ def architectures(draw, routed: bool | None = None) -> Architecture:
     n_kinds = draw(st.integers(1, 3))
     kinds = []
     for _ in range(n_kinds):
-        mixers = (draw(attention_blocks(d, h, explicit)),) if draw(st.integers(0, 5)) else ()
-        ffn = draw(st.one_of(st.none(), ffn_blocks(d))) if mixers else draw(ffn_blocks(d))
-        kinds.append(Layer(mixers=mixers, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans())))
+        mix = (draw(mixers(d, h, explicit)),) if draw(st.integers(0, 5)) else ()
+        ffn = draw(st.one_of(st.none(), ffn_blocks(d))) if mix else draw(ffn_blocks(d))
+        kinds.append(Layer(mixers=mix, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans())))
     prefix = tuple(draw(st.lists(st.integers(0, n_kinds - 1), max_size=4)))
     cycle = tuple(draw(st.lists(st.integers(0, n_kinds - 1), min_size=1, max_size=4)))
     L = draw(st.integers(1, 7))
@@ -152,7 +165,7 @@ def test_with_values_rejects_bad_combinations(a, data):
         assume("E" in sizes and "E_2" not in sizes)
         over = {"k": sizes["E"] + data.draw(st.integers(1, 4))}
     else:
-        absent = [k for k in ("E", "k", "d_ffe", "E_s", "d_ffs", "d_v", "window") if k not in sizes]
+        absent = [k for k in ("E", "k", "d_ffe", "E_s", "d_ffs", "d_v", "window", "r_q", "r_kv") if k not in sizes]
         assume(absent)
         over = {data.draw(st.sampled_from(absent)): 2}
     with pytest.raises(DeriveError):

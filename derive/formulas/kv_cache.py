@@ -41,6 +41,7 @@ class CacheGroup:
     count: sp.Expr
     per_token: Quantity  # bytes one layer adds per token
     window: sp.Expr | None  # tokens a layer keeps at most
+    compare: Quantity | None = None  # what a naive cache of this layer would add per token instead (Kind hook)
 
 
 def _setup(ctx: Context) -> None:
@@ -88,7 +89,8 @@ def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
                 continue
             if len(gs) == 1 and len(g.layer.mixers) == 1:
                 per = _rename(per, "kv_cache.layer_token")
-            out.append(CacheGroup(g.count, per, k.cache_window(blk) if windows else None))
+            out.append(CacheGroup(g.count, per, k.cache_window(blk) if windows else None,
+                                  k.cache_comparison(blk, env, prefix)))
             del i
     return out
 
@@ -134,8 +136,7 @@ def bytes_per_token(ctx: Context) -> Quantity:
                  "byte", 0, symbol="KV_tok", latex=r"KV_{\mathrm{tok}}", note=_no_cache_note(ctx))
     else:
         q = node("kv_cache.bytes_per_token", "KV-cache bytes per token of context, all layers", "byte",
-                 [(g.count, g.per_token) for g in gs], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}",
-                 note=_latent_note(ctx))
+                 [(g.count, g.per_token) for g in gs], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}")
     q.conventions = _sentences(ctx)
     return q
 
@@ -145,13 +146,6 @@ def _no_cache_note(ctx: Context) -> str:
     if arch.stack.role == "encoder":
         return "a bidirectional encoder keeps no KV cache at inference: every pass sees the whole input at once"
     return "no layer of this model keeps a per-token KV cache (its recurrent state is kv_cache.state_per_sequence)"
-
-
-def _latent_note(ctx: Context) -> str:
-    if ctx.arch.has("mla"):
-        return ("multi-head latent attention caches the compressed latent (kv_lora_rank) and the shared RoPE key "
-                "(qk_rope_head_dim) per layer, once for all heads: K and V are rebuilt from it")
-    return ""
 
 
 def state_per_sequence(ctx: Context) -> Quantity:
@@ -208,8 +202,6 @@ def per_sequence(ctx: Context) -> Quantity:
         expr += st.symbol
         children.append(st)
         title += " + recurrent state"
-    if gs and _latent_note(ctx):
-        notes.append(_latent_note(ctx))
     q = node("kv_cache.per_sequence", title, "byte", expr=expr, children=tuple(children), symbol="KV_seq",
              latex=r"KV_{\mathrm{seq}}", note="; ".join(notes))
     if len(children) == 1 and not what_if and all(g.window is None for g in gs) and len(gs) == 1:
@@ -366,7 +358,34 @@ def _cross_per_token(ctx: Context) -> Quantity:
     return cross_per_token(ctx)
 
 
-@quantity("kv_cache.per_sequence", "KV cache of one sequence of s tokens (sliding windows capped)", "byte")
+def _comparison(ctx: Context, q: Quantity, value) -> dict:
+    """extras of kv_cache.per_sequence: the same sequence in the cache a layer kind compares its own with (MLA: the
+    decompressed K and V), when a kind offers one; layers without a comparison keep their own cache."""
+    gs = cache_groups(ctx)
+    if not any(g.compare is not None for g in gs):
+        return {}
+    expr = sp.Integer(0)
+    for g in gs:
+        kept = s if g.window is None else sp.Min(s, g.window)
+        expr += g.count * kept * (g.compare or g.per_token).expanded
+    states = state_groups(ctx)
+    if states:
+        expr += state_per_sequence(ctx).expanded
+    other = sp.sympify(expr).xreplace(ctx.values)
+    if other.free_symbols or not sp.sympify(value).is_number or value == 0:
+        return {}
+    titles = list(dict.fromkeys(g.compare.title for g in gs if g.compare is not None))
+    per_token = sp.Add(*[g.count * (g.compare or g.per_token).expanded for g in gs]).xreplace(ctx.values)
+    ratio = other / value
+    out = {"what": "; ".join(titles), "value": int(other) if other.is_Integer else float(other),
+           "bytes_per_token": int(per_token) if per_token.is_Integer else float(per_token), "ratio": float(ratio)}
+    return {"comparison": out,
+            "lines": [f"for comparison ({'; '.join(titles)}): {human(other, 'byte')} per sequence, "
+                      f"{float(ratio):.3g}× this cache"]}
+
+
+@quantity("kv_cache.per_sequence", "KV cache of one sequence of s tokens (sliding windows capped)", "byte",
+          extras=_comparison)
 def _per_sequence(ctx: Context) -> Quantity:
     return per_sequence(ctx)
 

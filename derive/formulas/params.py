@@ -8,8 +8,12 @@ come from its kinds (:mod:`derive.layers`); nothing here knows the shape of an a
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 import sympy as sp
 
+from derive import options as O
 from derive import symbols as S
 from derive.architecture import Architecture, Layer
 from derive.layers.base import Env, kind_of, linear, mrm, norm, vector
@@ -118,21 +122,46 @@ def _head_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
     return parts
 
 
-def total(arch: Architecture, active: bool = False) -> Quantity:
+def _extra_parts(arch: Architecture, env: Env, active: bool) -> tuple[list[tuple[sp.Expr, Quantity]], list[str]]:
+    """The parts of the checkpoint that transformers does not build (Architecture.extras), each counted when its
+    option (named like the part, declared by the kind that builds it) is not "exclude"; and the sentences that
+    say which were counted."""
+    parts: list[tuple[sp.Expr, Quantity]] = []
+    sentences: list[str] = []
+    for name, st in arch.extras:
+        choice, opt = env.option(name), O.OPTIONS[name]
+        sentences.append(f"--option {name}={choice}" + (" (default)" if choice == opt.default else "") +
+                         f": {opt.help}")
+        if choice == "exclude":
+            continue
+        gs = [dataclasses.replace(g, sym=name + g.sym) for g in groups(arch, st, param_key, f"params.{name}")]
+        inner = [(g.count, layer(arch, g, active, env)) for g in gs]
+        parts.append((1, node(f"params.{name}", f"{name}: part of the checkpoint that transformers does not build "
+                              f"(--option {name}={choice})", "param", inner, symbol=f"P_{name}",
+                              latex=f"P_{{{mrm(name)}}}")))
+    return parts, sentences
+
+
+def total(arch: Architecture, active: bool = False, options: Mapping[str, str] | None = None) -> Quantity:
     """params.total (unique parameters; a tied matrix counted once) or params.active (per token)."""
-    env = Env(arch)
+    env = Env(arch, None, options or {})
     parts = _embedding_parts(arch)
     for _, gs in layer_groups(arch):
         for g in gs:
             parts.append((g.count, layer(arch, g, active, env)))
     parts += _head_parts(arch)
+    extra, sentences = _extra_parts(arch, env, active)
+    parts += extra
     if active:
-        return node("params.active", "parameters used per token (top-k experts only)", "param", parts,
-                    symbol="P_active", latex=r"P_{\mathrm{active}}",
-                    note="routed experts count k times per MoE layer, not E; everything else is shared")
-    note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied and arch.head != "none" \
-        else ""
-    return node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
+        q = node("params.active", "parameters used per token (top-k experts only)", "param", parts,
+                 symbol="P_active", latex=r"P_{\mathrm{active}}",
+                 note="routed experts count k times per MoE layer, not E; everything else is shared")
+    else:
+        note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied and \
+            arch.head != "none" else ""
+        q = node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
+    q.conventions = tuple(sentences)
+    return q
 
 
 def read_per_step(arch: Architecture, batch: sp.Expr, options: dict[str, str] | None = None) -> Quantity:
@@ -166,7 +195,8 @@ def has_routed(arch: Architecture) -> bool:
     return any(kind_of(b).touches(b) == "routed" for b in arch.blocks())
 
 
-def exact_count(arch: Architecture, values, active: bool = False) -> sp.Expr:
+def exact_count(arch: Architecture, values, active: bool = False, options: Mapping[str, str] | None = None
+                ) -> sp.Expr:
     """params.total (or params.active) for these values, evaluated node by node: the same tree, without
     expanding the whole formula first (the CLI computes N and N_act for every model this way)."""
 
@@ -175,7 +205,7 @@ def exact_count(arch: Architecture, values, active: bool = False) -> sp.Expr:
             return q.expr.xreplace(values)
         return q.expr.xreplace({**values, **{c.symbol: value(c) for c in q.children}})
 
-    tree = total(arch, active=active)
+    tree = total(arch, active=active, options=options)
     out = value(tree)
     return out if out.is_Number else tree.evaluate(values)
 
@@ -190,9 +220,10 @@ def approx() -> Quantity:
     return q
 
 
-def category_total(arch: Architecture, category: str, qid: str, title: str, sym: str) -> Quantity:
+def category_total(arch: Architecture, category: str, qid: str, title: str, sym: str,
+                   options: Mapping[str, str] | None = None) -> Quantity:
     """One breakdown category summed over the whole model (e.g. all attention weights)."""
-    tree = total(arch)
+    tree = total(arch, options=options)
     pairs = [(m, lf) for lf, m in tree.leaf_coefficients() if (lf.category or lf.id) == category]
     if not pairs:
         return leaf(qid, title + " (none in this architecture)", "param", 0, symbol=f"P_{sym}",

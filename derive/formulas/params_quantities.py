@@ -57,12 +57,12 @@ def approx_error(ctx: Context, q, value) -> dict:
 
 @quantity("params.total", "total parameters (unique; a tied matrix counted once)", "param", extras=_breakdown)
 def _total(ctx: Context):
-    return params.total(ctx.arch)
+    return params.total(ctx.arch, options=ctx.options)
 
 
 @quantity("params.active", "parameters used per token (MoE: top-k experts)", "param", extras=_breakdown)
 def _active(ctx: Context):
-    return params.total(ctx.arch, active=True)
+    return params.total(ctx.arch, active=True, options=ctx.options)
 
 
 @quantity("params.read", "parameters one decode step of b sequences reads (MoE: the experts it touches)", "param")
@@ -79,7 +79,7 @@ def _approx(ctx: Context):
 
 def _part(ctx: Context, qid: str):
     """A node of params.total; a model whose layers come in groups names them instead."""
-    tree = params.total(ctx.arch)
+    tree = params.total(ctx.arch, options=ctx.options)
     found = tree.find(qid)
     if found is not None:
         return found
@@ -119,7 +119,7 @@ _CATEGORIES = {
 def _register_category(qid: str, cat: str, title: str, sym: str) -> None:
     @quantity(qid, title, "param")
     def _build(ctx: Context):
-        return params.category_total(ctx.arch, cat, qid, title, sym)
+        return params.category_total(ctx.arch, cat, qid, title, sym, ctx.options)
 
 
 for _qid, (_cat, _title, _sym) in _CATEGORIES.items():

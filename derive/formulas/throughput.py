@@ -124,7 +124,12 @@ def lower_bound_sentence(ctx: Context, family: str) -> str:
 def kv_heads(ctx: Context) -> sp.Expr | None:
     if ctx.model_given:
         hv = stack_.heads(ctx.arch)
-        return None if hv is None else sp.Integer(hv[1])
+        if hv is None:
+            return None
+        # a model whose cache is not split by heads has no size g: its kind says how many KV heads it counts as
+        # (multi-head latent attention's shared latent: one), and the formulas' g takes that value
+        ctx.values.setdefault(S.g, sp.Integer(hv[1]))
+        return sp.Integer(hv[1])
     return ctx.values.get(S.g)
 
 

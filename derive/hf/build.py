@@ -49,6 +49,20 @@ def attention(d: int, h: int, g: int | None = None, d_k: int | None = None, *, b
                     qk_norm_kind=qk_norm_kind, **flags)
 
 
+def mla(h: int, r_kv: int, d_nope: int, d_rope: int, d_v: int, r_q: int | None = None, *,
+        bias: frozenset = frozenset(), norm_kind: str = "rmsnorm") -> Block:
+    """A multi-head latent attention block (``r_q`` None: the queries are not compressed, one q_proj)."""
+    sizes = {"h": h, **({"r_q": r_q} if r_q is not None else {}), "r_kv": r_kv, "d_nope": d_nope, "d_rope": d_rope,
+             "d_v": d_v}
+    allowed = {"q_a", "kv_a", "o"} if r_q is not None else {"q", "kv_a", "o"}
+    return Block.of("mla", sizes, bias=frozenset(bias) & allowed, norm_kind=norm_kind)
+
+
+def mtp() -> Block:
+    """The own parts of a multi-token-prediction module (eh_proj and its norms), beside its decoder layer."""
+    return Block.of("mtp")
+
+
 def dense(d: int, d_ff: int, act: str, bias: frozenset = frozenset()) -> Block:
     derived = {"d_ff": "4d"} if d_ff == 4 * d and act not in GATED else {}
     return Block.of("dense", {"d_ff": d_ff}, derived, act=act, bias=frozenset(bias) & {"gate", "up", "down"})

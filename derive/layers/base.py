@@ -97,6 +97,11 @@ class Kind:
         """Bytes this layer's cache adds per token of context (K and V, or a latent)."""
         return None
 
+    def cache_comparison(self, b: Block, env: Env, prefix: str) -> Quantity | None:
+        """Bytes per token of context that a naive cache of this layer would hold instead, shown beside
+        ``cache_token`` for comparison (MLA: the decompressed K and V), or None when there is nothing to compare."""
+        return None
+
     def cache_window(self, b: Block) -> sp.Expr | None:
         """At most this many tokens stay in this layer's cache (a sliding window or a chunk), else None."""
         return None

@@ -72,7 +72,7 @@ class MoE(Kind):
         title = "mixture of experts: router + " + ("k active" if active else "E") + " experts"
         if self.shared(b):
             title += " + shared"
-        return node(prefix, title, "param", parts, symbol="P_moe", latex=r"P_{\mathrm{MoE}}")
+        return node(prefix, title, "param", parts, symbol="P_ffn", latex=r"P_{\mathrm{FFN}}")
 
     def touched(self, b: Block, batch: sp.Expr, env: Env) -> sp.Expr:
         """Distinct experts b tokens' top-k routings touch: E·(1 − (1 − k/E)^b) under uniform routing (k for
@@ -115,7 +115,7 @@ class MoE(Kind):
                 parts.append((1, matmul(f"{prefix}.shared_gate", "shared-expert gate (d→1)", conv, rows, d, 1,
                                         "sgate", "moe_shared_experts")))
         title = "mixture of experts: router + k experts per token" + (" + shared" if self.shared(b) else "")
-        return node(prefix, title, "FLOP", parts, symbol="F_moe", latex=r"F_{\mathrm{MoE}}",
+        return node(prefix, title, "FLOP", parts, symbol="F_ffn", latex=r"F_{\mathrm{FFN}}",
                     note="each token runs through k of the E experts, so the expert matmuls total k passes over the "
                          "tokens however the router spreads them; unrouted experts cost nothing")
 
