@@ -145,6 +145,18 @@ def test_frontier_counts_through_the_cli(tmp_path, name):
     assert cli_value(path, "kv_cache.bytes_per_token") == ref["kv_cache_bytes_per_token_bf16"]
 
 
+@pytest.mark.parametrize("name", ["gpt-oss-20b", "llama-4-scout-17b-16e-text"])
+def test_frontier_categories(tmp_path, name):
+    # the reference's per-category totals (sinks are attention; the router bias is the router's; expert biases
+    # are the experts')
+    ref = frontier(name)
+    out = run_cli("show", "params.total", "--hf-config", write(tmp_path, ref["config"], name), "--format", "json")
+    got = json.loads(out.stdout)["breakdown"]
+    want = {("moe_shared_experts" if k == "moe_shared_expert" else k): v
+            for k, v in ref["breakdown"]["per_category_totals"].items()}
+    assert got == want
+
+
 def test_frontier_kv_bytes_per_token():
     # 2 (K, V) · L · g · d_k · 2 bytes, no window cap: gpt-oss 2·24·8·64·2, Scout 2·48·8·128·2
     assert frontier("gpt-oss-20b")["kv_cache_bytes_per_token_bf16"] == 49_152
@@ -285,6 +297,12 @@ def test_llama4_maverick_text_config():
     assert arch.stack.kinds[arch.stack.pattern.kind_of(1)].ffn.kind == "moe"
     assert arch.stack.kinds[arch.stack.pattern.kind_of(0)].ffn.kind == "dense"
     assert not any(b.flag("qk_norm", "none") != "none" for b in arch.blocks_of("attention"))  # use_qk_norm false
+
+
+def test_llama4_outer_config_without_inner_model_type():
+    # a trimmed copy of the llama4 config whose text_config lacks its model_type is still read as llama4_text
+    text = {k: v for k, v in LLAMA4_MAVERICK["text_config"].items() if k != "model_type"}
+    assert total({**LLAMA4_MAVERICK, "text_config": text}) == 400_711_848_960
 
 
 def test_llama4_moe_layers_and_no_rope_layers_given():

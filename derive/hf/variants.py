@@ -15,6 +15,7 @@ the config holds the unquantized tensors.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from derive.architecture import Architecture, Block
@@ -136,6 +137,18 @@ def llama4_text(c: Config) -> Architecture:
                   tied=c.flag("tie_word_embeddings", False))
 
 
+def llama4(c: Config) -> Architecture:
+    """Llama4ForConditionalGeneration: only its language model (text_config, a llama4_text) is counted, also
+    when a trimmed copy of the config leaves out text_config's model_type."""
+    text = c.obj("text_config")
+    if text is None:
+        c.need("text_config")
+    arch = llama4_text(Config({**text, "model_type": "llama4_text"}, c.name))
+    note = "only the language model (text_config, llama4_text) of this llama4 config is counted; the vision " \
+           "tower and projector are not"
+    return replace(arch, notes=arch.notes + (note,))
+
+
 # ---- EXAONE 4 -----------------------------------------------------------------------------------
 
 def _exaone_sliding(c: Config, L: int, window: int | None) -> list[bool]:
@@ -252,6 +265,6 @@ def apertus(c: Config) -> Architecture:
 
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {
-    "gpt_oss": gpt_oss, "llama4_text": llama4_text, "exaone4": exaone4, "phimoe": phimoe,
+    "gpt_oss": gpt_oss, "llama4_text": llama4_text, "llama4": llama4, "exaone4": exaone4, "phimoe": phimoe,
     "granitemoe": granitemoe, "granitemoeshared": granitemoe, "seed_oss": seed_oss, "apertus": apertus,
 }
