@@ -71,17 +71,19 @@ def _mla(p: str, b: Block, d: int, active: bool) -> Tensors:
 GATED = ("swiglu", "geglu", "glu")
 
 
-def _mlp(p: str, act: str, bias: frozenset, d: int, width: int) -> Tensors:
+def _mlp(p: str, act: str, bias: frozenset, d: int, width: int, act_params: int = 0) -> Tensors:
     out: Tensors = []
     if act in GATED:
         out += linear(f"{p}.gate_proj", d, width, "gate" in bias)
     out += linear(f"{p}.up_proj", d, width, "up" in bias)
     out += linear(f"{p}.down_proj", width, d, "down" in bias)
+    for j in range(act_params):  # learned scalars of the activation (xIELU: act_fn.alpha_p, act_fn.alpha_n)
+        out.append((f"{p}.act_fn.alpha{j}", (1,)))
     return out
 
 
 def _dense(p: str, b: Block, d: int, active: bool) -> Tensors:
-    return _mlp(p, b.flag("act", "gelu"), b.flag("bias", frozenset()), d, b.size("d_ff"))
+    return _mlp(p, b.flag("act", "gelu"), b.flag("bias", frozenset()), d, b.size("d_ff"), b.flag("act_params", 0))
 
 
 def _moe(p: str, b: Block, d: int, active: bool) -> Tensors:
@@ -90,11 +92,12 @@ def _moe(p: str, b: Block, d: int, active: bool) -> Tensors:
     out = linear(f"{p}.gate", d, E, bool(b.flag("router_bias")))
     if b.flag("router_extra"):
         out.append((f"{p}.gate.e_score_correction_bias", (E,)))
-    for e in range(k if active else E):
-        out += _mlp(f"{p}.experts.{e}", act, bias, d, b.size("d_ffe"))
+    acts = b.flag("act_params", 0)
+    for e in range(k if active else E):  # all_experts changes the compute, not the tensors
+        out += _mlp(f"{p}.experts.{e}", act, bias, d, b.size("d_ffe"), acts)
     shared = b.size("E_s") if b.has("E_s") else 0
     for e in range(shared):
-        out += _mlp(f"{p}.shared_experts.{e}", act, b.flag("shared_bias", bias), d, b.size("d_ffs"))
+        out += _mlp(f"{p}.shared_experts.{e}", act, b.flag("shared_bias", bias), d, b.size("d_ffs"), acts)
     if shared and b.flag("shared_gate"):
         out += linear(f"{p}.shared_expert_gate", d, 1, False)
     return out

@@ -28,10 +28,12 @@ def attention_blocks(draw, d: int, h: int, explicit: bool):
     d_k = draw(st.integers(1, 48)) if explicit else None
     d_v = draw(st.one_of(st.none(), st.integers(1, 48)))
     window = draw(st.one_of(st.none(), st.integers(1, 64)))
+    chunk = draw(st.one_of(st.none(), st.integers(1, 64))) if window is None else None
+    extra = {} if draw(st.booleans()) else {"rope": False}  # NoPE layers (Llama 4, EXAONE 4)
     return attention(d, h, g, d_k, bias=frozenset(draw(st.sets(st.sampled_from("qkvo")))),
                      qk_norm=draw(st.sampled_from(["none", "head", "full"])),
-                     qk_norm_kind=draw(st.sampled_from(NORMS)), d_v=d_v, window=window,
-                     sinks=draw(st.booleans()), gate=draw(st.booleans()))
+                     qk_norm_kind=draw(st.sampled_from(NORMS)), d_v=d_v, window=window, chunk=chunk,
+                     sinks=draw(st.booleans()), gate=draw(st.booleans()), **extra)
 
 
 @st.composite
@@ -51,13 +53,15 @@ def mixers(draw, d: int, h: int, explicit: bool):
 def ffn_blocks(draw, d: int):
     act = draw(st.sampled_from(ACTS))
     bias = frozenset(draw(st.sets(st.sampled_from(["gate", "up", "down"]))))
+    act_params = draw(st.sampled_from([0, 0, 2]))  # xIELU's two learned scalars
     if draw(st.booleans()):
-        return dense(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))), act, bias)
+        return dense(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))), act, bias, act_params=act_params)
     E = draw(st.integers(1, 8))
     shared = draw(st.integers(0, 2))
     return moe(E, draw(st.integers(1, E)), draw(st.integers(1, 96)), act, shared=shared,
                d_ff_shared=draw(st.integers(1, 96)) if shared else 0, shared_gate=draw(st.booleans()),
-               router_bias=draw(st.booleans()), bias=bias, router_extra=draw(st.booleans()))
+               router_bias=draw(st.booleans()), bias=bias, router_extra=draw(st.booleans()), act_params=act_params,
+               all_experts=draw(st.booleans()))
 
 
 @st.composite

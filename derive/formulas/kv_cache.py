@@ -80,6 +80,7 @@ def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
     key = _cache_key if windows else (lambda layer: tuple(kind_of(b).param_key(b) for b in layer.mixers))
     out: list[CacheGroup] = []
     gs = groups(arch, st, key, "kv_cache")
+    seen: dict[str, Quantity] = {}
     for g in gs:
         for i, blk in enumerate(g.layer.mixers):
             k = kind_of(blk)
@@ -89,10 +90,25 @@ def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
                 continue
             if len(gs) == 1 and len(g.layer.mixers) == 1:
                 per = _rename(per, "kv_cache.layer_token")
-            out.append(CacheGroup(g.count, per, k.cache_window(blk) if windows else None,
+            out.append(CacheGroup(g.count, _shared(per, seen), k.cache_window(blk) if windows else None,
                                   k.cache_comparison(blk, env, prefix)))
             del i
     return out
+
+
+def _shared(per: Quantity, seen: dict[str, Quantity]) -> Quantity:
+    """One per-token term for layers whose cache per token is the same (a windowed and a full layer of one
+    shape): the formula says 12·KV_l·s + 12·KV_l·min(s, W), not two KV_l; a different one gets its own name."""
+    base, n = per.symbol_name, 1
+    while per.symbol_name in seen:
+        other = seen[per.symbol_name]
+        if other.expr == per.expr:
+            return other
+        n += 1
+        per.symbol_name = f"{base}_{n}"
+        per.latex = f"{per.latex}^{{({n})}}"
+    seen[per.symbol_name] = per
+    return per
 
 
 def _rename(q: Quantity, qid: str) -> Quantity:

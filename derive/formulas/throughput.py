@@ -157,9 +157,17 @@ def flops_model(ctx: Context) -> str:
     return choice
 
 
+#: a server runs only the experts each token is routed to, whatever the reference modeling code does
+SERVING_FLOPS = {"moe_flops": "routed"}
+
+
 def flops_per_token(ctx: Context) -> Quantity:
-    """FLOPs per generated token: the 2N rule, or the exact decode count at context s."""
-    return build("flops.decode_per_token" if flops_model(ctx) == "exact" else "flops.approx_2n", ctx)
+    """FLOPs per generated token: the 2N rule, or the exact decode count at context s (routed experts only)."""
+    import dataclasses
+
+    if flops_model(ctx) != "exact":
+        return build("flops.approx_2n", ctx)
+    return build("flops.decode_per_token", dataclasses.replace(ctx, options={**SERVING_FLOPS, **ctx.options}))
 
 
 def weights(ctx: Context) -> Quantity:
@@ -517,7 +525,7 @@ def _crossover(ctx: Context) -> Quantity:
 
 #: conventions of a prefill's FLOPs unless the user names them: a causal kernel skips the masked half of the
 #: s×s products, and a server computes logits for the last position only (the token it samples)
-PREFILL_FLOPS = {"causal": "yes", "lm_head": "last"}
+PREFILL_FLOPS = {"causal": "yes", "lm_head": "last", **SERVING_FLOPS}
 
 
 def prefill_time(ctx: Context) -> Quantity:

@@ -14,10 +14,10 @@ from typing import Any
 
 from derive.architecture import Architecture
 from derive.errors import DeriveError
-from derive.hf import deepseek, families
+from derive.hf import deepseek, families, variants
 from derive.hf.config import Config, read_json_file
 
-LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS, **deepseek.LOADERS}
+LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS, **deepseek.LOADERS, **variants.LOADERS}
 
 __all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
 def supported() -> str:

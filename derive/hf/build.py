@@ -63,14 +63,19 @@ def mtp() -> Block:
     return Block.of("mtp")
 
 
-def dense(d: int, d_ff: int, act: str, bias: frozenset = frozenset()) -> Block:
+def dense(d: int, d_ff: int, act: str, bias: frozenset = frozenset(), *, act_params: int = 0) -> Block:
+    """A dense MLP; ``act_params`` counts learned scalars of the activation (Apertus' xIELU: 2)."""
     derived = {"d_ff": "4d"} if d_ff == 4 * d and act not in GATED else {}
-    return Block.of("dense", {"d_ff": d_ff}, derived, act=act, bias=frozenset(bias) & {"gate", "up", "down"})
+    extra: dict[str, Any] = {"act_params": act_params} if act_params else {}
+    return Block.of("dense", {"d_ff": d_ff}, derived, act=act, bias=frozenset(bias) & {"gate", "up", "down"},
+                    **extra)
 
 
 def moe(experts: int, top_k: int, d_ff_expert: int, act: str, *, shared: int = 0, d_ff_shared: int = 0,
         shared_gate: bool = False, router_bias: bool = False, bias: frozenset = frozenset(),
-        shared_bias: frozenset | None = None, router_extra: bool = False) -> Block:
+        shared_bias: frozenset | None = None, router_extra: bool = False, act_params: int = 0,
+        all_experts: bool = False) -> Block:
+    """A mixture of experts; ``all_experts``: the model's code runs every expert on every token (Llama 4)."""
     sizes = {"E": experts, "k": top_k, "d_ffe": d_ff_expert}
     if shared:
         sizes.update(E_s=shared, d_ffs=d_ff_shared)
@@ -79,6 +84,10 @@ def moe(experts: int, top_k: int, d_ff_expert: int, act: str, *, shared: int = 0
                              "router_extra": router_extra}
     if shared_bias is not None:
         flags["shared_bias"] = frozenset(shared_bias)
+    if act_params:
+        flags["act_params"] = act_params
+    if all_experts:
+        flags["all_experts"] = True
     return Block.of("moe", sizes, **flags)
 
 

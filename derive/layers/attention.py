@@ -4,8 +4,9 @@ A block of kind ``attention`` has sizes ``h`` (query heads), ``g`` (key/value he
 head size) and optionally ``d_v`` (value head size when it differs). Flags choose the terms:
 ``mha`` (g = h, so K and V are written with h), ``bias`` (the projections that have one: q, k, v, o),
 ``qk_norm`` ("head": one norm over d_k shared by all heads; "full": one per head) and its
-``qk_norm_kind``, ``sinks`` (gpt-oss: a learned logit per head), ``gate`` (Qwen3-Next: the query
-projection doubles to gate the output), ``rope`` (False: a NoPE layer), ``causal`` (False: a
+``qk_norm_kind`` ("none": a norm without parameters, as Llama 4's L2 norm of q and k), ``sinks``
+(gpt-oss: a learned logit per head), ``gate`` (Qwen3-Next: the query projection doubles to gate the
+output), ``rope`` (False: a NoPE layer), ``causal`` (False: a
 bidirectional encoder), ``cross`` (cross-attention to an encoder). Optional sizes: ``window`` (a
 sliding window of W tokens), ``chunk`` (Llama 4's chunked attention), ``n_rel`` (T5: relative-position
 buckets × heads of a learned bias).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive import symbols as S
-from derive.architecture import Block
+from derive.architecture import NORM_PARAMS, Block
 from derive.layers.base import (
     Env,
     Kind,
@@ -97,7 +98,8 @@ class Attention(Kind):
         if b.flag("rope") is False:
             extra.append("NoPE")
         if b.flag("qk_norm", "none") != "none":
-            extra.append(f"QK-norm ({b.flag('qk_norm')})")
+            free = not NORM_PARAMS[b.flag("qk_norm_kind", "rmsnorm")]
+            extra.append(f"QK-norm ({b.flag('qk_norm')}{', no parameters' if free else ''})")
         if b.flag("sinks"):
             extra.append("sinks")
         if b.flag("gate"):
@@ -121,8 +123,11 @@ class Attention(Kind):
     BEHAVIOUR = ("window", "chunk", "rope", "causal")
 
     def param_key(self, b: Block) -> tuple:
-        return (b.kind, tuple((k, v) for k, v in b.sizes if k not in self.BEHAVIOUR),
-                tuple((k, v) for k, v in b.flags if k not in self.BEHAVIOUR))
+        skip = set(self.BEHAVIOUR)
+        if b.flag("qk_norm", "none") == "none" or not NORM_PARAMS[b.flag("qk_norm_kind", "rmsnorm")]:
+            skip |= {"qk_norm", "qk_norm_kind"}  # no QK-norm, or one without parameters (Llama 4's L2 norm)
+        return (b.kind, tuple((k, v) for k, v in b.sizes if k not in skip),
+                tuple((k, v) for k, v in b.flags if k not in skip))
 
     def check(self, b: Block, arch) -> None:
         from derive.errors import DeriveError

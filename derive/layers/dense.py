@@ -2,8 +2,10 @@
 
 A block of kind ``dense`` has the size ``d_ff`` (its hidden width; ``derived`` d_ff = 4d keeps a 4d
 MLP 4d when d changes) and flags ``act`` (gelu, relu, relu2, silu, swiglu, geglu, …; the gated ones
-have a gate projection) and ``bias`` (the projections that have one: gate, up, down). The same
-shapes serve one expert and one shared expert of a mixture of experts (:mod:`derive.layers.moe`).
+have a gate projection), ``bias`` (the projections that have one: gate, up, down) and ``act_params``
+(learned scalars of the activation itself, e.g. Apertus' xIELU α_p and α_n: 2 per MLP; 0 FLOPs, it is
+elementwise). The same shapes serve one expert and one shared expert of a mixture of experts
+(:mod:`derive.layers.moe`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.architecture import Block
-from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym, vector
 from derive.quantity import Quantity, node
 
 d = S.d
@@ -27,15 +29,20 @@ def gated(act: str) -> bool:
 
 
 def mlp_params(act: str, bias: frozenset, width: sp.Expr, prefix: str, sym_: str, category: str, title: str,
-               latex: str | None = None) -> Quantity:
-    """One MLP's matrices (a dense FFN, one routed expert, or one shared expert)."""
+               latex: str | None = None, act_params: int = 0) -> Quantity:
+    """One MLP's matrices (a dense FFN, one routed expert, or one shared expert), and the learned scalars
+    of its activation when it has any."""
     parts = []
     if gated(act):
         parts.append(linear(f"{prefix}.gate", "gate projection W_gate", d, width, "gate" in bias, "gate", category))
     parts.append(linear(f"{prefix}.up", "up projection W_up", d, width, "up" in bias, "up", category))
     parts.append(linear(f"{prefix}.down", "down projection W_down", width, d, "down" in bias, "down", category))
+    n_mat = len(parts)
     name = ACT_NAMES.get(act, act)
-    return node(prefix, f"{title} ({name}, {len(parts)} matrices)", "param", [(1, p) for p in parts],
+    if act_params:
+        parts.append(vector(f"{prefix}.act", f"learned scalars of the {name} activation", sp.Integer(act_params),
+                            "act", category))
+    return node(prefix, f"{title} ({name}, {n_mat} matrices)", "param", [(1, p) for p in parts],
                 symbol=f"P_{sym_}", latex=latex or f"P_{{\\mathrm{{{sym_}}}}}")
 
 
@@ -83,7 +90,8 @@ class Dense(Kind):
 
     def describe(self, b: Block) -> str:
         act = b.flag("act", "gelu")
-        return f"{ACT_NAMES.get(act, act)} MLP (d_ff={b.size('d_ff')})"
+        extra = f", {b.flag('act_params')} activation parameters" if b.flag("act_params") else ""
+        return f"{ACT_NAMES.get(act, act)} MLP (d_ff={b.size('d_ff')}{extra})"
 
     def tag(self, b: Block) -> str:
         return "dense"
@@ -96,7 +104,7 @@ class Dense(Kind):
 
     def params(self, b: Block, env: Env, prefix: str, *, active: bool = False) -> Quantity:
         return mlp_params(b.flag("act", "gelu"), b.flag("bias", frozenset()), sym(b, "d_ff"), prefix, "mlp", "mlp",
-                          "MLP", r"P_{\mathrm{mlp}}")
+                          "MLP", r"P_{\mathrm{mlp}}", b.flag("act_params", 0))
 
     def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity:
         act = b.flag("act", "gelu")

@@ -4,13 +4,17 @@ A block of kind ``moe`` has sizes ``E`` (routed experts), ``k`` (top-k), ``d_ffe
 width) and, with shared experts, ``E_s`` and ``d_ffs``. Flags: ``act`` (the experts' MLP kind),
 ``bias`` (expert projections with a bias: gate, up, down), ``router_bias`` (the router has a bias),
 ``shared_gate`` (a d→1 sigmoid gate on the shared expert output, Qwen2-MoE), ``router_extra`` (extra
-router parameters per expert, e.g. DeepSeek-V3's score-correction bias when it is a parameter).
+router parameters per expert, e.g. DeepSeek-V3's score-correction bias when it is a parameter),
+``act_params`` (learned scalars of each expert's activation), ``all_experts`` (the model's code multiplies
+every token with every expert and zeroes the unrouted results, as Llama 4's does: its FLOPs are E expert
+passes over the tokens, not k, unless ``--option moe_flops=routed``).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
+from derive import options as O
 from derive import symbols as S
 from derive.architecture import Block
 from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym, vector
@@ -18,6 +22,14 @@ from derive.layers.dense import mlp_flops, mlp_linears, mlp_params
 from derive.quantity import Quantity, node
 
 d = S.d
+
+O.option("moe_flops", "model", ("model", "routed"),
+         "FLOPs of routed experts: as the model's code computes them (the top-k token-expert pairs, or every expert "
+         "on every token where the code runs them all, as Llama 4's does), or the top-k pairs only",
+         source="model: transformers' experts interface (batched_mm, grouped_mm) multiplies only the routed "
+                "token-expert pairs; Llama4TextExperts repeats the tokens for all E experts and weights the "
+                "unrouted ones by 0 (huggingface/transformers#37325); routed: what a routed kernel (vLLM, "
+                "grouped GEMM) computes")
 
 
 class MoE(Kind):
@@ -29,6 +41,8 @@ class MoE(Kind):
         text = f"MoE {b.size('E')} experts top-{b.size('k')} (d_ffe={b.size('d_ffe')})"
         if b.has("E_s") and b.size("E_s"):
             text += f" + {b.size('E_s')} shared (d_ffs={b.size('d_ffs')})"
+        if b.flag("all_experts"):
+            text += ", every expert computed on every token"
         return text
 
     def tag(self, b: Block) -> str:
@@ -56,15 +70,16 @@ class MoE(Kind):
         act, bias = b.flag("act", "swiglu"), b.flag("bias", frozenset())
         router = linear(f"{prefix}.router", "router W_r", d, sym(b, "E"), bool(b.flag("router_bias")), "router",
                         "moe_router")
+        acts = b.flag("act_params", 0)
         expert = mlp_params(act, bias, sym(b, "d_ffe"), f"{prefix}.expert", "expert", "moe_experts",
-                            "one routed expert")
+                            "one routed expert", act_params=acts)
         parts: list[tuple[sp.Expr, Quantity]] = [(1, router), (sym(b, "k") if active else sym(b, "E"), expert)]
         if b.flag("router_extra"):
             parts.append((1, vector(f"{prefix}.router_extra", "router score-correction bias (one per expert)",
                                     sym(b, "E"), "rcorr", "moe_router")))
         if self.shared(b):
             shared = mlp_params(act, b.flag("shared_bias", bias), sym(b, "d_ffs"), f"{prefix}.shared", "shared",
-                                "moe_shared_experts", "one shared expert")
+                                "moe_shared_experts", "one shared expert", act_params=acts)
             parts.append((sym(b, "E_s"), shared))
             if b.flag("shared_gate"):
                 parts.append((1, vector(f"{prefix}.shared_gate", "shared-expert gate (d→1)", d, "sgate",
@@ -98,15 +113,22 @@ class MoE(Kind):
                     note="under uniform routing each token picks k of E experts: batch 1 reads k experts, a large "
                          "batch all of them")
 
+    def runs_all(self, b: Block, env: Env) -> bool:
+        """Every expert runs on every token (the model's code does so and --option moe_flops is not routed)."""
+        return bool(b.flag("all_experts")) and env.option("moe_flops") == "model"
+
     def flops(self, b: Block, env: Env, prefix: str, p: Pass) -> Quantity:
-        """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts."""
+        """Router + the top-k experts each token visits (k expert-passes over all tokens) + shared experts;
+        E expert-passes where the model's code runs every expert on every token."""
         conv, act = env.conv, b.flag("act", "swiglu")
         rows = p.rows
+        every = self.runs_all(b, env)
         parts: list[tuple[sp.Expr, Quantity]] = [
             (1, matmul(f"{prefix}.router", "router x·W_r (a score for each of E experts)", conv, rows, d,
                        sym(b, "E"), "router", "moe_router")),
-            (sym(b, "k"), mlp_flops(conv, act, sym(b, "d_ffe"), f"{prefix}.expert", rows,
-                                    "one routed expert, as if over all tokens", "expert", "moe_experts")),
+            (sym(b, "E") if every else sym(b, "k"),
+             mlp_flops(conv, act, sym(b, "d_ffe"), f"{prefix}.expert", rows, "one routed expert, over all tokens"
+                       if every else "one routed expert, as if over all tokens", "expert", "moe_experts")),
         ]
         if self.shared(b):
             parts.append((sym(b, "E_s"), mlp_flops(conv, act, sym(b, "d_ffs"), f"{prefix}.shared", rows,
@@ -114,10 +136,17 @@ class MoE(Kind):
             if b.flag("shared_gate"):
                 parts.append((1, matmul(f"{prefix}.shared_gate", "shared-expert gate (d→1)", conv, rows, d, 1,
                                         "sgate", "moe_shared_experts")))
-        title = "mixture of experts: router + k experts per token" + (" + shared" if self.shared(b) else "")
-        return node(prefix, title, "FLOP", parts, symbol="F_ffn", latex=r"F_{\mathrm{FFN}}",
-                    note="each token runs through k of the E experts, so the expert matmuls total k passes over the "
-                         "tokens however the router spreads them; unrouted experts cost nothing")
+        if every:
+            title = "mixture of experts: router + all E experts on every token"
+            note = ("the model's code multiplies every token with all E experts and zeroes the unrouted results, so "
+                    "the expert matmuls total E passes over the tokens (--option moe_flops=routed counts the k "
+                    "routed ones only)")
+        else:
+            title = "mixture of experts: router + k experts per token"
+            note = ("each token runs through k of the E experts, so the expert matmuls total k passes over the "
+                    "tokens however the router spreads them; unrouted experts cost nothing")
+        title += " + shared" if self.shared(b) else ""
+        return node(prefix, title, "FLOP", parts, symbol="F_ffn", latex=r"F_{\mathrm{FFN}}", note=note)
 
     def linears(self, b: Block, env: Env) -> list[Linear]:
         act = b.flag("act", "swiglu")
@@ -133,7 +162,8 @@ class MoE(Kind):
 
         act = b.flag("act", "swiglu")
         n = HIDDEN_SAVED.get(act, 2)
-        E, k = sym(b, "E"), sym(b, "k")
+        E = sym(b, "E")
+        k = E if self.runs_all(b, env) else sym(b, "k")
         out = [saved(f"{prefix}.mlp_input", "input of the router and experts (the normed x)", d * S.bytes_a,
                      "A_min", r"A_{m}"),
                saved(f"{prefix}.router", "router probabilities (fp32, one per expert)", S.bytes_f32 * E, "A_rt",
