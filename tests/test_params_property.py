@@ -15,6 +15,7 @@ from derive.architecture import NORMS, Architecture, Layer, Pattern, Stack
 from derive.errors import DeriveError
 from derive.formulas import params, params_quantities
 from derive.hf.build import attention, dense, moe
+from derive.hf.recurrent import gdn, lightning, rwkv_channel_mix, rwkv_time_mix, short_conv
 from derive.layers import stack as stack_
 from tests import shapes
 
@@ -35,9 +36,35 @@ def attention_blocks(draw, d: int, h: int, explicit: bool):
 
 
 @st.composite
+def recurrent_blocks(draw, d: int, h: int, explicit: bool):
+    """A linear-attention or recurrent mixer: gated DeltaNet, lightning attention, RWKV time mixing or a short
+    convolution."""
+    kind = draw(st.sampled_from(["gdn", "lightning", "rwkv", "shortconv"]))
+    if kind == "gdn":
+        hk = draw(st.integers(1, 4))
+        return gdn(hk, hk * draw(st.integers(1, 3)), draw(st.integers(1, 16)), draw(st.integers(1, 16)),
+                   draw(st.integers(1, 5)), chunk=draw(st.sampled_from([64, 1, 3, 8])))
+    if kind == "lightning":
+        return lightning(d, h, draw(st.integers(1, 48)) if explicit else None,
+                         block=draw(st.sampled_from([256, 1, 5, 16])))
+    if kind == "rwkv":
+        return rwkv_time_mix(d, draw(st.one_of(st.just(d), st.integers(1, 64))))
+    return short_conv(draw(st.integers(1, 5)), draw(st.booleans()))
+
+
+@st.composite
+def mixer_blocks(draw, d: int, h: int, explicit: bool):
+    if draw(st.integers(0, 2)):
+        return draw(attention_blocks(d, h, explicit))
+    return draw(recurrent_blocks(d, h, explicit))
+
+
+@st.composite
 def ffn_blocks(draw, d: int):
     act = draw(st.sampled_from(ACTS))
     bias = frozenset(draw(st.sets(st.sampled_from(["gate", "up", "down"]))))
+    if not draw(st.integers(0, 5)):
+        return rwkv_channel_mix(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))))
     if draw(st.booleans()):
         return dense(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))), act, bias)
     E = draw(st.integers(1, 8))
@@ -55,7 +82,7 @@ def architectures(draw, routed: bool | None = None) -> Architecture:
     n_kinds = draw(st.integers(1, 3))
     kinds = []
     for _ in range(n_kinds):
-        mixers = (draw(attention_blocks(d, h, explicit)),) if draw(st.integers(0, 5)) else ()
+        mixers = (draw(mixer_blocks(d, h, explicit)),) if draw(st.integers(0, 5)) else ()
         ffn = draw(st.one_of(st.none(), ffn_blocks(d))) if mixers else draw(ffn_blocks(d))
         kinds.append(Layer(mixers=mixers, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans())))
     prefix = tuple(draw(st.lists(st.integers(0, n_kinds - 1), max_size=4)))
@@ -106,7 +133,7 @@ def test_breakdown_sums_to_total(a):
     fast = params_quantities._category_values(tree, vals)
     assert fast == parts and list(fast) == list(parts)
     assert set(parts) <= {"token_embedding", "embedding_projection", "position_embedding", "attention", "mlp",
-                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "other"}
+                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "ssm", "other"}
 
 
 @SETTINGS
