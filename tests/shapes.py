@@ -103,9 +103,48 @@ def _moe(p: str, b: Block, d: int, active: bool) -> Tensors:
     return out
 
 
+def _gdn(p: str, b: Block, d: int, active: bool) -> Tensors:
+    hk, hv, dk, dv, k = (b.size(n) for n in ("H_k", "H_v", "d_hk", "d_hv", "K_gdn"))
+    conv_dim = 2 * hk * dk + hv * dv
+    out: Tensors = [(f"{p}.dt_bias", (hv,)), (f"{p}.A_log", (hv,)), (f"{p}.conv1d.weight", (conv_dim, 1, k))]
+    out += linear(f"{p}.in_proj_qkvz", d, 2 * hk * dk + 2 * hv * dv, False)
+    out += linear(f"{p}.in_proj_ba", d, 2 * hv, False)
+    return out + [(f"{p}.norm.weight", (dv,))] + linear(f"{p}.out_proj", hv * dv, d, False)
+
+
+def _lightning(p: str, b: Block, d: int, active: bool) -> Tensors:
+    inner = b.size("h") * b.size("d_k")
+    return [(f"{p}.norm.weight", (inner,))] + linear(f"{p}.qkv_proj", d, 3 * inner, False) + \
+        linear(f"{p}.out_proj", inner, d, False) + linear(f"{p}.output_gate", d, inner, False)
+
+
+def _rwkv(p: str, b: Block, d: int, active: bool) -> Tensors:
+    da = b.size("d_att") if b.has("d_att") else d
+    out: Tensors = [(f"{p}.time_decay", (da,)), (f"{p}.time_first", (da,))]
+    out += [(f"{p}.time_mix_{x}", (1, 1, d)) for x in ("key", "value", "receptance")]
+    for x in ("key", "value", "receptance"):
+        out += linear(f"{p}.{x}", d, da, False)
+    return out + linear(f"{p}.output", da, d, False)
+
+
+def _rwkv_ffn(p: str, b: Block, d: int, active: bool) -> Tensors:
+    ff = b.size("d_ff")
+    return [(f"{p}.time_mix_key", (1, 1, d)), (f"{p}.time_mix_receptance", (1, 1, d))] + \
+        linear(f"{p}.key", d, ff, False) + linear(f"{p}.receptance", d, d, False) + linear(f"{p}.value", ff, d, False)
+
+
+def _shortconv(p: str, b: Block, d: int, active: bool) -> Tensors:
+    bias = bool(b.flag("bias"))
+    out: Tensors = [(f"{p}.conv.weight", (d, 1, b.size("L_cache")))]
+    if bias:
+        out.append((f"{p}.conv.bias", (d,)))
+    return out + linear(f"{p}.in_proj", d, 3 * d, bias) + linear(f"{p}.out_proj", d, d, bias)
+
+
 #: one function per block kind: (prefix, block, d, active) -> tensors
 KINDS: dict[str, Callable[[str, Block, int, bool], Tensors]] = {
     "attention": _attention, "dense": _dense, "moe": _moe, "mla": _mla,
+    "gdn": _gdn, "lightning": _lightning, "rwkv": _rwkv, "rwkv_ffn": _rwkv_ffn, "shortconv": _shortconv,
 }
 
 

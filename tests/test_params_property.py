@@ -15,6 +15,7 @@ from derive.architecture import NORMS, Architecture, Layer, Pattern, Stack
 from derive.errors import DeriveError
 from derive.formulas import params, params_quantities
 from derive.hf.build import attention, dense, mla, moe
+from derive.hf.recurrent import gdn, lightning, rwkv_channel_mix, rwkv_time_mix, short_conv
 from derive.layers import stack as stack_
 from tests import shapes
 
@@ -46,13 +47,39 @@ def mla_blocks(draw):
 
 @st.composite
 def mixers(draw, d: int, h: int, explicit: bool):
-    return draw(st.one_of(attention_blocks(d, h, explicit), mla_blocks()))
+    return draw(st.one_of(attention_blocks(d, h, explicit), mla_blocks(), recurrent_blocks(d, h, explicit)))
+
+
+@st.composite
+def recurrent_blocks(draw, d: int, h: int, explicit: bool):
+    """A linear-attention or recurrent mixer: gated DeltaNet, lightning attention, RWKV time mixing or a short
+    convolution."""
+    kind = draw(st.sampled_from(["gdn", "lightning", "rwkv", "shortconv"]))
+    if kind == "gdn":
+        hk = draw(st.integers(1, 4))
+        return gdn(hk, hk * draw(st.integers(1, 3)), draw(st.integers(1, 16)), draw(st.integers(1, 16)),
+                   draw(st.integers(1, 5)), chunk=draw(st.sampled_from([64, 1, 3, 8])))
+    if kind == "lightning":
+        return lightning(d, h, draw(st.integers(1, 48)) if explicit else None,
+                         block=draw(st.sampled_from([256, 1, 5, 16])))
+    if kind == "rwkv":
+        return rwkv_time_mix(d, draw(st.one_of(st.just(d), st.integers(1, 64))))
+    return short_conv(draw(st.integers(1, 5)), draw(st.booleans()))
+
+
+@st.composite
+def mixer_blocks(draw, d: int, h: int, explicit: bool):
+    if draw(st.integers(0, 2)):
+        return draw(attention_blocks(d, h, explicit))
+    return draw(recurrent_blocks(d, h, explicit))
 
 
 @st.composite
 def ffn_blocks(draw, d: int):
     act = draw(st.sampled_from(ACTS))
     bias = frozenset(draw(st.sets(st.sampled_from(["gate", "up", "down"]))))
+    if not draw(st.integers(0, 5)):
+        return rwkv_channel_mix(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))))
     act_params = draw(st.sampled_from([0, 0, 2]))  # xIELU's two learned scalars
     if draw(st.booleans()):
         return dense(d, draw(st.one_of(st.just(4 * d), st.integers(1, 300))), act, bias, act_params=act_params)
@@ -123,7 +150,7 @@ def test_breakdown_sums_to_total(a):
     fast = params_quantities._category_values(tree, vals)
     assert fast == parts and list(fast) == list(parts)
     assert set(parts) <= {"token_embedding", "embedding_projection", "position_embedding", "attention", "mlp",
-                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "other"}
+                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "ssm", "other"}
 
 
 @SETTINGS

@@ -4,7 +4,17 @@ Importing this package registers every kind in :data:`derive.layers.base.KINDS`;
 module here plus its import line below (and the loader lines that build its blocks).
 """
 
-from derive.layers import attention, dense, mla, moe, mtp  # noqa: F401  (each module registers its kind)
+from derive.layers import (  # noqa: F401  (each module registers its kind)
+    attention,
+    dense,
+    gdn,
+    lightning,
+    mla,
+    moe,
+    mtp,
+    rwkv,
+    shortconv,
+)
 from derive.layers.base import KINDS, Env, Kind, Linear, Pass, kind_of
 
 __all__ = ["KINDS", "Env", "Kind", "Linear", "Pass", "kind_of"]
