@@ -14,7 +14,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import params
 from derive.layers.base import Env, kind_of
-from derive.layers.stack import Group, groups, param_key
+from derive.layers.stack import Group, groups, param_key, run_blocks
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -182,7 +182,7 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
                           S.bytes_a * sbd, symbol="A_in", latex=r"A_{\mathrm{in}}", category="activations"))]
     else:
         leaves: list[Quantity] = []
-        for blk in group.layer.blocks():
+        for blk in run_blocks(ctx.arch, group.layer):  # a shared block's activations are kept at every use
             leaves += kind_of(blk).activations(blk, env, prefix) or []
         leaves.append(leaf(f"{prefix}.norms", "inputs of the two norms", "byte", 2 * S.bytes_a * sbd,
                            symbol="A_norm", latex=r"A_{\mathrm{norm}}", category="activations"))
@@ -219,7 +219,9 @@ def lora_params(ctx: Context) -> Quantity:
                           "use qv or qkvo")
     lay_parts = []
     names_all: list[str] = []
-    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.lora")]
+    # a shared block's matrices carry one adapter, however many layers run it
+    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.lora")] + \
+        params.shared_groups(arch, "memory.lora")
     for g in gs:
         linears = [lin for blk in g.layer.blocks() for lin in kind_of(blk).linears(blk, env)]
         chosen = [lin for lin in linears if targets == "all" or lin.site in LORA_SITES[targets]]

@@ -15,10 +15,11 @@ from typing import Any
 
 from derive.architecture import Architecture
 from derive.errors import DeriveError
-from derive.hf import families
+from derive.hf import families, ssm
 from derive.hf.config import Config
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS}
+LOADERS.update(ssm.LOADERS)  # Mamba2 and the Mamba hybrids
 
 __all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
 def supported() -> str:

@@ -4,7 +4,15 @@ Importing this package registers every kind in :data:`derive.layers.base.KINDS`;
 module here plus its import line below (and the loader lines that build its blocks).
 """
 
-from derive.layers import attention, dense, moe  # noqa: F401  (each module registers its kind)
+# each module registers its kind
+from derive.layers import (  # noqa: F401
+    attention,
+    dense,
+    mamba,
+    mamba2,
+    moe,
+    shared,
+)
 from derive.layers.base import KINDS, Env, Kind, Linear, Pass, kind_of
 
 __all__ = ["KINDS", "Env", "Kind", "Linear", "Pass", "kind_of"]
