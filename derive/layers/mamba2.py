@@ -55,7 +55,8 @@ class Mamba2(Kind):
     def describe(self, b: Block) -> str:
         heads = b.size("h_ssm")
         size = b.size("d_ssm") // heads if heads else 0
-        text = (f"Mamba2 (d_ssm={b.size('d_ssm')}, {heads} heads of {size}, {b.size('n_grp')} groups, "
+        groups = b.size("n_grp")
+        text = (f"Mamba2 (d_ssm={b.size('d_ssm')}, {heads} heads of {size}, {groups} group{'s' * (groups != 1)}, "
                 f"d_state={b.size('d_state')}, d_conv={b.size('d_conv')}, chunk {b.size('C_scan')})")
         if not b.flag("gated_norm", True):
             text += " without the gated norm"
