@@ -84,8 +84,8 @@ class Mamba2(Kind):
         di, h = sym(b, "d_ssm"), sym(b, "h_ssm")
         bias = b.flag("bias", frozenset())
         parts = [
-            linear(f"{prefix}.in_proj", "input projection W_in: z, x‖B‖C and Δ (d → 2·d_ssm + 2·n_grp·d_state + "
-                   "h_ssm)", d, self.in_width(b), "in" in bias, "inproj", "ssm"),
+            linear(f"{prefix}.in_proj", "input projection W_in: the gate z, the conv input x, B, C and Δ "
+                   "(d → 2·d_ssm + 2·n_grp·d_state + h_ssm)", d, self.in_width(b), "in" in bias, "inproj", "ssm"),
             conv_leaf(f"{prefix}.conv1d", self.conv_channels(b), sym(b, "d_conv"), bool(b.flag("conv_bias", True))),
             vector(f"{prefix}.dt_bias", "dt_bias: one per head", h, "dtbias", "ssm"),
             vector(f"{prefix}.A_log", "A_log: the state decay, one per head", h, "Alog", "ssm"),
@@ -110,7 +110,8 @@ class Mamba2(Kind):
         parts = [
             flop_leaf(f"{prefix}.scan.scores", "C·Bᵀ inside each chunk: h_ssm heads × [C, d_state]·[d_state, C]",
                       mac * bb * c * h * C**2 * N, "CB", "ssm_scan"),
-            flop_leaf(f"{prefix}.scan.diag", "chunk outputs (decay ∘ C·Bᵀ)·x: [C, C]·[C, head size] per head",
+            flop_leaf(f"{prefix}.scan.diag", "chunk outputs (C·Bᵀ masked by the decay)·x: [C, C]·[C, head size] "
+                      "per head",
                       mac * bb * c * C**2 * di, "diag", "ssm_scan"),
             flop_leaf(f"{prefix}.scan.states", "chunk states Bᵀ·x: [d_state, C]·[C, head size] per head",
                       mac * bb * c * C * N * di, "states", "ssm_scan"),
@@ -119,7 +120,7 @@ class Mamba2(Kind):
             flop_leaf(f"{prefix}.scan.off", "outputs from the carried states C·h: [C, d_state]·[d_state, head size]",
                       mac * bb * c * C * N * di, "off", "ssm_scan"),
         ]
-        return node(f"{prefix}.scan", "chunked scan over c = ⌈s/C_scan⌉ chunks (B, C repeated to every head)",
+        return node(f"{prefix}.scan", "chunked scan over c = ceil(s/C_scan) chunks (B, C repeated to every head)",
                     "FLOP", [(1, q) for q in parts], symbol="F_scan", latex=r"F_{\mathrm{scan}}",
                     note="the sequence is padded to c·C_scan positions and every chunk's C×C products are "
                          "computed in full, masked rather than skipped, as FlopCounterMode counts")
@@ -129,7 +130,7 @@ class Mamba2(Kind):
         assert conv is not None
         di, N = sym(b, "d_ssm"), sym(b, "d_state")
         rows = p.rows
-        parts = [matmul(f"{prefix}.in_proj", "input projection x·W_in (z, x‖B‖C, Δ)", conv, rows, d,
+        parts = [matmul(f"{prefix}.in_proj", "input projection x·W_in (z; x, B, C; Δ)", conv, rows, d,
                         self.in_width(b), "inproj", "ssm")]
         if p.full:
             parts.append(conv_prefill(conv, f"{prefix}.conv1d", p, self.conv_channels(b), sym(b, "d_conv")))
