@@ -304,6 +304,7 @@ BAD = [
     ({**BAMBA_9B, "mamba_n_heads": 100}, "mamba_n_heads=100 does not divide the SSM inner width"),
     ({**FRONTIER["mamba2-class-defaults"]["config"], "num_heads": 96}, "num_heads=96 does not divide"),
     ({**FRONTIER["mamba2-class-defaults"]["config"], "head_dim": 32}, "head_dim=32 × num_heads=128 is not"),
+    ({**FRONTIER["mamba2-class-defaults"]["config"], "n_groups": 3}, "n_groups=3 groups must divide num_heads=128"),
     ({**ZAMBA2_2_7B, "layers_block_type": ["mamba"] * 53}, "layers_block_type lists 53 layers"),
     ({**NEMO, "hybrid_override_pattern": "MEM*", "moe_latent_size": 32}, "moe_latent_size"),
 ]

@@ -62,6 +62,15 @@ def _heads(c: Config, d_ssm: int, heads_key: str, head_dim_key: str | None, wher
     return h
 
 
+def _groups(c: Config, heads: int, heads_key: str, *keys: str, default: int) -> int:
+    """Mamba2 groups (heads of a group share B and C): they must divide the SSM heads."""
+    g = c.int(*keys, default=default)
+    if g <= 0 or heads % g:
+        key = next((k for k in keys if c.raw.get(k) is not None), keys[0])
+        raise DeriveError(f"{c.name}: {key}={g} groups must divide {heads_key}={heads} SSM heads")
+    return g
+
+
 def _positive(c: Config, key: str, default: int) -> int:
     v = c.int(key, default=default)
     if v <= 0:
@@ -92,7 +101,7 @@ def mamba2_lm(c: Config) -> Architecture:
     d = c.int("hidden_size")
     d_ssm = _inner(c, d, "expand")
     h = _heads(_with_default(c, "head_dim", 64), d_ssm, "num_heads", "head_dim", "expand·hidden_size")
-    mixer = mamba2(d, d_ssm, h, c.int("n_groups", default=8), c.int("state_size", default=128),
+    mixer = mamba2(d, d_ssm, h, _groups(c, h, "num_heads", "n_groups", default=8), c.int("state_size", default=128),
                    c.int("conv_kernel", default=4), c.int("chunk_size", default=256),
                    conv_bias=c.flag("use_conv_bias", True), bias=BIAS if c.flag("use_bias", False) else NONE)
     L = c.int("num_hidden_layers")
@@ -159,9 +168,10 @@ def bamba(c: Config) -> Architecture:
                 "mamba_expand·hidden_size")
     attn_at = _indices(c, "attn_layer_indices", L)
     attn = _attention(c, d, h, g, c.head_dim())
-    ssm = mamba2(d, d_ssm, hm, c.int("mamba_n_groups", default=1), c.int("mamba_d_state", default=256),
-                 c.int("mamba_d_conv", default=4), c.int("mamba_chunk_size", default=256),
-                 conv_bias=c.flag("mamba_conv_bias", True), bias=BIAS if c.flag("mamba_proj_bias", False) else NONE)
+    groups = _groups(c, hm, "mamba_n_heads", "mamba_n_groups", default=1)
+    ssm = mamba2(d, d_ssm, hm, groups, c.int("mamba_d_state", default=256), c.int("mamba_d_conv", default=4),
+                 c.int("mamba_chunk_size", default=256), conv_bias=c.flag("mamba_conv_bias", True),
+                 bias=BIAS if c.flag("mamba_proj_bias", False) else NONE)
     mlp = dense(d, c.int("intermediate_size"), gated_act(c))
     st = stack(lambda i: LayerFacts((attn if i in attn_at else ssm,), mlp, norms=2), L, name=c.name)
     return model(c.name, "bamba", d, c.int("vocab_size"), st, positions="rope" if attn_at else "none",
@@ -196,9 +206,10 @@ def falcon_h1(c: Config) -> Architecture:
     hm = _heads(_with_default(c, "mamba_n_heads", 128), d_ssm, "mamba_n_heads", "mamba_d_head", where)
     bias = frozenset({"in"} if c.flag("mamba_proj_bias", False) else ()) | \
         frozenset({"out"} if c.flag("projectors_bias", False) else ())
-    ssm = mamba2(d, d_ssm, hm, c.int("mamba_n_groups", default=1), c.int("mamba_d_state", default=256),
-                 c.int("mamba_d_conv", default=4), c.int("mamba_chunk_size", default=256),
-                 conv_bias=c.flag("mamba_conv_bias", True), bias=bias, gated_norm=c.flag("mamba_rms_norm", False))
+    groups = _groups(c, hm, "mamba_n_heads", "mamba_n_groups", default=1)
+    ssm = mamba2(d, d_ssm, hm, groups, c.int("mamba_d_state", default=256), c.int("mamba_d_conv", default=4),
+                 c.int("mamba_chunk_size", default=256), conv_bias=c.flag("mamba_conv_bias", True), bias=bias,
+                 gated_norm=c.flag("mamba_rms_norm", False))
     attn = _attention(c, d, h, g, c.head_dim(), bias=QKVO if c.flag("attention_bias", False) else NONE)
     mlp = dense(d, c.int("intermediate_size"), "swiglu",
                 frozenset({"gate", "up", "down"}) if c.flag("mlp_bias", False) else NONE)
@@ -256,8 +267,9 @@ def nemotron_h(c: Config) -> Architecture:
     blocks: dict[str, Any] = {}
     if "mamba" in kinds:  # the mixer's inner width is mamba_num_heads × mamba_head_dim (expand is not read)
         hm, p = c.int("mamba_num_heads", default=128), c.int("mamba_head_dim", default=64)
-        blocks["mamba"] = mamba2(d, hm * p, hm, c.int("n_groups", "mamba_n_groups", default=8),
-                                 c.int("ssm_state_size", default=128), c.int("conv_kernel", "mamba_d_conv", default=4),
+        groups = _groups(c, hm, "mamba_num_heads", "n_groups", "mamba_n_groups", default=8)
+        blocks["mamba"] = mamba2(d, hm * p, hm, groups, c.int("ssm_state_size", default=128),
+                                 c.int("conv_kernel", "mamba_d_conv", default=4),
                                  c.int("chunk_size", "mamba_chunk_size", default=128),
                                  conv_bias=c.flag("use_conv_bias", c.flag("mamba_conv_bias", True)),
                                  bias=BIAS if c.flag("use_bias", False) else NONE)
@@ -310,9 +322,9 @@ def zamba2(c: Config) -> Architecture:
     d_ssm = _inner(c, d, "mamba_expand")
     hm = _heads(_with_default(c, "n_mamba_heads", 8), d_ssm, "n_mamba_heads", None, "mamba_expand·hidden_size")
     bias = c.flag("add_bias_linear", False)
-    ssm = mamba2(d, d_ssm, hm, c.int("mamba_ngroups", default=1), c.int("mamba_d_state", default=64),
-                 c.int("mamba_d_conv", default=4), c.int("chunk_size", default=256), conv_bias=True,
-                 bias=BIAS if bias else NONE)
+    groups = _groups(c, hm, "n_mamba_heads", "mamba_ngroups", default=1)
+    ssm = mamba2(d, d_ssm, hm, groups, c.int("mamba_d_state", default=64), c.int("mamba_d_conv", default=4),
+                 c.int("chunk_size", default=256), conv_bias=True, bias=BIAS if bias else NONE)
     d_ff = c.int("intermediate_size", default=4 * d)
     act = gated_act(c)
     if (2 * d) % h:
