@@ -64,9 +64,8 @@ def shared_groups(arch: Architecture, topic: str = "params") -> list[Group]:
             for i, lay in enumerate(arch.shared_blocks)]
 
 
-def shared_block(arch: Architecture, group: Group, active: bool = False, env: Env | None = None) -> Quantity:
+def shared_block(arch: Architecture, i: int, group: Group, active: bool = False, env: Env | None = None) -> Quantity:
     q = layer(arch, group, active, env)
-    i = int(group.prefix.rsplit(".", 1)[1])
     q.title = f"shared block {i}: weights counted once, run by {arch.shared_uses(i)} layers"
     return q
 
@@ -137,8 +136,8 @@ def total(arch: Architecture, active: bool = False) -> Quantity:
     for _, gs in layer_groups(arch):
         for g in gs:
             parts.append((g.count, layer(arch, g, active, env)))
-    for g in shared_groups(arch):
-        parts.append((1, shared_block(arch, g, active, env)))
+    for i, g in enumerate(shared_groups(arch)):
+        parts.append((1, shared_block(arch, i, g, active, env)))
     parts += _head_parts(arch)
     if active:
         return node("params.active", "parameters used per token (top-k experts only)", "param", parts,
