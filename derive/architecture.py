@@ -26,12 +26,14 @@ NORM_PARAMS = {"layernorm": 2, "layernorm_nobias": 1, "rmsnorm": 1, "none": 0}
 NORM_NAMES = {"layernorm": "LayerNorm", "layernorm_nobias": "LayerNorm (no bias)", "rmsnorm": "RMSNorm",
               "none": "non-parametric norm"}
 
-#: the three relations a size may keep with others when another size is overridden (``--set d=…``):
-#: a head size that is d/h, KV heads that equal the query heads (MHA), an FFN that is 4d wide.
+#: the relations a size may keep with others when another size is overridden (``--set d=…``):
+#: a head size that is d/h, KV heads that equal the query heads (MHA), an FFN that is 4d wide, an SSM
+#: inner width that is 2d.
 RELATIONS: dict[str, Callable[[Mapping[str, int]], int | None]] = {
     "d/h": lambda v: v["d"] // v["h"] if v["h"] > 0 and v["d"] % v["h"] == 0 else None,
     "h": lambda v: v["h"],
     "4d": lambda v: 4 * v["d"],
+    "2d": lambda v: 2 * v["d"],  # an SSM's inner width at expand = 2
 }
 
 #: the largest layer count whose per-layer pattern is built layer by layer (a classic stack has none)
@@ -131,13 +133,18 @@ class Layer:
 
     ``mixers`` is usually one block; two read the same input in parallel (Falcon-H1's attention
     and Mamba2); none for a feed-forward-only layer (Nemotron-H's MLP layers). ``norms`` counts the
-    d-wide norms of the layer (input, post-attention, pre/post feed-forward)."""
+    d-wide norms of the layer (input, post-attention, pre/post feed-forward). ``shared`` says that
+    this layer also runs one of the model's shared blocks (:attr:`Architecture.shared_blocks`, index
+    ``shared.flag("block")``): the shared block's weights are counted once for the model, its compute
+    and cache at every layer that runs it; the ``shared`` block itself holds what this position adds
+    of its own (Zamba2's LoRA adapters and output projection), counted per layer."""
 
     mixers: tuple[Block, ...] = ()
     ffn: Block | None = None
     cross: Block | None = None
     norms: int = 2
     parallel: bool = False
+    shared: Block | None = None
 
     def blocks(self) -> Iterator[Block]:
         yield from self.mixers
@@ -145,6 +152,13 @@ class Layer:
             yield self.cross
         if self.ffn is not None:
             yield self.ffn
+        if self.shared is not None:
+            yield self.shared
+
+    @property
+    def shared_index(self) -> int | None:
+        """Which shared block this layer runs (None: none)."""
+        return None if self.shared is None else int(self.shared.flag("block", 0))
 
     @property
     def mixer(self) -> Block | None:
@@ -153,7 +167,8 @@ class Layer:
     def map_blocks(self, fn: Callable[[Block], Block]) -> Layer:
         return dataclasses.replace(
             self, mixers=tuple(fn(b) for b in self.mixers), ffn=None if self.ffn is None else fn(self.ffn),
-            cross=None if self.cross is None else fn(self.cross))
+            cross=None if self.cross is None else fn(self.cross),
+            shared=None if self.shared is None else fn(self.shared))
 
 
 @dataclass(frozen=True)
@@ -267,7 +282,8 @@ class Stack:
 
 def _layer_identity(layer: Layer) -> tuple:
     return (tuple(b.identity() for b in layer.mixers), layer.ffn.identity() if layer.ffn else None,
-            layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel)
+            layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel,
+            layer.shared.identity() if layer.shared else None)
 
 
 @dataclass(frozen=True)
@@ -300,6 +316,9 @@ class Architecture:
     #: Each name is also the key of an option (declared by the layer kind that builds the part) whose value
     #: "exclude" leaves the part out of the counts; its stack has a count symbol of its own (``L_mtp``).
     extras: tuple[tuple[str, Stack], ...] = ()
+    #: layers whose weights several layers of the stack reuse (Zamba2's shared transformer blocks): each is
+    #: counted once in the parameters and run (computed, cached) wherever a layer's ``shared`` names it
+    shared_blocks: tuple[Layer, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notes", tuple(self.notes))
@@ -339,6 +358,7 @@ class Architecture:
         extras = tuple((name, dataclasses.replace(st, kinds=tuple(k.map_blocks(assign) for k in st.kinds)))
                        for name, st in self.extras)
         object.__setattr__(self, "extras", extras)
+        object.__setattr__(self, "shared_blocks", tuple(k.map_blocks(assign) for k in self.shared_blocks))
 
     # ---- what the formulas read -------------------------------------------------------------------
     @property
@@ -352,6 +372,17 @@ class Architecture:
     def blocks(self) -> Iterator[Block]:
         for st in self.stacks:
             yield from st.blocks()
+        for layer in self.shared_blocks:
+            yield from layer.blocks()
+
+    def shared_layer(self, layer: Layer) -> Layer | None:
+        """The shared block a layer runs, or None."""
+        i = layer.shared_index
+        return None if i is None else self.shared_blocks[i]
+
+    def shared_uses(self, i: int) -> int:
+        """Layers of the stack that run shared block ``i``."""
+        return sum(n for n, layer, _ in self.stack.groups() if layer.shared_index == i)
 
     def blocks_of(self, *kinds: str) -> list[Block]:
         seen: list[Block] = []
@@ -415,6 +446,7 @@ class Architecture:
                                                        for k in st.kinds),
                                        L=int(overrides.get(st.count_symbol, st.L))))
             for name, st in self.extras)
+        kw["shared_blocks"] = tuple(k.map_blocks(lambda b: b.overridden(overrides, d)) for k in self.shared_blocks)
         kw["notes"] = tuple(dict.fromkeys(notes))
         return dataclasses.replace(self, **kw)
 
@@ -436,12 +468,15 @@ class Architecture:
             if bad:
                 raise DeriveError(f"{self.name}: layer pattern names kind {bad[0]}, but there are {len(st.kinds)}")
             for layer in st.kinds:
-                if layer.norms < 0:
-                    raise DeriveError(f"{self.name}: norms per layer must be >= 0")
-                for b in layer.blocks():
-                    for k, v in b.sizes:
-                        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                            raise DeriveError(f"{self.name}: {b.name(k)} must be a non-negative integer, got {v!r}")
+                self._validate_layer(layer)
+                i = layer.shared_index
+                if i is not None and not 0 <= i < len(self.shared_blocks):
+                    raise DeriveError(f"{self.name}: a layer runs shared block {i}, but there are "
+                                      f"{len(self.shared_blocks)}")
+        for layer in self.shared_blocks:
+            self._validate_layer(layer)
+            if layer.shared is not None:
+                raise DeriveError(f"{self.name}: a shared block cannot itself run a shared block")
         if self.positions not in POSITIONS:
             raise DeriveError(f"{self.name}: positions {self.positions!r} not one of {', '.join(POSITIONS)}")
         if self.positions == "learned":
@@ -454,6 +489,14 @@ class Architecture:
             raise DeriveError(f"{self.name}: head {self.head!r} not one of lm, none, mlm")
         if self.embedding_norm < 0:
             raise DeriveError(f"{self.name}: embedding norms must be >= 0")
+
+    def _validate_layer(self, layer: Layer) -> None:
+        if layer.norms < 0:
+            raise DeriveError(f"{self.name}: norms per layer must be >= 0")
+        for b in layer.blocks():
+            for k, v in b.sizes:
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise DeriveError(f"{self.name}: {b.name(k)} must be a non-negative integer, got {v!r}")
 
     # ---- description ------------------------------------------------------------------------------
     def describe(self, describe_block: Callable[[Block], str] | None = None) -> str:
@@ -468,6 +511,8 @@ class Architecture:
                 parts.append("cross-attention " + block_text(layer.cross))
             if layer.ffn is not None:
                 parts.append(block_text(layer.ffn))
+            if layer.shared is not None:
+                parts.append(f"shared block {layer.shared_index} ({block_text(layer.shared)})")
             text = "; ".join(parts)
             return text + (" (parallel)" if layer.parallel else "")
 
@@ -476,6 +521,8 @@ class Architecture:
             groups = st.groups()
             body = " + ".join(f"{n} × [{layer_text(layer)}]" for n, layer, _ in groups)
             out.append((f"{st.role}: " if self.encoder is not None else "") + body)
+        for i, layer in enumerate(self.shared_blocks):
+            out.append(f"shared block {i} (weights once, run by {self.shared_uses(i)} layers): [{layer_text(layer)}]")
         extra = [NORM_NAMES[self.norm] + " norms", f"{self.positions} positions"]
         if self.head == "lm":
             extra.append("tied LM head" if self.tied else "untied LM head")

@@ -37,7 +37,7 @@ from derive.units.human import exact_text, human, sig
 UPPER_BOUNDS: dict[str, sp.Expr] = {"MFU": sp.Integer(1)}
 #: sizes that usually scale with the width: when d is the unknown and these are held at a preset's
 #: values, the report says so (tie them with --let).
-WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e")
+WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e", "d_ssm")
 #: at most this many Max/Min pieces are enumerated (2 per Max with two arguments).
 MAX_PIECES = 64
 #: how far the neighbour search walks from the exact solution looking for admissible values.
@@ -285,6 +285,9 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
     tp_sym = S.CATALOG.get("tp")
     if "n_dev" in free_names and tp_sym is not None and can_tie("tp") and q.expanded.has(S.sym("tp")):
         ties.append(Tie(S.sym("tp"), S.n_dev, "the tensor-parallel degree tp is n_dev unless given"))
+    if "d" in free_names and follows("d_ssm", "2d") and can_tie("d_ssm"):
+        ties.append(Tie(S.sym("d_ssm"), 2 * S.d, "the SSM inner width of this architecture is 2d (expand = 2), and "
+                                                  "stays 2d"))
     model_sizes = set(arch.sizes()) if ctx.model_given else set(ARCH_SYMBOLS)
     if free_names & model_sizes:
         from derive.formulas import params

@@ -34,8 +34,9 @@ def _attention(p: str, b: Block, d: int, active: bool) -> Tensors:
     dv = b.size("d_v") if b.has("d_v") else dk
     bias = b.flag("bias", frozenset())
     q_out = h * dk * (2 if b.flag("gate") else 1)
-    out = linear(f"{p}.q_proj", d, q_out, "q" in bias) + linear(f"{p}.k_proj", d, g * dk, "k" in bias)
-    out += linear(f"{p}.v_proj", d, g * dv, "v" in bias) + linear(f"{p}.o_proj", h * dv, d, "o" in bias)
+    x = d * b.flag("input_mult", 1)  # Zamba2's shared attention reads [hidden, embeddings]: 2d
+    out = linear(f"{p}.q_proj", x, q_out, "q" in bias) + linear(f"{p}.k_proj", x, g * dk, "k" in bias)
+    out += linear(f"{p}.v_proj", x, g * dv, "v" in bias) + linear(f"{p}.o_proj", h * dv, d, "o" in bias)
     kind = b.flag("qk_norm_kind", "rmsnorm")
     if b.flag("qk_norm", "none") == "head":  # one norm over d_k shared by every head
         out += norm(f"{p}.q_norm", kind, dk) + norm(f"{p}.k_norm", kind, dk)
@@ -141,10 +142,58 @@ def _shortconv(p: str, b: Block, d: int, active: bool) -> Tensors:
     return out + linear(f"{p}.in_proj", d, 3 * d, bias) + linear(f"{p}.out_proj", d, d, bias)
 
 
+def _mamba(p: str, b: Block, d: int, active: bool) -> Tensors:
+    """JambaMambaMixer: in_proj (x, z), depthwise conv1d, x_proj (Δ, B, C), dt_proj (always a bias), A_log, D,
+    out_proj, and optionally RMSNorms over Δ, B and C."""
+    di, N, K, r = b.size("d_ssm"), b.size("d_state"), b.size("d_conv"), b.size("r_dt")
+    bias = b.flag("bias", frozenset())
+    out = [(f"{p}.A_log", (di, N)), (f"{p}.D", (di,)), (f"{p}.conv1d.weight", (di, 1, K))]
+    if b.flag("conv_bias", True):
+        out.append((f"{p}.conv1d.bias", (di,)))
+    out += linear(f"{p}.in_proj", d, 2 * di, "in" in bias) + linear(f"{p}.x_proj", di, r + 2 * N, False)
+    out += linear(f"{p}.dt_proj", r, di, True) + linear(f"{p}.out_proj", di, d, "out" in bias)
+    if b.flag("dt_norms"):
+        out += [(f"{p}.dt_layernorm.weight", (r,)), (f"{p}.b_layernorm.weight", (N,)),
+                (f"{p}.c_layernorm.weight", (N,))]
+    return out
+
+
+def _mamba2(p: str, b: Block, d: int, active: bool) -> Tensors:
+    """Mamba2Mixer: in_proj to [z, x, B, C, dt], conv1d over [x, B, C], dt_bias/A_log/D per head, gated norm,
+    out_proj."""
+    di, H, G, N, K = (b.size(k) for k in ("d_ssm", "h_ssm", "n_grp", "d_state", "d_conv"))
+    conv_dim = di + 2 * G * N
+    bias = b.flag("bias", frozenset())
+    out = [(f"{p}.dt_bias", (H,)), (f"{p}.A_log", (H,)), (f"{p}.D", (H,)), (f"{p}.conv1d.weight", (conv_dim, 1, K))]
+    if b.flag("conv_bias", True):
+        out.append((f"{p}.conv1d.bias", (conv_dim,)))
+    out += linear(f"{p}.in_proj", d, di + conv_dim + H, "in" in bias)
+    if b.flag("gated_norm", True):
+        out.append((f"{p}.norm.weight", (di,)))
+    return out + linear(f"{p}.out_proj", di, d, "out" in bias)
+
+
+def _shared(p: str, b: Block, d: int, active: bool) -> Tensors:
+    """What one position adds to the shared block it runs (Zamba2): LoRA pairs on q, k, v (each m·d → r → m·d)
+    and on the MLP's gate‖up (d → r → mo·d_ff), and the d×d linear on the block's output."""
+    out: Tensors = []
+    m, mo = b.flag("lora_qkv", 0), b.flag("lora_mlp", 0)
+    for site in ("q", "k", "v") if m else ():
+        out += linear(f"{p}.linear_{site}_adapter.0", m * d, b.size("r_ad"), False)
+        out += linear(f"{p}.linear_{site}_adapter.1", b.size("r_ad"), m * d, False)
+    if mo:
+        out += linear(f"{p}.gate_up_proj_adapter.0", d, b.size("r_ad"), False)
+        out += linear(f"{p}.gate_up_proj_adapter.1", b.size("r_ad"), mo * b.size("d_ff"), False)
+    if b.flag("proj"):
+        out += linear(f"{p}.linear", d, d, False)
+    return out
+
+
 #: one function per block kind: (prefix, block, d, active) -> tensors
 KINDS: dict[str, Callable[[str, Block, int, bool], Tensors]] = {
     "attention": _attention, "dense": _dense, "moe": _moe, "mla": _mla,
     "gdn": _gdn, "lightning": _lightning, "rwkv": _rwkv, "rwkv_ffn": _rwkv_ffn, "shortconv": _shortconv,
+    "mamba": _mamba, "mamba2": _mamba2, "shared": _shared,
 }
 
 
@@ -156,6 +205,8 @@ def _layer(p: str, layer: Layer, a: Architecture, active: bool) -> Tensors:
         out += KINDS[layer.cross.kind](f"{p}.cross", layer.cross, a.d, active)
     if layer.ffn is not None:
         out += KINDS[layer.ffn.kind](f"{p}.mlp", layer.ffn, a.d, active)
+    if layer.shared is not None:  # this position's own parts; the shared block itself is listed once, below
+        out += KINDS[layer.shared.kind](f"{p}.shared_use", layer.shared, a.d, active)
     for j in range(layer.norms):
         out += norm(f"{p}.norm{j}", a.norm, a.d)
     return out
@@ -181,6 +232,8 @@ def tensors(a: Architecture, active: bool = False) -> Tensors:
             out += _layer(f"stack{si}.layers.{i}", st.kinds[st.pattern.kind_of(i)], a, active)
         if a.final_norm:
             out += norm(f"stack{si}.norm", a.norm, d)
+    for i, layer in enumerate(a.shared_blocks):  # weights that several layers reuse: once each
+        out += _layer(f"shared_blocks.{i}", layer, a, active)
     if a.pooler:
         out += linear("pooler.dense", d, d, True)
     if a.head == "lm":

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from derive.architecture import NORMS, Architecture, Layer, Pattern, Stack
 from derive.errors import DeriveError
 from derive.formulas import params, params_quantities
-from derive.hf.build import attention, dense, mla, moe
+from derive.hf.build import attention, dense, mamba, mamba2, mla, moe, shared_use
 from derive.hf.recurrent import gdn, lightning, rwkv_channel_mix, rwkv_time_mix, short_conv
 from derive.layers import stack as stack_
 from tests import shapes
@@ -92,22 +92,64 @@ def ffn_blocks(draw, d: int):
 
 
 @st.composite
+def ssm_blocks(draw, d: int):
+    """A Mamba or Mamba2 mixer with any sizes and flags (Mamba2: heads that divide d_ssm, groups that divide
+    the heads)."""
+    bias = frozenset(draw(st.sets(st.sampled_from(["in", "out"]))))
+    N, K = draw(st.integers(1, 16)), draw(st.integers(1, 5))
+    if draw(st.booleans()):
+        return mamba(d, draw(st.one_of(st.just(2 * d), st.integers(1, 64))), N, K, draw(st.integers(1, 16)),
+                     conv_bias=draw(st.booleans()), bias=bias, dt_norms=draw(st.booleans()))
+    heads = draw(st.integers(1, 8))
+    groups = draw(st.sampled_from([x for x in range(1, heads + 1) if heads % x == 0]))
+    return mamba2(d, heads * draw(st.integers(1, 8)), heads, groups, N, K, draw(st.integers(1, 64)),
+                  conv_bias=draw(st.booleans()), bias=bias, gated_norm=draw(st.booleans()))
+
+
+@st.composite
+def mixer_tuples(draw, d: int, h: int, explicit: bool):
+    """No mixer, one (attention or SSM), or two of different kinds in parallel (Falcon-H1: attention and
+    Mamba2; two blocks of one kind in one layer would name their nodes alike)."""
+    n = draw(st.sampled_from([0, 1, 1, 1, 2]))
+    if n == 2:
+        return draw(attention_blocks(d, h, explicit)), draw(ssm_blocks(d))
+    return tuple(draw(st.one_of(attention_blocks(d, h, explicit), ssm_blocks(d), mla_blocks(),
+                                recurrent_blocks(d, h, explicit))) for _ in range(n))
+
+
+@st.composite
 def architectures(draw, routed: bool | None = None) -> Architecture:
     h = draw(st.integers(1, 12))
     explicit = draw(st.booleans())
     d = draw(st.integers(1, 256)) if explicit else h * draw(st.integers(1, 24))
+    # shared blocks (Zamba2): weights once, run by the layers whose `shared` names them
+    shared = []
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        attn = draw(attention_blocks(d, h, explicit))
+        attn = attn.with_flags(input_mult=draw(st.sampled_from([1, 2])))
+        shared.append(Layer(mixers=(attn,), ffn=draw(st.one_of(st.none(), ffn_blocks(d))),
+                            norms=draw(st.integers(0, 3))))
     n_kinds = draw(st.integers(1, 3))
     kinds = []
     for _ in range(n_kinds):
-        mix = (draw(mixers(d, h, explicit)),) if draw(st.integers(0, 5)) else ()
+        mix = draw(mixer_tuples(d, h, explicit))
         ffn = draw(st.one_of(st.none(), ffn_blocks(d))) if mix else draw(ffn_blocks(d))
-        kinds.append(Layer(mixers=mix, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans())))
+        use = None
+        if shared and draw(st.booleans()):
+            i = draw(st.integers(0, len(shared) - 1))
+            lora_mlp = draw(st.sampled_from([0, 1, 2]))
+            use = shared_use(i, rank=draw(st.integers(1, 16)), lora_qkv=draw(st.sampled_from([0, 1, 2])),
+                             lora_mlp=lora_mlp, d_ff=draw(st.integers(1, 96)) if lora_mlp else None,
+                             proj=draw(st.booleans()))
+        kinds.append(Layer(mixers=mix, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans()),
+                           shared=use))
     prefix = tuple(draw(st.lists(st.integers(0, n_kinds - 1), max_size=4)))
     cycle = tuple(draw(st.lists(st.integers(0, n_kinds - 1), min_size=1, max_size=4)))
     L = draw(st.integers(1, 7))
     positions = draw(st.sampled_from(["learned", "sinusoidal", "rope", "alibi", "none"]))
     a = Architecture(
         name="random", d=d, V=draw(st.integers(1, 500)), stack=Stack(tuple(kinds), L, Pattern(prefix, cycle)),
+        shared_blocks=tuple(shared),
         positions=positions, T=draw(st.integers(1, 300)) if positions == "learned" else None,
         tied=draw(st.booleans()), norm=draw(st.sampled_from(NORMS)), final_norm=draw(st.booleans()),
         embedding_norm=draw(st.integers(0, 1)), head_bias=draw(st.booleans()),
@@ -150,7 +192,8 @@ def test_breakdown_sums_to_total(a):
     fast = params_quantities._category_values(tree, vals)
     assert fast == parts and list(fast) == list(parts)
     assert set(parts) <= {"token_embedding", "embedding_projection", "position_embedding", "attention", "mlp",
-                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "ssm", "other"}
+                          "moe_router", "moe_experts", "moe_shared_experts", "norm", "lm_head", "other", "ssm",
+                          "adapter"}
 
 
 @SETTINGS

@@ -63,6 +63,17 @@ def layer(arch: Architecture, env: Env, group: Group, p: Pass) -> Quantity:
         q = k.flops(lay.ffn, env, f"{group.prefix}.{k.node}", p)
         if q is not None:
             parts.append((1, q))
+    shared = arch.shared_layer(lay)
+    if shared is not None:  # the shared block runs here in full; its weights are counted once elsewhere
+        i = lay.shared_index
+        q = layer(arch, env, Group(sp.Integer(1), shared, f"shared block {i}", f"{group.prefix}.shared{i}",
+                                   f"shared{i}"), p)
+        q.title = f"shared block {i}, run at this layer"
+        parts.append((1, q))
+        k = kind_of(lay.shared)
+        q = k.flops(lay.shared, env, f"{group.prefix}.{k.node}", p)
+        if q is not None:
+            parts.append((1, q))
     title = f"one layer ({group.tag})" if group.tag else "one layer"
     if not parts:
         return leaf(group.prefix, title + " (no matmuls)", "FLOP", 0, symbol=f"F_{group.sym}",
@@ -126,12 +137,18 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False,
         q = node("flops.decode", "one decode step: b sequences each add a token attending to s keys", "FLOP", parts,
                  symbol="F_dec", latex=r"F_{\mathrm{dec}}",
                  note="s counts the keys the new token attends to: the cached context including itself")
-        sentences = conv.sentences(core=False) + ("decode: one query per sequence attends to all s keys, so there is "
-                                                   "no triangle for a causal mask to skip",)
+        sentences = conv.sentences(core=False)
+        if _has_core(q):
+            sentences += ("decode: one query per sequence attends to all s keys, so there is no triangle for a "
+                          "causal mask to skip",)
     else:
         q = node("flops.forward", "forward pass over b sequences of s tokens", "FLOP", parts, symbol="F_fwd",
                  latex=r"F_{\mathrm{fwd}}")
-        sentences = conv.sentences()
+        sentences = conv.sentences(core=_has_core(q))
+    if any(n.category == "ssm_scan" for n in q.walk()):
+        sentences += ("SSM scans as the model's torch code computes them: Mamba2's chunked scan in full chunks "
+                      "of C_scan (the sequence padded), Mamba's as a per-token readout; a decode step updates the "
+                      "state elementwise and reads it out with one matmul",)
     if _windowed(arch):
         if decode:
             sentences += ("decode: a sliding-window or chunked layer attends to at most its window of cached tokens",)
@@ -146,6 +163,11 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False,
         sentences += ("encoder–decoder: the encoder runs over s tokens and the decoder over s tokens, cross-attending "
                       "to the s encoder outputs",)
     return stamp(q, sentences)
+
+
+def _has_core(q: Quantity) -> bool:
+    """The pass has attention score/value products (a model of SSM layers only has none)."""
+    return any(n.category == "attention_core" for n in q.walk())
 
 
 def backward(fwd: Quantity) -> Quantity:

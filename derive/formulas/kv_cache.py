@@ -18,7 +18,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import memory
 from derive.layers.base import Env, kind_of
-from derive.layers.stack import groups
+from derive.layers.stack import groups, mixers
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 from derive.units.human import human
@@ -66,33 +66,40 @@ def _env(ctx: Context) -> Env:
     return Env(ctx.arch, None, ctx.options)
 
 
-def _cache_key(layer):
-    """Layers whose cache per token and window agree (the FFN plays no part)."""
-    return tuple((b.kind, kind_of(b).param_key(b), b.size("window") if b.has("window") else None,
-                  b.size("chunk") if b.has("chunk") else None, b.flag("causal", True), b.flag("cross", False))
-                 for b in layer.mixers)
+def _cache_key(arch):
+    """Layers whose cache per token and window agree (the FFN plays no part; a shared block's mixers
+    keep a cache at every layer that runs it)."""
+    def key(layer):
+        return tuple((b.kind, kind_of(b).param_key(b), b.size("window") if b.has("window") else None,
+                      b.size("chunk") if b.has("chunk") else None, b.flag("causal", True), b.flag("cross", False))
+                     for b in mixers(arch, layer))
+    return key
+
+
+def _mixer_key(arch):
+    return lambda layer: tuple(kind_of(b).param_key(b) for b in mixers(arch, layer))
 
 
 def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
     """Self-attention cache of every decoder layer, grouped (an encoder keeps none; cross-attention apart)."""
     arch, env = ctx.arch, _env(ctx)
     st = arch.stack
-    key = _cache_key if windows else (lambda layer: tuple(kind_of(b).param_key(b) for b in layer.mixers))
+    key = _cache_key(arch) if windows else _mixer_key(arch)
     out: list[CacheGroup] = []
     gs = groups(arch, st, key, "kv_cache")
     seen: dict[str, Quantity] = {}
     for g in gs:
-        for i, blk in enumerate(g.layer.mixers):
+        run = mixers(arch, g.layer)
+        for blk in run:
             k = kind_of(blk)
-            prefix = g.prefix if len(g.layer.mixers) == 1 else f"{g.prefix}.{k.node}"
+            prefix = g.prefix if len(run) == 1 else f"{g.prefix}.{k.node}"
             per = k.cache_token(blk, env, prefix)
             if per is None:
                 continue
-            if len(gs) == 1 and len(g.layer.mixers) == 1:
+            if len(gs) == 1 and len(run) == 1:
                 per = _rename(per, "kv_cache.layer_token")
             out.append(CacheGroup(g.count, _shared(per, seen), k.cache_window(blk) if windows else None,
                                   k.cache_comparison(blk, env, prefix)))
-            del i
     return out
 
 
@@ -117,14 +124,23 @@ def _rename(q: Quantity, qid: str) -> Quantity:
 
 
 def state_groups(ctx: Context) -> list[tuple[sp.Expr, Quantity]]:
+    """Recurrent state of every decoder layer; layers whose state is the same are counted together."""
     arch, env = ctx.arch, _env(ctx)
-    out = []
-    for g in groups(arch, arch.stack, lambda layer: tuple(kind_of(b).param_key(b) for b in layer.mixers),
-                    "kv_cache.state"):
-        for blk in g.layer.mixers:
+    out: list[tuple[sp.Expr, Quantity]] = []
+    for g in groups(arch, arch.stack, _mixer_key(arch), "kv_cache.state"):
+        run = mixers(arch, g.layer)
+        for blk in run:
             k = kind_of(blk)
-            q = k.state(blk, env, g.prefix if len(g.layer.mixers) == 1 else f"{g.prefix}.{k.node}")
-            if q is not None:
+            q = k.state(blk, env, g.prefix if len(run) == 1 else f"{g.prefix}.{k.node}")
+            if q is None:
+                continue
+            for j, (n, prev) in enumerate(out):
+                if prev.title == q.title and prev.expanded == q.expanded:
+                    out[j] = (n + g.count, prev)  # e.g. Zamba2's Mamba2 layers with and without a shared block
+                    break
+            else:
+                if any(prev.symbol_name == q.symbol_name for _, prev in out):
+                    q.symbol_name += "_" + g.sym
                 out.append((g.count, q))
     return out
 

@@ -14,7 +14,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import params
 from derive.layers.base import NORM_STATS, Env, kind_of, saved
-from derive.layers.stack import Group, groups, param_key
+from derive.layers.stack import Group, groups, param_key, run_blocks
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -182,8 +182,8 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
         leaves = [saved(f"{prefix}.input", "layer input (all that full recomputation keeps)", d * S.bytes_a,
                         "A_in", r"A_{\mathrm{in}}")]
     else:
-        leaves = []
-        for blk in group.layer.blocks():
+        leaves: list[Quantity] = []
+        for blk in run_blocks(ctx.arch, group.layer):  # a shared block's activations are kept at every use
             leaves += kind_of(blk).activations(blk, env, prefix) or []
         if group.layer.parallel:  # attention and MLP read the same normed input: one tensor
             leaves = [x for x in leaves if not x.id.endswith(".mlp_input")]
@@ -251,7 +251,9 @@ def lora_params(ctx: Context) -> Quantity:
                           "use qv or qkvo")
     lay_parts = []
     names_all: list[str] = []
-    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.lora")]
+    # a shared block's matrices carry one adapter, however many layers run it
+    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.lora")] + \
+        params.shared_groups(arch, "memory.lora")
     for g in gs:
         linears = [lin for blk in g.layer.blocks() for lin in kind_of(blk).linears(blk, env)]
         chosen = [lin for lin in linears if targets == "all" or lin.site in LORA_SITES[targets]]

@@ -46,12 +46,19 @@ def layer(arch: Architecture, group: Group, active: bool = False, env: Env | Non
     if lay.ffn is not None:
         k = kind_of(lay.ffn)
         parts.append((1, ask(k, lay.ffn, f"{prefix}.{k.node}")))
+    if lay.shared is not None:  # this position's own parts; the shared block's weights are counted once
+        k = kind_of(lay.shared)
+        q = ask(k, lay.shared, f"{prefix}.{k.node}")
+        if q.expr != 0:
+            parts.append((1, q))
     n = norm(arch.norm, d, lay.norms, f"{prefix}.norm", "norms", "norm")
     if n is not None:
         parts.append((1, n))
     title = f"one layer ({group.tag})" if group.tag else "one layer"
     if lay.parallel:
         title += " (parallel attention + MLP)"
+    if lay.shared is not None:
+        title += f", running shared block {lay.shared_index} (its weights counted once, in params.shared)"
     if not parts:
         return leaf(prefix, title + " (no parameters)", "param", 0, symbol=f"P_{group.sym}",
                     latex=f"P_{{{mrm(group.sym)}}}")
@@ -61,6 +68,18 @@ def layer(arch: Architecture, group: Group, active: bool = False, env: Env | Non
 def layer_groups(arch: Architecture, topic: str = "params") -> list[tuple[object, list[Group]]]:
     """(stack, its groups by parameter shape) for every stack of the model, encoder first."""
     return [(st, groups(arch, st, param_key, topic)) for st in arch.stacks]
+
+
+def shared_groups(arch: Architecture, topic: str = "params") -> list[Group]:
+    """One group per shared block (count 1: its weights exist once however many layers run it)."""
+    return [Group(sp.Integer(1), lay, f"shared block {i}", f"{topic}.shared.{i}", f"shared{i}")
+            for i, lay in enumerate(arch.shared_blocks)]
+
+
+def shared_block(arch: Architecture, i: int, group: Group, active: bool = False, env: Env | None = None) -> Quantity:
+    q = layer(arch, group, active, env)
+    q.title = f"shared block {i}: weights counted once, run by {arch.shared_uses(i)} layers"
+    return q
 
 
 def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
@@ -149,6 +168,8 @@ def total(arch: Architecture, active: bool = False, options: Mapping[str, str] |
     for _, gs in layer_groups(arch):
         for g in gs:
             parts.append((g.count, layer(arch, g, active, env)))
+    for i, g in enumerate(shared_groups(arch)):
+        parts.append((1, shared_block(arch, i, g, active, env)))
     parts += _head_parts(arch)
     extra, sentences = _extra_parts(arch, env, active)
     parts += extra

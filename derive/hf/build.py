@@ -91,6 +91,35 @@ def moe(experts: int, top_k: int, d_ff_expert: int, act: str, *, shared: int = 0
     return Block.of("moe", sizes, **flags)
 
 
+def mamba(d: int, d_ssm: int, d_state: int, d_conv: int, r_dt: int, *, conv_bias: bool = True,
+          bias: frozenset = frozenset(), dt_norms: bool = False) -> Block:
+    """A Mamba (selective SSM) mixer; an inner width of 2d follows d when it changes."""
+    derived = {"d_ssm": "2d"} if d_ssm == 2 * d else {}
+    return Block.of("mamba", {"d_ssm": d_ssm, "d_state": d_state, "d_conv": d_conv, "r_dt": r_dt}, derived,
+                    conv_bias=conv_bias, bias=frozenset(bias) & {"in", "out"}, dt_norms=dt_norms)
+
+
+def mamba2(d: int, d_ssm: int, heads: int, groups: int, d_state: int, d_conv: int, chunk: int, *,
+           conv_bias: bool = True, bias: frozenset = frozenset(), gated_norm: bool = True) -> Block:
+    """A Mamba2 mixer: d_ssm = heads × head size; the chunk length only changes the scan's FLOPs."""
+    derived = {"d_ssm": "2d"} if d_ssm == 2 * d else {}
+    return Block.of("mamba2", {"d_ssm": d_ssm, "h_ssm": heads, "n_grp": groups, "d_state": d_state,
+                               "d_conv": d_conv, "C_scan": chunk}, derived,
+                    conv_bias=conv_bias, bias=frozenset(bias) & {"in", "out"}, gated_norm=gated_norm)
+
+
+def shared_use(block: int, *, rank: int = 0, lora_qkv: int = 0, lora_mlp: int = 0, d_ff: int | None = None,
+               proj: bool = False) -> Block:
+    """A layer's use of shared block ``block`` with what this position adds (see derive.layers.shared)."""
+    sizes: dict[str, int] = {}
+    if lora_qkv or lora_mlp:
+        sizes["r_ad"] = rank
+    if lora_mlp:
+        assert d_ff is not None
+        sizes["d_ff"] = d_ff
+    return Block.of("shared", sizes, block=block, lora_qkv=lora_qkv, lora_mlp=lora_mlp, proj=proj)
+
+
 @dataclass(frozen=True)
 class LayerFacts:
     """What one layer of a decoder has, as a loader knows it."""
@@ -100,6 +129,7 @@ class LayerFacts:
     norms: int = 2
     parallel: bool = False
     cross: Block | None = None
+    shared: Block | None = None  # the layer runs a shared block (see Layer.shared)
 
 
 def per_layer(name: str, L: int, key: str = "num_hidden_layers") -> range:
@@ -134,7 +164,8 @@ def stack(layers: Sequence[LayerFacts] | Callable[[int], LayerFacts], L: int, *,
 
 
 def _layer(f: LayerFacts) -> Layer:
-    return Layer(mixers=tuple(f.mixers), ffn=f.ffn, cross=f.cross, norms=f.norms, parallel=f.parallel)
+    return Layer(mixers=tuple(f.mixers), ffn=f.ffn, cross=f.cross, norms=f.norms, parallel=f.parallel,
+                 shared=f.shared)
 
 
 def model(name: str, family: str, d: int, V: int, st: Stack, **kw: Any) -> Architecture:

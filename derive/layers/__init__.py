@@ -9,10 +9,13 @@ from derive.layers import (  # noqa: F401  (each module registers its kind)
     dense,
     gdn,
     lightning,
+    mamba,
+    mamba2,
     mla,
     moe,
     mtp,
     rwkv,
+    shared,
     shortconv,
 )
 from derive.layers.base import KINDS, Env, Kind, Linear, Pass, kind_of

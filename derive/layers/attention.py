@@ -6,8 +6,9 @@ head size) and optionally ``d_v`` (value head size when it differs). Flags choos
 ``qk_norm`` ("head": one norm over d_k shared by all heads; "full": one per head) and its
 ``qk_norm_kind`` ("none": a norm without parameters, as Llama 4's L2 norm of q and k), ``sinks``
 (gpt-oss: a learned logit per head), ``gate`` (Qwen3-Next: the query projection doubles to gate the
-output), ``rope`` (False: a NoPE layer), ``causal`` (False: a
-bidirectional encoder), ``cross`` (cross-attention to an encoder). Optional sizes: ``window`` (a
+output), ``rope`` (False: a NoPE layer), ``causal`` (False: a bidirectional encoder), ``cross``
+(cross-attention to an encoder), ``input_mult`` (q, k and v read that many d-wide vectors concatenated:
+Zamba2's shared attention, 2). Optional sizes: ``window`` (a
 sliding window of W tokens), ``chunk`` (Llama 4's chunked attention), ``n_rel`` (T5: relative-position
 buckets × heads of a learned bias).
 """
@@ -75,10 +76,17 @@ class Attention(Kind):
     def kv_heads(b: Block) -> sp.Expr:
         return sym(b, "h") if b.is_derived("g") else sym(b, "g")
 
+    @staticmethod
+    def input_width(b: Block) -> sp.Expr:
+        """What q, k and v read: d, or a concatenation of ``input_mult`` d-wide vectors (Zamba2's shared
+        attention reads the hidden state next to the original embeddings: 2d)."""
+        return int(b.flag("input_mult", 1)) * d
+
     def shapes(self, b: Block) -> dict[str, tuple[sp.Expr, sp.Expr]]:
         h, dk, dv, gk = sym(b, "h"), self.head_size(b), self.value_size(b), self.kv_heads(b)
         q_out = h * dk * (2 if b.flag("gate") else 1)
-        return {"q": (d, q_out), "k": (d, gk * dk), "v": (d, gk * dv), "o": (h * dv, d)}
+        x = self.input_width(b)
+        return {"q": (x, q_out), "k": (x, gk * dk), "v": (x, gk * dv), "o": (h * dv, d)}
 
     # ---- description ----------------------------------------------------------------------------
     def describe(self, b: Block) -> str:
@@ -104,6 +112,8 @@ class Attention(Kind):
             extra.append("sinks")
         if b.flag("gate"):
             extra.append("output gate")
+        if b.flag("input_mult", 1) != 1:
+            extra.append(f"q/k/v read {b.flag('input_mult')}d")
         if b.flag("bias"):
             extra.append("bias " + ",".join(s for s in "qkvo" if s in b.flag("bias")))
         return text + (" " + ", ".join(extra) if extra else "")
@@ -267,7 +277,8 @@ class Attention(Kind):
         dropout = env.option("dropout") == "yes"
         h, dk, dv, gk = sym(b, "h"), self.head_size(b), self.value_size(b), self.kv_heads(b)
         s = S.s
-        out = [saved(f"{prefix}.attention_input", "input of the Q, K, V projections (the normed x)", d * bytes_a,
+        out = [saved(f"{prefix}.attention_input", "input of the Q, K, V projections (the normed x)",
+                     self.input_width(b) * bytes_a,
                      "A_xin", r"A_{x}")]
         qk = b.flag("qk_norm", "none")
         if qk != "none":

@@ -31,19 +31,35 @@ def param_key(layer: Layer) -> tuple:
     """What decides a layer's parameters (a window or NoPE does not)."""
     return (tuple(kind_of(b).param_key(b) for b in layer.mixers),
             kind_of(layer.ffn).param_key(layer.ffn) if layer.ffn else None,
-            kind_of(layer.cross).param_key(layer.cross) if layer.cross else None, layer.norms, layer.parallel)
+            kind_of(layer.cross).param_key(layer.cross) if layer.cross else None, layer.norms, layer.parallel,
+            kind_of(layer.shared).param_key(layer.shared) if layer.shared else None)
 
 
 def full_key(layer: Layer) -> tuple:
     return (tuple(b.identity() for b in layer.mixers), layer.ffn.identity() if layer.ffn else None,
-            layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel)
+            layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel,
+            layer.shared.identity() if layer.shared else None)
 
 
 def _component_tags(layer: Layer) -> list[str]:
-    tags = [kind_of(b).tag(b) for b in layer.mixers] or ["ffnonly"]
+    tags = ["_".join(kind_of(b).tag(b) for b in layer.mixers) or "ffnonly"]
     tags.append(kind_of(layer.ffn).tag(layer.ffn) if layer.ffn else "nomlp")
     tags.append(kind_of(layer.cross).tag(layer.cross) if layer.cross else "")
+    tags.append(kind_of(layer.shared).tag(layer.shared) if layer.shared else "")
     return tags
+
+
+def mixers(arch: Architecture, layer: Layer) -> tuple[Block, ...]:
+    """The token mixers a layer runs: its own, then those of the shared block it runs (each use of a
+    shared attention keeps its own cache)."""
+    shared = arch.shared_layer(layer)
+    return layer.mixers + (shared.mixers if shared is not None else ())
+
+
+def run_blocks(arch: Architecture, layer: Layer) -> list[Block]:
+    """Every block a layer computes: its own and those of the shared block it runs."""
+    shared = arch.shared_layer(layer)
+    return list(layer.blocks()) + (list(shared.blocks()) if shared is not None else [])
 
 
 def groups(arch: Architecture, st: Stack, key: Callable[[Layer], object], topic: str,
@@ -57,10 +73,10 @@ def groups(arch: Architecture, st: Stack, key: Callable[[Layer], object], topic:
         return [Group(S.sym(st.count_symbol), layer, "", f"{topic}.{word}",
                       "enclayer" if word.startswith("encoder") else layer_word.replace("_", ""))]
     tags_per = [_component_tags(layer) for _, layer, _ in raw]
-    differ = [i for i in range(3) if len({t[i] for t in tags_per}) > 1]
+    differ = [i for i in range(4) if len({t[i] for t in tags_per}) > 1]
     names: list[str] = []
     for tags in tags_per:
-        name = "_".join(tags[i] for i in differ if tags[i]) or "layer"
+        name = "_".join(tags[i] for i in differ if tags[i]) or tags[0]
         names.append(name)
     for name in sorted(set(names)):  # still equal: number them in order
         same = [j for j, n in enumerate(names) if n == name]
