@@ -84,15 +84,17 @@ class Attention(Kind):
         if b.has("d_v"):
             text += f", d_v={b.size('d_v')}"
         text += ")"
-        extra = []
-        if b.flag("cross"):
-            extra.append("cross-attention")
+        extra = []  # (a cross-attention block is named so by the layer that holds it)
         if not b.flag("causal", True) and not b.flag("cross"):
             extra.append("bidirectional")
-        if b.has("window"):
+        if b.has("window") and b.flag("causal", True) is False:
+            extra.append(f"local window {b.size('window')} (±{b.size('window') // 2})")
+        elif b.has("window"):
             extra.append(f"sliding window {b.size('window')}")
         if b.has("chunk"):
             extra.append(f"chunked {b.size('chunk')}")
+        if b.has("n_rel"):
+            extra.append(f"relative-position bias ({b.size('n_rel')} buckets)")
         if b.flag("rope") is False:
             extra.append("NoPE")
         if b.flag("qk_norm", "none") != "none":
@@ -108,6 +110,8 @@ class Attention(Kind):
     def tag(self, b: Block) -> str:
         if b.flag("cross"):
             return "cross"
+        if b.has("n_rel"):
+            return "relpos"
         if b.has("window"):
             return "swa"
         if b.has("chunk"):
@@ -122,6 +126,20 @@ class Attention(Kind):
     def param_key(self, b: Block) -> tuple:
         return (b.kind, tuple((k, v) for k, v in b.sizes if k not in self.BEHAVIOUR),
                 tuple((k, v) for k, v in b.flags if k not in self.BEHAVIOUR))
+
+    def _without_bias_table(self, b: Block) -> tuple:
+        kind, sizes, flags = self.param_key(b)
+        return kind, tuple((k, v) for k, v in sizes if k != "n_rel"), flags
+
+    def flop_key(self, b: Block) -> tuple:
+        """A relative-position bias (T5's layer 0) is a table lookup: no matmul, so no FLOP group of its own."""
+        return self._without_bias_table(b)
+
+    def cache_key(self, b: Block) -> tuple:
+        """The cache holds K and V of g heads (d_k and d_v wide), or nothing for a bidirectional encoder: norms,
+        biases, sinks and T5's relative-position bias are no part of it."""
+        sizes = tuple((k, v) for k, v in b.sizes if k in ("h", "g", "d_k", "d_v"))
+        return (b.kind, sizes, b.derived, b.flag("causal", True), bool(b.flag("cross", False)))
 
     def check(self, b: Block, arch) -> None:
         from derive.errors import DeriveError
@@ -205,7 +223,13 @@ class Attention(Kind):
         full = p.full and not cross and b.flag("causal", True)
         windowed_full = p.full and keys is not p.keys and not cross
         queries = "s" if p.full else "1 new"
-        if windowed_full and conv.causal:
+        bidirectional = b.flag("causal", True) is False
+        if windowed_full and bidirectional:
+            # a bidirectional window (ModernBERT's local layers): query i meets the keys j with |i − j| ≤ ⌊W/2⌋,
+            # so the s queries meet s + 2·Σ_{k=1..m} (s − k) = s·(2m + 1) − m·(m + 1) keys, m = min(⌊W/2⌋, s − 1)
+            m = sp.Min(sp.floor(self.cache_window(b) / 2), p.keys - 1)
+            core = lambda hs: conv.mac * p.batch * h * hs * (p.keys * (2 * m + 1) - m * (m + 1))  # noqa: E731
+        elif windowed_full and conv.causal:
             # a causal window: query i meets min(i, W) keys; Σ = s·W − W²/2 in the s²/2 convention
             m = keys
             core = lambda hs: conv.mac * p.batch * h * hs * (p.keys * m - m**2 / 2)  # noqa: E731
@@ -247,6 +271,8 @@ class Attention(Kind):
 
     # ---- LoRA / tensor parallelism ---------------------------------------------------------------
     def linears(self, b: Block, env: Env) -> list[Linear]:
+        if b.flag("cross"):  # LoRA on "q" and "v" adapts a cross-attention's q and v too (PEFT's T5 default)
+            return [Linear(f"W_{s}^x", *self.shapes(b)[s], s, tag="x") for s in "qkvo"]
         return [Linear(f"W_{s}", *self.shapes(b)[s], s) for s in "qkvo"]
 
     # ---- activations (Korthikanti et al. 2022, per tensor) -----------------------------------------
@@ -256,14 +282,17 @@ class Attention(Kind):
         rec, flash = env.option("recompute"), env.option("flash") == "yes"
         s, bb = S.s, S.b
         h, dk, dv, gk = sym(b, "h"), self.head_size(b), self.value_size(b), self.kv_heads(b)
-        attn = leaf(f"{prefix}.attention", "attention: QKV input, Q, K, V, output-projection input, dropout mask",
+        x = "x" if b.flag("cross") else ""  # a cross-attention's tensors (K and V of the s encoder outputs)
+        what = "cross-attention" if x else "attention"
+        attn = leaf(f"{prefix}.{'cross_' if x else ''}attention",
+                    f"{what}: QKV input, Q, K, V, output-projection input, dropout mask",
                     "byte", bytes_a * s * bb * (d + h * dk + gk * dk + gk * dv + h * dv) + bytes_mask * s * bb * d,
-                    symbol="A_attn", latex=r"A_{\mathrm{attn}}", category="activations")
+                    symbol=f"A_{x}attn", latex=rf"A_{{\mathrm{{{x}attn}}}}", category="activations")
         parts = [attn]
         if rec == "none" and not flash:
-            parts.append(leaf(f"{prefix}.scores", "s×s scores: softmax output, dropout mask, dropout output",
-                              "byte", bb * h * s**2 * (2 * bytes_a + bytes_mask), symbol="A_scores",
-                              latex=r"A_{\mathrm{scores}}", category="activations"))
+            parts.append(leaf(f"{prefix}.{x}scores", f"s×s {what} scores: softmax output, dropout mask, dropout output",
+                              "byte", bb * h * s**2 * (2 * bytes_a + bytes_mask), symbol=f"A_{x}scores",
+                              latex=rf"A_{{\mathrm{{{x}scores}}}}", category="activations"))
         return parts
 
 
