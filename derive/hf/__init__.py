@@ -15,10 +15,10 @@ from typing import Any
 
 from derive.architecture import Architecture
 from derive.errors import DeriveError
-from derive.hf import families
+from derive.hf import encoders, families
 from derive.hf.config import Config
 
-LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS}
+LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS, **encoders.LOADERS}
 
 __all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
 def supported() -> str:
