@@ -20,6 +20,8 @@ from derive.errors import DeriveError
 
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "relative", "none")
 NORMS = ("layernorm", "layernorm_nobias", "rmsnorm", "none")
+HEADS = ("lm", "none", "mlm", "classifier")
+HEAD_TRANSFORMS = ("dense_norm", "dense", "none")
 
 #: parameters per element of one norm: LayerNorm has γ and β, RMSNorm only γ.
 NORM_PARAMS = {"layernorm": 2, "layernorm_nobias": 1, "rmsnorm": 1, "none": 0}
@@ -303,8 +305,14 @@ class Architecture:
     final_norm: bool = True
     embedding_norm: int = 0  # norms right after the token embedding (BLOOM, BERT: 1; BART: one per stack)
     head_bias: bool = False  # the LM head (or the masked-LM decoder) has a bias (GPT-J, Phi, BERT's MLM head)
-    head: str = "lm"  # "lm": a language-model head; "none": the bare model (AutoModel of an encoder); "mlm"
-    head_transform_bias: bool = True  # the masked-LM head's d→d transform has a bias
+    head: str = "lm"  # "lm": a language-model head; "none": the bare model (AutoModel of an encoder); "mlm";
+    #                  "classifier": a task head of ``labels`` outputs (sequence/token classification, QA)
+    head_transform_bias: bool = True  # the masked-LM (or classifier) head's d→d transform has a bias
+    #: the d→d transform before a masked-LM or classifier head's output: "dense_norm" (BERT's and ModernBERT's
+    #: MLM head, ModernBERT's classifier), "dense" (T5's and BART's classification head), "none"
+    head_transform: str = "dense_norm"
+    labels: int = 0  # outputs of a classifier head (num_labels; QA: 2, start and end logits)
+    head_rows: str = "all"  # a classifier reads "all" positions (tokens, QA) or "one" per sequence (pooled)
     position_tables: str = "one"  # "one" learned table, or "per_stack" (BART: encoder and decoder each)
     d_e: int | None = None  # embedding width if != d (OPT-350m projects in/out)
     token_types: int = 0  # rows of a token-type (segment) embedding (BERT)
@@ -405,6 +413,8 @@ class Architecture:
             v["d_e"] = self.d_e
         if self.token_types:
             v["n_types"] = self.token_types
+        if self.head == "classifier":
+            v["n_labels"] = self.labels
         for b in self.blocks():
             v.update(b.symbol_values())
         for _, st in self.extras:
@@ -430,6 +440,8 @@ class Architecture:
             kw["d_e"] = int(overrides["d_e"])
         if "n_types" in overrides:
             kw["token_types"] = int(overrides["n_types"])
+        if "n_labels" in overrides:
+            kw["labels"] = int(overrides["n_labels"])
         notes = list(self.notes)
         for attr in ("encoder", "stack"):
             st: Stack | None = getattr(self, attr)
@@ -485,8 +497,17 @@ class Architecture:
             raise DeriveError(f"{self.name}: norm {self.norm!r} not one of {', '.join(NORMS)}")
         if self.d_e is not None:
             positive_int("d_e", self.d_e)
-        if self.head not in ("lm", "none", "mlm"):
-            raise DeriveError(f"{self.name}: head {self.head!r} not one of lm, none, mlm")
+        if self.head not in HEADS:
+            raise DeriveError(f"{self.name}: head {self.head!r} not one of {', '.join(HEADS)}")
+        if self.head_transform not in HEAD_TRANSFORMS:
+            raise DeriveError(f"{self.name}: head transform {self.head_transform!r} not one of "
+                              f"{', '.join(HEAD_TRANSFORMS)}")
+        if self.head == "classifier":
+            positive_int("n_labels (outputs of the classifier head)", self.labels)
+            if self.head_rows not in ("all", "one"):
+                raise DeriveError(f"{self.name}: head_rows {self.head_rows!r} not one of all, one")
+        if self.position_tables not in ("one", "per_stack"):
+            raise DeriveError(f"{self.name}: position_tables {self.position_tables!r} not one of one, per_stack")
         if self.embedding_norm < 0:
             raise DeriveError(f"{self.name}: embedding norms must be >= 0")
 
@@ -528,10 +549,16 @@ class Architecture:
             extra.append("tied LM head" if self.tied else "untied LM head")
         elif self.head == "none":
             extra.append("no task head")
-        else:
+        elif self.head == "mlm":
             extra.append("masked-LM head")
+        else:
+            where = "one pooled row per sequence" if self.head_rows == "one" else "every position"
+            extra.append(f"classifier head ({self.labels} labels, on {where})")
         if self.embedding_norm:
-            extra.append("norm after the embedding")
+            extra.append("norm after the embedding" if self.embedding_norm == 1 else
+                         f"norm after the embedding ({self.embedding_norm}×: one per stack)")
+        if self.positions == "learned" and self.position_tables == "per_stack" and len(self.stacks) > 1:
+            extra.append("a learned position table per stack")
         if not self.final_norm:
             extra.append("no final norm")
         if self.d_e is not None:

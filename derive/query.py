@@ -52,6 +52,8 @@ def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> 
     if ctx.hardware is not None:
         ctx_info["hardware"] = getattr(ctx.hardware, "label", str(ctx.hardware))
     d = derive(q, ctx.values, max_depth=max_depth, context=ctx_info)
+    if ctx.model_given:  # what the loader decided about the model (the class counted, a table's extra rows)
+        d.notes = list(dict.fromkeys(d.notes + list(ctx.arch.notes)))
     qdef = REGISTRY.get(qid)
     if qdef is not None and qdef.extras is not None and d.numeric:
         d.extra.update(qdef.extras(ctx, q, d.value))

@@ -119,6 +119,7 @@ d_ffe = define("d_ffe", r"d_{\mathrm{ff},e}", meaning="FFN width of one routed e
 E_s = define("E_s", "E_s", meaning="shared (always-on) experts per MoE layer")
 d_ffs = define("d_ffs", r"d_{\mathrm{ff},s}", meaning="FFN width of one shared expert")
 n_types = define("n_types", r"n_{\mathrm{type}}", meaning="rows of a token-type (segment) embedding (BERT: 2)")
+n_labels = define("n_labels", r"n_{\mathrm{labels}}", meaning="outputs of a classifier head (num_labels; QA: 2)")
 L_enc = define("L_enc", r"L_{\mathrm{enc}}", meaning="encoder layers of an encoder-decoder model")
 
 # ---- workload, numbers and machine symbols shared by several formula families ------------

@@ -242,11 +242,22 @@ def tensors(a: Architecture, active: bool = False) -> Tensors:
         elif a.head_bias:
             out.append(("lm_head.bias", (a.V,)))  # the weight is the embedding; the bias is its own
     elif a.head == "mlm":
-        out += linear("cls.transform.dense", d, d, a.head_transform_bias) + norm("cls.transform.norm", a.norm, d)
+        out += _head_transform("cls.transform", a)
         if not a.tied:
             out += linear("cls.decoder", d, a.V, a.head_bias)
         elif a.head_bias:
             out.append(("cls.decoder.bias", (a.V,)))
+    elif a.head == "classifier":  # a task head: optional dense (+ norm), then d → num_labels
+        out += _head_transform("classifier.transform", a) + linear("classifier.out", d, a.labels, a.head_bias)
+    return out
+
+
+def _head_transform(p: str, a: Architecture) -> Tensors:
+    out: Tensors = []
+    if a.head_transform in ("dense", "dense_norm"):
+        out += linear(f"{p}.dense", a.d, a.d, a.head_transform_bias)
+    if a.head_transform == "dense_norm":
+        out += norm(f"{p}.norm", a.norm, a.d)
     return out
 
 

@@ -24,17 +24,23 @@ ACTS = ("gelu", "relu", "swiglu", "geglu")
 
 
 @st.composite
-def attention_blocks(draw, d: int, h: int, explicit: bool):
+def attention_blocks(draw, d: int, h: int, explicit: bool, cross: bool = False, bidirectional: bool = False):
     g = draw(st.sampled_from([x for x in range(1, h + 1) if h % x == 0]))
     d_k = draw(st.integers(1, 48)) if explicit else None
     d_v = draw(st.one_of(st.none(), st.integers(1, 48)))
-    window = draw(st.one_of(st.none(), st.integers(1, 64)))
-    chunk = draw(st.one_of(st.none(), st.integers(1, 64))) if window is None else None
-    extra = {} if draw(st.booleans()) else {"rope": False}  # NoPE layers (Llama 4, EXAONE 4)
-    return attention(d, h, g, d_k, bias=frozenset(draw(st.sets(st.sampled_from("qkvo")))),
-                     qk_norm=draw(st.sampled_from(["none", "head", "full"])),
-                     qk_norm_kind=draw(st.sampled_from(NORMS)), d_v=d_v, window=window, chunk=chunk,
-                     sinks=draw(st.booleans()), gate=draw(st.booleans()), **extra)
+    window = None if cross else draw(st.one_of(st.none(), st.integers(1, 64)))
+    chunk = draw(st.one_of(st.none(), st.integers(1, 64))) if window is None and not cross else None
+    # an encoder's blocks are bidirectional (causal=False); a decoder's mostly causal
+    flags = {"cross": True} if cross else {"causal": not bidirectional and draw(st.integers(0, 3)) > 0}
+    if not draw(st.booleans()):
+        flags["rope"] = False  # NoPE layers (Llama 4, EXAONE 4)
+    blk = attention(d, h, g, d_k, bias=frozenset(draw(st.sets(st.sampled_from("qkvo")))),
+                    qk_norm=draw(st.sampled_from(["none", "head", "full"])),
+                    qk_norm_kind=draw(st.sampled_from(NORMS)), d_v=d_v, window=window, chunk=chunk,
+                    sinks=draw(st.booleans()), gate=draw(st.booleans()), **flags)
+    if not cross and draw(st.integers(0, 3)) == 0:  # T5: a relative-position bias of n_rel buckets × h heads
+        blk = blk.with_sizes(n_rel=draw(st.integers(1, 40)))
+    return blk
 
 
 @st.composite
@@ -118,22 +124,19 @@ def mixer_tuples(draw, d: int, h: int, explicit: bool):
 
 
 @st.composite
-def architectures(draw, routed: bool | None = None) -> Architecture:
-    h = draw(st.integers(1, 12))
-    explicit = draw(st.booleans())
-    d = draw(st.integers(1, 256)) if explicit else h * draw(st.integers(1, 24))
-    # shared blocks (Zamba2): weights once, run by the layers whose `shared` names them
-    shared = []
-    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
-        attn = draw(attention_blocks(d, h, explicit))
-        attn = attn.with_flags(input_mult=draw(st.sampled_from([1, 2])))
-        shared.append(Layer(mixers=(attn,), ffn=draw(st.one_of(st.none(), ffn_blocks(d))),
-                            norms=draw(st.integers(0, 3))))
+def stacks(draw, d: int, h: int, explicit: bool, role: str = "decoder", cross: bool = False,
+           shared: tuple[Layer, ...] = ()) -> Stack:
+    """Layers of 1–3 kinds in any pattern: a decoder's of every mixer kind (and the shared blocks it may run), an
+    encoder's of bidirectional attention; a decoder of an encoder–decoder may cross-attend."""
     n_kinds = draw(st.integers(1, 3))
     kinds = []
     for _ in range(n_kinds):
-        mix = draw(mixer_tuples(d, h, explicit))
+        if role == "encoder":
+            mix = (draw(attention_blocks(d, h, explicit, bidirectional=True)),) if draw(st.integers(0, 5)) else ()
+        else:
+            mix = draw(mixer_tuples(d, h, explicit))
         ffn = draw(st.one_of(st.none(), ffn_blocks(d))) if mix else draw(ffn_blocks(d))
+        x = draw(attention_blocks(d, h, explicit, cross=True)) if cross and draw(st.booleans()) else None
         use = None
         if shared and draw(st.booleans()):
             i = draw(st.integers(0, len(shared) - 1))
@@ -141,20 +144,44 @@ def architectures(draw, routed: bool | None = None) -> Architecture:
             use = shared_use(i, rank=draw(st.integers(1, 16)), lora_qkv=draw(st.sampled_from([0, 1, 2])),
                              lora_mlp=lora_mlp, d_ff=draw(st.integers(1, 96)) if lora_mlp else None,
                              proj=draw(st.booleans()))
-        kinds.append(Layer(mixers=mix, ffn=ffn, norms=draw(st.integers(0, 4)), parallel=draw(st.booleans()),
-                           shared=use))
+        kinds.append(Layer(mixers=mix, ffn=ffn, cross=x, norms=draw(st.integers(0, 4)),
+                           parallel=draw(st.booleans()), shared=use))
     prefix = tuple(draw(st.lists(st.integers(0, n_kinds - 1), max_size=4)))
     cycle = tuple(draw(st.lists(st.integers(0, n_kinds - 1), min_size=1, max_size=4)))
-    L = draw(st.integers(1, 7))
-    positions = draw(st.sampled_from(["learned", "sinusoidal", "rope", "alibi", "none"]))
+    L = draw(st.integers(1, 7 if role == "decoder" else 4))
+    return Stack(tuple(kinds), L, Pattern(prefix, cycle), "L_enc" if role == "encoder" else "L", role)
+
+
+@st.composite
+def architectures(draw, routed: bool | None = None) -> Architecture:
+    h = draw(st.integers(1, 12))
+    explicit = draw(st.booleans())
+    d = draw(st.integers(1, 256)) if explicit else h * draw(st.integers(1, 24))
+    shape = draw(st.sampled_from(["decoder", "decoder", "decoder", "encoder", "encoder-decoder"]))
+    # shared blocks (Zamba2): weights once, run by the decoder layers whose `shared` names them
+    shared = []
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2])) if shape == "decoder" else 0):
+        attn = draw(attention_blocks(d, h, explicit))
+        attn = attn.with_flags(input_mult=draw(st.sampled_from([1, 2])))
+        shared.append(Layer(mixers=(attn,), ffn=draw(st.one_of(st.none(), ffn_blocks(d))),
+                            norms=draw(st.integers(0, 3))))
+    encoder = draw(stacks(d, h, explicit, "encoder")) if shape == "encoder-decoder" else None
+    main = draw(stacks(d, h, explicit, "encoder" if shape == "encoder" else "decoder", cross=encoder is not None,
+                       shared=tuple(shared)))
+    if shape == "encoder":
+        main = dataclasses.replace(main, count_symbol="L")
+    positions = draw(st.sampled_from(["learned", "sinusoidal", "rope", "alibi", "relative", "none"]))
+    head = draw(st.sampled_from(["lm", "lm", "none", "mlm", "classifier"]))
     a = Architecture(
-        name="random", d=d, V=draw(st.integers(1, 500)), stack=Stack(tuple(kinds), L, Pattern(prefix, cycle)),
-        shared_blocks=tuple(shared),
+        name="random", d=d, V=draw(st.integers(1, 500)), stack=main, encoder=encoder, shared_blocks=tuple(shared),
         positions=positions, T=draw(st.integers(1, 300)) if positions == "learned" else None,
+        position_tables=draw(st.sampled_from(["one", "per_stack"])),
         tied=draw(st.booleans()), norm=draw(st.sampled_from(NORMS)), final_norm=draw(st.booleans()),
-        embedding_norm=draw(st.integers(0, 1)), head_bias=draw(st.booleans()),
+        embedding_norm=draw(st.integers(0, 2)), head_bias=draw(st.booleans()),
         d_e=draw(st.one_of(st.none(), st.integers(1, 64))), token_types=draw(st.integers(0, 3)),
-        pooler=draw(st.booleans()), head=draw(st.sampled_from(["lm", "lm", "none", "mlm"])),
+        pooler=draw(st.booleans()), head=head, head_transform_bias=draw(st.booleans()),
+        head_transform=draw(st.sampled_from(["dense_norm", "dense", "none"])),
+        labels=draw(st.integers(1, 9)) if head == "classifier" else 0, head_rows=draw(st.sampled_from(["all", "one"])),
     )
     if routed is not None:
         assume(params.has_routed(a) == routed)
@@ -289,3 +316,40 @@ def test_groups_show_their_counts():
     terms = dict((str(s), c) for c, s in tree.meta["terms"])
     assert terms["P_dense"] == 3 and terms["P_moe"] == 58
     assert count(b) == shapes.numel(b)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(architectures(), st.sampled_from([False, True]))
+def test_flop_and_cache_trees_of_any_stack(a, causal):
+    """FLOPs and caches of random stacks (encoders, encoder–decoders, cross-attention, bidirectional and windowed
+    blocks): every tree evaluates to a whole number, siblings never share a symbol, a bidirectional encoder
+    keeps no cache, and the cache of one sequence is at most s × (self + cross per token)."""
+    from derive import symbols as S
+    from derive.conventions import FlopConventions
+    from derive.formulas import flops, kv_cache
+    from derive.registry import Context
+
+    vals = {**stack_.values(a), S.s: sp.Integer(16), S.b: sp.Integer(2)}
+    conv = FlopConventions(sp.Integer(2), causal, "included", "zero")
+    trees = [flops.forward(a, conv)]
+    if a.stack.role == "encoder":
+        with pytest.raises(DeriveError, match="no decode step"):
+            flops.forward(a, conv, decode=True)
+    else:
+        trees.append(flops.forward(a, conv, decode=True))
+    ctx = Context(arch=a, model_given=True, values=dict(vals))
+    per_tok = kv_cache.bytes_per_token(ctx)
+    seq = kv_cache.per_sequence(ctx)
+    trees += [per_tok, seq]
+    for tree in trees:
+        v = tree.evaluate(ctx.values)
+        assert v.is_Integer and v >= 0
+        for n in tree.walk():
+            assert len({c.symbol for c in n.children}) == len(n.children), n.id
+    has_cross = any(a.stack.kinds[k].cross is not None for k, n in a.stack.counts().items() if n)
+    cross = kv_cache.cross_per_token(ctx).evaluate(ctx.values) if has_cross else 0
+    if a.stack.role == "encoder":
+        assert per_tok.evaluate(ctx.values) == 0 and "no KV cache" in per_tok.note
+    state = kv_cache.state_per_sequence(ctx).evaluate(ctx.values)  # recurrent state does not grow with s
+    assert seq.evaluate(ctx.values) <= 16 * (per_tok.evaluate(ctx.values) + cross) + state
+

@@ -19,7 +19,8 @@ from derive.errors import DeriveError
 from derive.formulas import params
 from derive.layers.base import Env, Pass, kind_of
 from derive.layers.base import matmul as base_matmul
-from derive.layers.stack import Group, full_key, groups, param_key
+from derive.layers.stack import Group, full_key, groups
+from derive.layers.stack import flop_key as layer_flop_key
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
@@ -41,10 +42,10 @@ def _windowed(arch: Architecture) -> bool:
 
 def flop_key(arch: Architecture, p: Pass, env: Env):
     """Layers whose FLOPs can differ: a window limits the keys of a decode step (and of a prefill when
-    --option windows=exploited), else the parameter shape decides."""
+    --option windows=exploited), else the shapes the matmuls read decide (norms and bias tables do not)."""
     if _windowed(arch) and (not p.full or env.option("windows") == "exploited"):
         return full_key
-    return param_key
+    return layer_flop_key
 
 
 def layer(arch: Architecture, env: Env, group: Group, p: Pass) -> Quantity:
@@ -106,6 +107,9 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False,
     attending to s keys: the cached context including the new token). An encoder–decoder runs its
     encoder over s tokens and its decoder over s tokens with cross-attention to them."""
     prefix = "flops.decode" if decode else "flops"
+    if decode and arch.stack.role == "encoder":
+        raise DeriveError(f"flops.decode: {arch.name} is a bidirectional encoder: it has no decode step (no KV cache; "
+                          "every pass reads the whole input again) — flops.forward counts one pass")
     env = Env(arch, conv, options or {})
     rows = b if decode else b * s
     p = Pass(rows=rows, keys=s, full=not decode, encoder_keys=s)
@@ -128,11 +132,19 @@ def forward(arch: Architecture, conv: FlopConventions, decode: bool = False,
     if conv.lm_head != "excluded" and arch.head in ("lm", "mlm"):
         head_rows = b if (decode or conv.lm_head == "last") else rows
         where = "the new token" if decode else ("the last position" if conv.lm_head == "last" else "every position")
-        if arch.head == "mlm":
+        if arch.head == "mlm" and arch.head_transform != "none":
             parts.append((1, matmul(f"{prefix}.mlm_transform", "MLM head transform (d→d)", conv, head_rows, d, d,
                                     "mlmt", "lm_head")))
         parts.append((1, matmul(f"{prefix}.lm_head", f"LM head on {where} (logits over V)", conv, head_rows, width, V,
                                 "head", "lm_head")))
+    if arch.head == "classifier":
+        head_rows = b if (decode or arch.head_rows == "one") else rows
+        where = "one pooled row per sequence" if arch.head_rows == "one" else "every position"
+        if arch.head_transform != "none":
+            parts.append((1, matmul(f"{prefix}.classifier_transform", f"classifier head transform (d→d) on {where}",
+                                    conv, head_rows, d, d, "clst", "classifier")))
+        parts.append((1, matmul(f"{prefix}.classifier", f"classifier output (d→n_labels) on {where}", conv, head_rows,
+                                d, S.n_labels, "cls", "classifier")))
     if decode:
         q = node("flops.decode", "one decode step: b sequences each add a token attending to s keys", "FLOP", parts,
                  symbol="F_dec", latex=r"F_{\mathrm{dec}}",
@@ -274,7 +286,10 @@ def _register_part(qid: str, title: str) -> None:
     def _build(ctx: Context) -> Quantity:
         found = forward(ctx.arch, _conv(ctx), options=ctx.options).find(qid)
         if found is None:
-            why = " (--option lm_head=excluded)" if qid == "flops.lm_head" else ""
+            why = ""
+            if qid == "flops.lm_head":
+                why = " (--option lm_head=excluded)" if ctx.arch.head in ("lm", "mlm") else \
+                    f" ({ctx.arch.name} has no LM head)"
             raise DeriveError(f"{qid}: this model and these conventions have no such term{why}")
         return found
 

@@ -70,14 +70,14 @@ def _cache_key(arch):
     """Layers whose cache per token and window agree (the FFN plays no part; a shared block's mixers
     keep a cache at every layer that runs it)."""
     def key(layer):
-        return tuple((b.kind, kind_of(b).param_key(b), b.size("window") if b.has("window") else None,
+        return tuple((b.kind, kind_of(b).cache_key(b), b.size("window") if b.has("window") else None,
                       b.size("chunk") if b.has("chunk") else None, b.flag("causal", True), b.flag("cross", False))
                      for b in mixers(arch, layer))
     return key
 
 
 def _mixer_key(arch):
-    return lambda layer: tuple(kind_of(b).param_key(b) for b in mixers(arch, layer))
+    return lambda layer: tuple(kind_of(b).cache_key(b) for b in mixers(arch, layer))
 
 
 def cache_groups(ctx: Context, windows: bool = True) -> list[CacheGroup]:
@@ -123,6 +123,15 @@ def _rename(q: Quantity, qid: str) -> Quantity:
     return q
 
 
+def _own_symbol(q: Quantity, name: str) -> None:
+    """One cache group's per-token leaf gets a symbol of its own (KV_swa beside KV_attn): two groups may hold
+    different K/V shapes, and a parent's formula must not mistake one for the other."""
+    base = q.symbol_name
+    q.symbol_name = f"{base}_{name}"
+    tag = name.replace("_", r"\_")
+    q.latex = f"{q.latex}^{{({tag})}}"
+
+
 def state_groups(ctx: Context) -> list[tuple[sp.Expr, Quantity]]:
     """Recurrent state of every decoder layer; layers whose state is the same are counted together."""
     arch, env = ctx.arch, _env(ctx)
@@ -148,7 +157,8 @@ def state_groups(ctx: Context) -> list[tuple[sp.Expr, Quantity]]:
 def _what_if_window(ctx: Context, gs: list[CacheGroup]) -> bool:
     """--set window=… on a stack of one kind of attention layer without a window: L_win of its layers (all
     by default) keep only the last W tokens, as a 'what if'."""
-    return W in ctx.values and len(gs) == 1 and gs[0].window is None
+    return W in ctx.values and len(gs) == 1 and gs[0].window is None and \
+        not any(kind_of(b).cache_window(b) is not None for b in ctx.arch.blocks())  # (W is not one of its own)
 
 
 def layer_token(ctx: Context) -> Quantity:
@@ -164,19 +174,28 @@ def bytes_per_token(ctx: Context) -> Quantity:
     _setup(ctx)
     gs = cache_groups(ctx, windows=False)
     if not gs:
-        q = leaf("kv_cache.bytes_per_token", "KV-cache bytes per token of context: none (no attention cache)",
+        none = "none (a bidirectional encoder)" if ctx.arch.stack.role == "encoder" else "none (no attention cache)"
+        q = leaf("kv_cache.bytes_per_token", f"KV-cache bytes per token of context: {none}",
                  "byte", 0, symbol="KV_tok", latex=r"KV_{\mathrm{tok}}", note=_no_cache_note(ctx))
     else:
+        merged: dict[int, list] = {}  # groups that hold the same per-token term add their counts
+        for g in gs:
+            entry = merged.setdefault(id(g.per_token), [sp.Integer(0), g.per_token])
+            entry[0] += g.count
         q = node("kv_cache.bytes_per_token", "KV-cache bytes per token of context, all layers", "byte",
-                 [(g.count, g.per_token) for g in gs], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}")
+                 [(n, per) for n, per in merged.values()], symbol="KV_tok", latex=r"KV_{\mathrm{tok}}")
     q.conventions = _sentences(ctx)
     return q
+
+
+#: the one line every cache quantity of an encoder-only model says
+ENCODER_NO_CACHE = "no KV cache: a bidirectional encoder keeps none at inference (every pass reads the whole input)"
 
 
 def _no_cache_note(ctx: Context) -> str:
     arch = ctx.arch
     if arch.stack.role == "encoder":
-        return "a bidirectional encoder keeps no KV cache at inference: every pass sees the whole input at once"
+        return ENCODER_NO_CACHE
     return "no layer of this model keeps a per-token KV cache (its recurrent state is kv_cache.state_per_sequence)"
 
 
@@ -199,7 +218,8 @@ def per_sequence(ctx: Context) -> Quantity:
     _setup(ctx)
     gs = cache_groups(ctx)
     states = state_groups(ctx)
-    if not gs and not states:
+    xs = cross_groups(ctx)
+    if not gs and not states and not xs:
         q = leaf("kv_cache.per_sequence", "KV cache of one sequence: none", "byte", 0, symbol="KV_seq",
                  latex=r"KV_{\mathrm{seq}}", note=_no_cache_note(ctx))
         q.conventions = _sentences(ctx)
@@ -229,6 +249,13 @@ def per_sequence(ctx: Context) -> Quantity:
     title = "KV cache of one sequence of s tokens"
     if any(g.window is not None for g in gs) or what_if:
         title += " (windowed layers keep min(s, W))"
+    if xs:
+        for g in xs:
+            expr += g.count * s * g.per_token.symbol
+            children.append(g.per_token)
+        title += " + cross-attention K/V of s encoder tokens"
+        notes.append("an encoder–decoder also caches every decoder layer's cross-attention K and V of the encoder "
+                     "output, here for an encoder input of s tokens as well (kv_cache.cross_per_token per token)")
     if states:
         st = state_per_sequence(ctx)
         expr += st.symbol
@@ -250,18 +277,27 @@ def total(ctx: Context) -> Quantity:
     return q
 
 
-def cross_per_token(ctx: Context) -> Quantity:
-    """Cross-attention K/V of an encoder–decoder: per encoder token, all decoder layers."""
-    _setup(ctx)
+def cross_groups(ctx: Context) -> list[CacheGroup]:
+    """Cross-attention K/V of every decoder layer that has one, per encoder token (grouped)."""
     arch, env = ctx.arch, _env(ctx)
-    parts = []
-    for g in groups(arch, arch.stack, lambda layer: kind_of(layer.cross).param_key(layer.cross) if layer.cross
+    out = []
+    for g in groups(arch, arch.stack, lambda layer: kind_of(layer.cross).cache_key(layer.cross) if layer.cross
                     else None, "kv_cache.cross"):
         if g.layer.cross is None:
             continue
         per = kind_of(g.layer.cross).cache_token(g.layer.cross, env, g.prefix)
         if per is not None:
-            parts.append((g.count, per))
+            out.append(CacheGroup(g.count, per, None))
+    if len(out) > 1:
+        for i, g in enumerate(out, 1):
+            _own_symbol(g.per_token, str(i))
+    return out
+
+
+def cross_per_token(ctx: Context) -> Quantity:
+    """Cross-attention K/V of an encoder–decoder: per encoder token, all decoder layers."""
+    _setup(ctx)
+    parts = [(g.count, g.per_token) for g in cross_groups(ctx)]
     if not parts:
         raise DeriveError("kv_cache.cross_per_token: this model has no cross-attention (only encoder-decoder "
                           "models have one)")
@@ -292,7 +328,15 @@ def _free(ctx: Context, weights: Quantity, need: Quantity, need_what: str) -> No
                          f"M_dev = {human(budget, 'byte')} is left, less than {need_what} ({human(n, 'byte')})")
 
 
+def _no_cache(ctx: Context, qid: str) -> None:
+    """A question about fitting a cache has no answer for a model that keeps none."""
+    _setup(ctx)
+    if ctx.arch.stack.role == "encoder" and not state_groups(ctx):
+        raise Infeasible(f"{qid}: {ENCODER_NO_CACHE}, so no cache limits the batch or the context")
+
+
 def max_batch(ctx: Context) -> Quantity:
+    _no_cache(ctx, "kv_cache.max_batch")
     w = memory.weights(ctx)
     seq = per_sequence(ctx)
     _free(ctx, w, seq, "the KV cache of one sequence of s tokens")
@@ -307,10 +351,11 @@ def max_batch(ctx: Context) -> Quantity:
 def max_context(ctx: Context) -> Quantity:
     """Longest s whose cache (for b sequences; one when b is not given) fits next to the weights: the cache
     grows by every layer's bytes per token until a layer's window is reached, then by the others' only."""
-    _setup(ctx)
+    _no_cache(ctx, "kv_cache.max_context")
     w = memory.weights(ctx)
     seq = per_sequence(ctx)
-    gs = cache_groups(ctx)
+    xs = cross_groups(ctx)  # an encoder input as long as s: its cross-attention K/V grow with s too
+    gs = cache_groups(ctx) + xs
     if not gs:
         raise Infeasible("no finite limit: this model keeps no per-token cache, so the context length does not "
                          "change its memory (its recurrent state is kv_cache.state_per_sequence)")
@@ -334,7 +379,9 @@ def max_context(ctx: Context) -> Quantity:
         if per not in children:
             children.append(per)
     if not windows:
-        expr = sp.floor(free / (batch * tok.symbol))
+        expr = sp.floor(free / (batch * (tok.symbol + sp.Add(*[g.count * g.per_token.symbol for g in xs]))))
+        if xs:
+            note += "; the cross-attention K/V of an encoder input of s tokens grow with s as well"
     else:
         # segment j: every layer with a window below the cut holds its whole window, the rest grow with s
         wvals = {x: ctx.values.get(x, x) for x in windows}

@@ -192,6 +192,8 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
             stats = NORM_STATS[ctx.arch.norm]
             leaves.append(saved(f"{prefix}.norms", f"inputs of the {n} norm(s) and their fp32 statistics",
                                 n * (d * S.bytes_a + stats * S.bytes_f32), "A_norm", r"A_{\mathrm{norm}}"))
+        scores = [x for x in leaves if x.id.endswith((".scores", ".xscores"))]
+        leaves = [x for x in leaves if x not in scores] + scores
     title = "activations stored by one layer for the backward pass" + (f" ({group.tag})" if group.tag else "")
     q = node(prefix, title, "byte", [(1, x) for x in leaves], symbol=f"A_{group.sym}",
              latex=f"A_{{\\mathrm{{{group.sym}}}}}",
@@ -257,10 +259,10 @@ def lora_params(ctx: Context) -> Quantity:
     for g in gs:
         linears = [lin for blk in g.layer.blocks() for lin in kind_of(blk).linears(blk, env)]
         chosen = [lin for lin in linears if targets == "all" or lin.site in LORA_SITES[targets]]
-        parts = [(1, leaf(f"memory.lora.{lin.site}" if len(gs) == 1 else f"{g.prefix}.{lin.site}",
+        parts = [(1, leaf(f"memory.lora.{lin.site}{lin.tag}" if len(gs) == 1 else f"{g.prefix}.{lin.site}{lin.tag}",
                           f"adapter on {lin.name}: A [d_in, r] + B [r, d_out]", "param",
-                          r_lora * (lin.d_in + lin.d_out), symbol=f"P_lora{lin.site}",
-                          latex=rf"P_{{\mathrm{{LoRA}},{lin.site}}}", category="lora")) for lin in chosen]
+                          r_lora * (lin.d_in + lin.d_out), symbol=f"P_lora{lin.site}{lin.tag}",
+                          latex=rf"P_{{\mathrm{{LoRA}},{lin.site}{lin.tag}}}", category="lora")) for lin in chosen]
         names_all += [lin.name for lin in chosen if lin.name not in names_all]
         title = f"LoRA adapters of one layer ({', '.join(lin.site for lin in chosen) or 'none'})"
         if not parts:

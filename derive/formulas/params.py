@@ -107,6 +107,19 @@ def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
     return parts
 
 
+def _transform(arch: Architecture, qid: str, what: str, sym_: str, category: str) -> list[Quantity]:
+    """The d→d dense (and norm) a masked-LM or classifier head applies before its output."""
+    out: list[Quantity] = []
+    if arch.head_transform in ("dense", "dense_norm"):
+        out.append(linear(f"{qid}.transform", f"{what} transform (d→d)", d, d, arch.head_transform_bias,
+                          f"{sym_}t", category))
+    if arch.head_transform == "dense_norm":
+        n = norm(arch.norm, d, 1, f"{qid}.norm", f"{what} norm", f"{sym_}norm", category=category)
+        if n is not None:
+            out.append(n)
+    return out
+
+
 def _head_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
     parts: list[tuple[sp.Expr, Quantity]] = []
     if arch.final_norm:
@@ -125,19 +138,23 @@ def _head_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
             parts.append((1, vector("params.lm_head", "LM head bias (weight tied to the embedding)", V, "head",
                                     "lm_head")))
     elif arch.head == "mlm":
-        mlm = [linear("params.mlm_head.transform", "MLM head transform (d→d)", d, d, arch.head_transform_bias,
-                      "mlmt", "lm_head")]
-        n = norm(arch.norm, d, 1, "params.mlm_head.norm", "MLM head norm", "mlmnorm", category="lm_head")
-        if n is not None:
-            mlm.append(n)
+        mlm = _transform(arch, "params.mlm_head", "MLM head", "mlm", "lm_head")
         if arch.tied:
             if arch.head_bias:
                 mlm.append(vector("params.mlm_head.bias", "decoder bias (weight tied to the embedding)", V, "mlmb",
                                   "lm_head"))
         else:
             mlm.append(linear("params.mlm_head.decoder", "decoder (d→V)", d, V, arch.head_bias, "mlmdec", "lm_head"))
-        parts.append((1, node("params.mlm_head", "masked-LM head", "param", [(1, p) for p in mlm], symbol="P_mlm",
-                              latex=r"P_{\mathrm{MLM}}")))
+        if mlm:  # (a tied decoder without bias and no transform has no parameters of its own)
+            parts.append((1, node("params.mlm_head", "masked-LM head", "param", [(1, p) for p in mlm],
+                                  symbol="P_mlm", latex=r"P_{\mathrm{MLM}}")))
+    elif arch.head == "classifier":
+        cls = _transform(arch, "params.classifier", "classifier head", "cls", "other")
+        where = "one pooled row per sequence" if arch.head_rows == "one" else "every position"
+        cls.append(linear("params.classifier.out", f"classifier output (d→n_labels, on {where})", d, S.n_labels,
+                          arch.head_bias, "clsout", "other"))
+        parts.append((1, node("params.classifier", "classifier head (task head of n_labels outputs)", "param",
+                              [(1, p) for p in cls], symbol="P_cls", latex=r"P_{\mathrm{cls}}")))
     return parts
 
 
@@ -178,8 +195,8 @@ def total(arch: Architecture, active: bool = False, options: Mapping[str, str] |
                  symbol="P_active", latex=r"P_{\mathrm{active}}",
                  note="routed experts count k times per MoE layer, not E; everything else is shared")
     else:
-        note = "a tied LM head reuses the embedding matrix and adds no parameters" if arch.tied and \
-            arch.head != "none" else ""
+        tied_head = arch.tied and arch.head in ("lm", "mlm")
+        note = "a tied LM head reuses the embedding matrix and adds no parameters" if tied_head else ""
         q = node("params.total", "total parameters", "param", parts, symbol="P", latex="P", note=note)
     q.conventions = tuple(sentences)
     return q

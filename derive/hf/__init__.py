@@ -14,11 +14,11 @@ from typing import Any
 
 from derive.architecture import Architecture
 from derive.errors import DeriveError
-from derive.hf import deepseek, families, recurrent, ssm, variants
+from derive.hf import deepseek, encoders, families, recurrent, ssm, variants
 from derive.hf.config import Config, read_json_file
 
 LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS, **deepseek.LOADERS, **variants.LOADERS,
-                                                         **recurrent.LOADERS, **ssm.LOADERS}
+                                                         **recurrent.LOADERS, **ssm.LOADERS, **encoders.LOADERS}
 
 __all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
 def supported() -> str:

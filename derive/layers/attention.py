@@ -94,15 +94,17 @@ class Attention(Kind):
         if b.has("d_v"):
             text += f", d_v={b.size('d_v')}"
         text += ")"
-        extra = []
-        if b.flag("cross"):
-            extra.append("cross-attention")
+        extra = []  # (a cross-attention block is named so by the layer that holds it)
         if not b.flag("causal", True) and not b.flag("cross"):
             extra.append("bidirectional")
-        if b.has("window"):
+        if b.has("window") and b.flag("causal", True) is False:
+            extra.append(f"local window {b.size('window')} (±{b.size('window') // 2})")
+        elif b.has("window"):
             extra.append(f"sliding window {b.size('window')}")
         if b.has("chunk"):
             extra.append(f"chunked {b.size('chunk')}")
+        if b.has("n_rel"):
+            extra.append(f"relative-position bias ({b.size('n_rel')} buckets)")
         if b.flag("rope") is False:
             extra.append("NoPE")
         if b.flag("qk_norm", "none") != "none":
@@ -121,6 +123,8 @@ class Attention(Kind):
     def tag(self, b: Block) -> str:
         if b.flag("cross"):
             return "cross"
+        if b.has("n_rel"):
+            return "relpos"
         if b.has("window"):
             return "swa"
         if b.has("chunk"):
@@ -138,6 +142,20 @@ class Attention(Kind):
             skip |= {"qk_norm", "qk_norm_kind"}  # no QK-norm, or one without parameters (Llama 4's L2 norm)
         return (b.kind, tuple((k, v) for k, v in b.sizes if k not in skip),
                 tuple((k, v) for k, v in b.flags if k not in skip))
+
+    def _without_bias_table(self, b: Block) -> tuple:
+        kind, sizes, flags = self.param_key(b)
+        return kind, tuple((k, v) for k, v in sizes if k != "n_rel"), flags
+
+    def flop_key(self, b: Block) -> tuple:
+        """A relative-position bias (T5's layer 0) is a table lookup: no matmul, so no FLOP group of its own."""
+        return self._without_bias_table(b)
+
+    def cache_key(self, b: Block) -> tuple:
+        """The cache holds K and V of g heads (d_k and d_v wide), or nothing for a bidirectional encoder: norms,
+        biases, sinks and T5's relative-position bias are no part of it."""
+        sizes = tuple((k, v) for k, v in b.sizes if k in ("h", "g", "d_k", "d_v"))
+        return (b.kind, sizes, b.derived, b.flag("causal", True), bool(b.flag("cross", False)))
 
     def check(self, b: Block, arch) -> None:
         from derive.errors import DeriveError
@@ -221,7 +239,13 @@ class Attention(Kind):
         full = p.full and not cross and b.flag("causal", True)
         windowed_full = p.full and keys is not p.keys and not cross
         queries = "s" if p.full else "1 new"
-        if windowed_full and conv.causal:
+        bidirectional = b.flag("causal", True) is False
+        if windowed_full and bidirectional:
+            # a bidirectional window (ModernBERT's local layers): query i meets the keys j with |i − j| ≤ ⌊W/2⌋,
+            # so the s queries meet s + 2·Σ_{k=1..m} (s − k) = s·(2m + 1) − m·(m + 1) keys, m = min(⌊W/2⌋, s − 1)
+            m = sp.Min(sp.floor(self.cache_window(b) / 2), p.keys - 1)
+            core = lambda hs: conv.mac * p.batch * h * hs * (p.keys * (2 * m + 1) - m * (m + 1))  # noqa: E731
+        elif windowed_full and conv.causal:
             # a causal window: query i meets min(i, W) keys; Σ = s·W − W²/2 in the s²/2 convention
             m = keys
             core = lambda hs: conv.mac * p.batch * h * hs * (p.keys * m - m**2 / 2)  # noqa: E731
@@ -263,6 +287,8 @@ class Attention(Kind):
 
     # ---- LoRA / tensor parallelism ---------------------------------------------------------------
     def linears(self, b: Block, env: Env) -> list[Linear]:
+        if b.flag("cross"):  # LoRA on "q" and "v" adapts a cross-attention's q and v too (PEFT's T5 default)
+            return [Linear(f"W_{s}^x", *self.shapes(b)[s], s, tag="x") for s in "qkvo"]
         return [Linear(f"W_{s}", *self.shapes(b)[s], s) for s in "qkvo"]
 
     # ---- activations: what the autograd graph saves, tensor by tensor ---------------------------------
@@ -277,22 +303,23 @@ class Attention(Kind):
         dropout = env.option("dropout") == "yes"
         h, dk, dv, gk = sym(b, "h"), self.head_size(b), self.value_size(b), self.kv_heads(b)
         s = S.s
-        out = [saved(f"{prefix}.attention_input", "input of the Q, K, V projections (the normed x)",
+        x = "x" if b.flag("cross") else ""  # a cross-attention's tensors have ids of their own
+        out = [saved(f"{prefix}.{x}attention_input", "input of the Q, K, V projections (the normed x)",
                      self.input_width(b) * bytes_a,
                      "A_xin", r"A_{x}")]
         qk = b.flag("qk_norm", "none")
         if qk != "none":
-            out.append(saved(f"{prefix}.qk_norm", "inputs of the q/k norms and their fp32 statistics",
+            out.append(saved(f"{prefix}.{x}qk_norm", "inputs of the q/k norms and their fp32 statistics",
                              (h * dk + gk * dk) * bytes_a + S.bytes_f32 * (h + gk), "A_qkn", r"A_{\mathrm{qk}}"))
         core = rec != "selective"
         if kernel == "sdpa" or not core:
-            out.append(saved(f"{prefix}.qkv", "Q, K and V as the fused kernel saves them (after RoPE)",
+            out.append(saved(f"{prefix}.{x}qkv", "Q, K and V as the fused kernel saves them (after RoPE)",
                              (h * dk + gk * dk + gk * dv) * bytes_a, "A_qkv", r"A_{QKV}"))
             if kernel == "sdpa" and core:
-                out.append(saved(f"{prefix}.logsumexp", "softmax statistics (logsumexp, fp32, one per head)",
+                out.append(saved(f"{prefix}.{x}logsumexp", "softmax statistics (logsumexp, fp32, one per head)",
                                  S.bytes_f32 * h, "A_lse", r"A_{\mathrm{lse}}"))
         else:
-            out.append(saved(f"{prefix}.qkv", "Q, and K, V expanded to all h heads (eager attention's matmul inputs)",
+            out.append(saved(f"{prefix}.{x}qkv", "Q, and K, V expanded to all h heads (eager matmul inputs)",
                              (h * dk + h * dk + h * dv) * bytes_a, "A_qkv", r"A_{QKV}",
                              note="GQA/MQA: repeat_kv makes a copy of K and V for every query head, and the matmuls "
                                   "save the copies"))
@@ -303,14 +330,14 @@ class Attention(Kind):
             if dropout:
                 per = soft + S.bytes_mask + bytes_a
                 what = f"softmax ({sm}), dropout mask and dropout output"
-            out.append(saved(f"{prefix}.scores", f"s×s attention weights: {what}", per * h * s, "A_scores",
+            out.append(saved(f"{prefix}.{x}scores", f"s×s attention weights: {what}", per * h * s, "A_scores",
                              r"A_{\mathrm{scores}}"))
         out_elems = h * dv * (3 if b.flag("gate") else 1)
-        out.append(saved(f"{prefix}.attention_output", "attention output (the O projection's input)" +
+        out.append(saved(f"{prefix}.{x}attention_output", "attention output (the O projection's input)" +
                          (", the output gate and its sigmoid" if b.flag("gate") else ""), out_elems * bytes_a,
                          "A_out", r"A_{\mathrm{out}}"))
         if dropout:
-            out.append(saved(f"{prefix}.attention_dropout", "dropout mask after the attention block",
+            out.append(saved(f"{prefix}.{x}attention_dropout", "dropout mask after the attention block",
                              d * S.bytes_mask,
                              "A_dropa", r"A_{\mathrm{drop},a}"))
         return out

@@ -58,6 +58,8 @@ class Linear:
     d_in: sp.Expr
     d_out: sp.Expr
     site: str  # "q", "k", "v", "o", "gate", "up", "down", or the kind's own name
+    #: tells two matrices of one site in one layer apart in ids and symbols ("x": a cross-attention's W_q)
+    tag: str = ""
 
 
 class Kind:
@@ -92,6 +94,16 @@ class Kind:
         """Parameters one decode step of ``batch`` sequences reads from this block (all of them, unless a kind
         routes tokens to a part of its weights)."""
         return self.params(b, env, prefix, active=False)
+
+    def flop_key(self, b: Block) -> tuple:
+        """What of the block decides its FLOPs (layers that agree share one FLOP group): by default what decides
+        its parameters; a kind drops the parameters no matmul reads (a bias looked up from a table)."""
+        return self.param_key(b)
+
+    def cache_key(self, b: Block) -> tuple:
+        """What of the block decides its cache per token (layers that agree share one cache group): by default
+        what decides its parameters; a kind drops the parameters that no cache holds (T5's position bias)."""
+        return self.param_key(b)
 
     def cache_token(self, b: Block, env: Env, prefix: str) -> Quantity | None:
         """Bytes this layer's cache adds per token of context (K and V, or a latent)."""

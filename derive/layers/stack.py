@@ -35,6 +35,14 @@ def param_key(layer: Layer) -> tuple:
             kind_of(layer.shared).param_key(layer.shared) if layer.shared else None)
 
 
+def flop_key(layer: Layer) -> tuple:
+    """What decides a layer's FLOPs when no window limits its keys (a table lookup is no matmul)."""
+    return (tuple(kind_of(b).flop_key(b) for b in layer.mixers),
+            kind_of(layer.ffn).flop_key(layer.ffn) if layer.ffn else None,
+            kind_of(layer.cross).flop_key(layer.cross) if layer.cross else None, layer.parallel,
+            kind_of(layer.shared).flop_key(layer.shared) if layer.shared else None)
+
+
 def full_key(layer: Layer) -> tuple:
     return (tuple(b.identity() for b in layer.mixers), layer.ffn.identity() if layer.ffn else None,
             layer.cross.identity() if layer.cross else None, layer.norms, layer.parallel,
@@ -73,10 +81,16 @@ def groups(arch: Architecture, st: Stack, key: Callable[[Layer], object], topic:
         return [Group(S.sym(st.count_symbol), layer, "", f"{topic}.{word}",
                       "enclayer" if word.startswith("encoder") else layer_word.replace("_", ""))]
     tags_per = [_component_tags(layer) for _, layer, _ in raw]
-    differ = [i for i in range(4) if len({t[i] for t in tags_per}) > 1]
+    member_tags = [[_component_tags(st.kinds[k]) for k in members] for _, _, members in raw]
+    # a component names the groups when it tells them apart and every layer of a group agrees on it (a group of
+    # full and sliding-window layers that share parameters is not named after its first layer's window)
+    n_tags = len(tags_per[0])
+    differ = [i for i in range(n_tags) if len({t[i] for t in tags_per}) > 1
+              and all(len({m[i] if i < len(m) else "" for m in ms}) == 1 for ms in member_tags)]
+    norms_differ = len({layer.norms for _, layer, _ in raw}) > 1
     names: list[str] = []
-    for tags in tags_per:
-        name = "_".join(tags[i] for i in differ if tags[i]) or tags[0]
+    for (_, layer, _), tags in zip(raw, tags_per, strict=True):
+        name = "_".join(tags[i] for i in differ if tags[i]) or (f"norms{layer.norms}" if norms_differ else tags[0])
         names.append(name)
     for name in sorted(set(names)):  # still equal: number them in order
         same = [j for j, n in enumerate(names) if n == name]
@@ -85,7 +99,8 @@ def groups(arch: Architecture, st: Stack, key: Callable[[Layer], object], topic:
                 names[j] = f"{name}{rank}"
     out = []
     for (n, layer, _), name in zip(raw, names, strict=True):
-        pre = "enc_" if word.startswith("encoder") else ""
+        # the symbols of an encoder–decoder's groups say which stack they belong to (P_enc_attn, P_dec_attn)
+        pre = "enc_" if word.startswith("encoder") else "dec_" if arch.encoder is not None else ""
         out.append(Group(sp.Integer(n), layer, name, f"{topic}.{word}s.{name}", pre + name))
     return out
 
