@@ -1,6 +1,5 @@
 """Plots: the numbers drawn are the engine's, and the files are byte-identical for the same input."""
 
-import os
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import pytest
 import sympy as sp
 
 from derive import api
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, subprocess_env
 
 pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]' to test the plots")
 
@@ -92,7 +91,7 @@ def test_svg_identical_across_processes(tmp_path):
     for seed in ("0", "7"):
         path = tmp_path / f"r{seed}.svg"
         r = subprocess.run([sys.executable, "-c", _SCRIPT, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONHASHSEED=seed), timeout=300)
+                           env=subprocess_env(PYTHONHASHSEED=seed), timeout=300)
         assert r.returncode == 0, r.stderr
         outs.append(path.read_bytes())
     assert outs[0] == outs[1]

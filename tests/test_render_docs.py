@@ -176,10 +176,10 @@ def test_example_docs_page(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, subprocess_env
 
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "render_docs.py"), str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "page.md").read_text()
     assert "**68,976,648,192** parameters" in md and "### `decode.step_time`" in md
