@@ -21,6 +21,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
+pytestmark = pytest.mark.slow  # a real Chromium: `pytest -m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def browser():
