@@ -23,6 +23,7 @@ CSS = """\
   overflow-wrap: anywhere; }
 .derive code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .92em;
   background: var(--bg-soft); padding: .05em .3em; border-radius: 3px; }
+.derive code.flag { white-space: nowrap; }
 .derive .meta { color: var(--muted); margin: .2em 0; }
 .derive .meta strong { color: var(--ink); font-weight: 600; }
 .derive .callout { border-left: 4px solid var(--warn); background: var(--warn-bg); padding: .5em .8em;
@@ -47,6 +48,19 @@ CSS = """\
   white-space: pre-wrap; }
 .derive .scroll { overflow-x: auto; }
 section.derivation { margin-bottom: 2.5em; }
+/* a phone: each part is a block (symbol and title, then = formula = substituted = value), so no column is cut */
+@media (max-width: 640px) {
+  .derive table.parts, .derive table.parts tbody, .derive table.parts tr, .derive table.parts td { display: block; }
+  .derive table.parts thead { display: none; }
+  .derive table.parts tr { border-bottom: 1px solid var(--rule); padding: .35em 0; }
+  .derive table.grid.parts td { border: 0; padding: .05em .3em; text-align: left; white-space: normal;
+    overflow-x: auto; }
+  .derive table.parts td:not(:first-child):not(:empty)::before { content: "= "; color: var(--muted); }
+  .derive table.parts tr.depth-2 > td { padding-left: 1.2em; }
+  .derive table.parts tr.depth-3 > td { padding-left: 2.4em; }
+  .derive table.parts tr.depth-4 > td { padding-left: 3.6em; }
+  .derive table.parts tr.depth-5 > td, .derive table.parts tr.depth-6 > td { padding-left: 4.8em; }
+}
 """
 
 PAGE_CSS = """\
@@ -101,6 +115,22 @@ def latex(tex: str):
     return _math(mathml.from_latex(tex))
 
 
+def prose(text: object):
+    """Running text, escaped, with `code spans` and --flags as <code> (a flag never breaks at its hyphens)."""
+    from markupsafe import Markup, escape
+
+    from derive.reports.view import MARKUP
+
+    text, out, pos = str(text), [], 0
+    for m in MARKUP.finditer(text):
+        out.append(str(escape(text[pos:m.start()])))
+        cls = ' class="flag"' if m["flag"] else ""
+        out.append(f"<code{cls}>{escape(m['code'] or m['flag'])}</code>")
+        pos = m.end()
+    out.append(str(escape(text[pos:])))
+    return Markup("".join(out))
+
+
 @cache
 def environment():
     """Jinja2 for .html templates: autoescaped text, MathML marked safe by the filters above."""
@@ -112,7 +142,7 @@ def environment():
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(formula=formula, substituted=substituted, lhs=lhs, symbol=symbol, value=value,
-                       expanded=expanded, latex_math=latex)
+                       expanded=expanded, latex_math=latex, prose=prose)
     from markupsafe import Markup
 
     env.globals.update(CSS=Markup(CSS), PAGE_CSS=Markup(PAGE_CSS))

@@ -17,6 +17,7 @@ from functools import cache
 import sympy as sp
 
 from derive.derivation import Derivation
+from derive.reports.view import MARKUP
 
 
 class Tex(str):
@@ -81,10 +82,7 @@ def _char(c: str) -> str:
 #: characters that pdflatex's OT1 typewriter font would print curly or as a ligature: straight in code
 _CODE = {"'": r"\char13{}", "`": r"\char18{}", '"': r"\char34{}", "<": r"\char60{}", ">": r"\char62{}",
          "|": r"\char124{}"}
-#: a code span (`derive show`) or a command-line flag, with the name or KEY=VALUE that --set/--option take
-_MARKUP = re.compile(r"`(?P<code>[^`\n]+)`"
-                     r"|(?<![\w`-])(?P<flag>--(?:set|option) [A-Za-z_][\w.]*(?:=[^\s,;)]*[^\s,;.)])?"
-                     r"|--[A-Za-z][\w-]*(?:=[^\s,;)]*[^\s,;.)])?)")
+
 
 
 def _code(text: str) -> str:
@@ -121,7 +119,7 @@ def escape(text: object, *, nested: bool = False) -> Tex:
     if isinstance(text, Tex):
         return text
     text, out, pos = str(text), [], 0
-    for m in _MARKUP.finditer(text):
+    for m in MARKUP.finditer(text):
         out.append(_prose(text[pos:m.start()], nested))
         out.append(r"\texttt{" + _breakable(_code(m["code"] or m["flag"])) + "}")
         pos = m.end()

@@ -7,6 +7,7 @@ text, Markdown, LaTeX and HTML templates all read the same view, so the formats 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -15,6 +16,12 @@ from derive.derivation import Derivation, Step
 from derive.units.human import exact_text, human
 
 APPROXIMATION_TEXT = "a rule of thumb, not the exact value; compare it with the exact form"
+
+#: in running text, a `code span` or a command-line flag (with the name or KEY=VALUE that --set and --option
+#: take): LaTeX sets them in typewriter type (no en dash for --), HTML as <code> that does not break at a hyphen
+MARKUP = re.compile(r"`(?P<code>[^`\n]+)`"
+                    r"|(?<![\w`-])(?P<flag>--(?:set|option) [A-Za-z_][\w.]*(?:=[^\s,;)]*[^\s,;.)])?"
+                    r"|--[A-Za-z][\w-]*(?:=[^\s,;)]*[^\s,;.)])?)")
 
 
 def slug(text: str) -> str:
