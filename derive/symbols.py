@@ -58,10 +58,11 @@ def _latex_part(part: str) -> str:
 def name_latex(name: str) -> str:
     """A symbol's LaTeX spelled from the name a user types, so the CLI, the reports and the site agree:
     ``d_ff`` → ``d_{\\mathrm{ff}}``, ``BW`` → ``\\mathrm{BW}``, ``bytes_w`` → ``\\mathrm{bytes}_{w}``, a second
-    value ``d_ff_2`` → ``d_{\\mathrm{ff}}^{(2)}``; a name of three words or more is set upright whole."""
+    value ``d_ff_2`` → ``d_{\\mathrm{ff},2}``; a name of three words or more is set upright whole."""
     m = _VARIANT.match(name)
-    if m and m["stem"] in CATALOG:
-        return f"{name_latex(m['stem'])}^{{({m['n']})}}"
+    if m and m["stem"] in CATALOG:  # the second value of d_ff: d_{ff,2}; of h: h_{2}
+        stem = name_latex(m["stem"])
+        return stem[:-1] + f",{m['n']}}}" if stem.endswith("}") and "_{" in stem else f"{stem}_{{{m['n']}}}"
     base, _, sub = name.partition("_")
     if "_" in sub:
         return _latex_part(name)
