@@ -91,6 +91,14 @@ class View:
         return s.human if (s.human and not v.free_symbols and not v.is_Integer) else ""
 
     @property
+    def show_substituted(self) -> bool:
+        """The values-substituted line, unless it repeats the formula or is already the result (n = 3 = 3)."""
+        r = self.d.root
+        if r.substituted_text == r.formula_text or r.substituted_latex == r.formula_latex:
+            return False
+        return r.substituted_text.replace(",", "").replace(" ", "") != self.exact.replace(",", "")
+
+    @property
     def show_human(self) -> bool:
         """Human units add something only when they differ from the exact figure."""
         return bool(self.human) and self.human.replace(" ", "") != f"{self.exact}{self.unit}".replace(" ", "")
