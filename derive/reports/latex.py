@@ -128,8 +128,14 @@ def escape(text: object, *, nested: bool = False) -> Tex:
 
 
 def quoted(text: object) -> Tex:
-    """Text inside a quotation: its own double quotes become single ones."""
-    return escape(text, nested=True)
+    """Text inside a quotation: its own double quotes become single ones, kept apart from the outer
+    quotes by a thin space (three closing quotes in a row would come out in the wrong order)."""
+    out = str(escape(text, nested=True))
+    if out.startswith("`"):
+        out = r"\," + out
+    if out.endswith("'"):
+        out += r"\,"
+    return Tex(out)
 
 
 def _breakable(tex: str) -> str:
