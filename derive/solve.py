@@ -428,6 +428,10 @@ class Solution:
     def render(self, fmt: str = "text") -> str:
         return render(self, fmt)
 
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter shows the worked solution with its units (the renderer derive.reports registers)."""
+        return RENDERERS["md"](self) if "md" in RENDERERS else None
+
     @property
     def value_float(self) -> float:
         return float(sp.N(self.value, 30))

@@ -6,6 +6,7 @@ Formula modules declare their symbols here with :func:`define` so that the CLI, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -16,7 +17,9 @@ from derive.errors import DeriveError, suggest
 @dataclass(frozen=True)
 class SymbolInfo:
     """``unit`` is canonical (values are stored in it); ``input_unit`` is how a bare number typed
-    by a user is read (a price of 3 means 3 USD/hour), converted exactly to ``unit``."""
+    by a user is read (a price of 3 means 3 USD/hour), converted exactly to ``unit``. ``latex`` is the
+    name typeset (:func:`name_latex`), so every rendering writes what ``--set`` takes; ``notation`` is the
+    letter papers use (``\\beta_w`` for ``bytes_w``), kept for reference, never printed in its place."""
 
     name: str
     latex: str
@@ -26,6 +29,7 @@ class SymbolInfo:
     positive: bool = True
     nonnegative: bool = False
     input_unit: str = ""
+    notation: str = ""
 
     @property
     def read_unit(self) -> str:
@@ -41,9 +45,33 @@ _SYMBOLS: dict[str, sp.Symbol] = {}
 _BY_SYMBOL: dict[sp.Symbol, SymbolInfo] = {}
 
 
+_VARIANT = re.compile(r"^(?P<stem>.+)_(?P<n>\d+)$")
+
+
+def _latex_part(part: str) -> str:
+    """One piece of a name: a letter (with digits) stays italic, a word is upright."""
+    if re.fullmatch(r"[A-Za-z]?\d*", part):
+        return part
+    return r"\mathrm{" + part.replace("_", r"\_") + "}"
+
+
+def name_latex(name: str) -> str:
+    """A symbol's LaTeX spelled from the name a user types, so the CLI, the reports and the site agree:
+    ``d_ff`` → ``d_{\\mathrm{ff}}``, ``BW`` → ``\\mathrm{BW}``, ``bytes_w`` → ``\\mathrm{bytes}_{w}``, a second
+    value ``d_ff_2`` → ``d_{\\mathrm{ff},2}``; a name of three words or more is set upright whole."""
+    m = _VARIANT.match(name)
+    if m and m["stem"] in CATALOG:  # the second value of d_ff: d_{ff,2}; of h: h_{2}
+        stem = name_latex(m["stem"])
+        return stem[:-1] + f",{m['n']}}}" if stem.endswith("}") and "_{" in stem else f"{stem}_{{{m['n']}}}"
+    base, _, sub = name.partition("_")
+    if "_" in sub:
+        return _latex_part(name)
+    return _latex_part(base) + (f"_{{{_latex_part(sub)}}}" if sub else "")
+
+
 def define(
     name: str,
-    latex: str,
+    latex: str = "",
     unit: str = "1",
     meaning: str = "",
     *,
@@ -52,8 +80,10 @@ def define(
     nonnegative: bool = False,
     input_unit: str = "",
 ) -> sp.Symbol:
-    """Register a symbol (idempotent for identical definitions) and return it."""
-    info = SymbolInfo(name, latex, unit, meaning, integer, positive, nonnegative, input_unit)
+    """Register a symbol (idempotent for identical definitions) and return it. ``latex`` is the notation
+    papers use; the symbol is printed by its name (:func:`name_latex`), the one ``--set`` takes."""
+    info = SymbolInfo(name, name_latex(name), unit, meaning, integer, positive, nonnegative, input_unit,
+                      notation=latex)
     old = CATALOG.get(name)
     if old is not None:
         if old != info:
@@ -93,7 +123,8 @@ def variant(base: str, suffix: str) -> sp.Symbol:
     if name not in CATALOG:
         info = CATALOG[base]
         n = suffix.lstrip("_")
-        define(name, f"{info.latex}^{{({n})}}", info.unit, f"{info.meaning} (value #{n} of this model)",
+        define(name, f"{info.notation or info.latex}^{{({n})}}", info.unit,
+               f"{info.meaning} (value #{n} of this model)",
                integer=info.integer, positive=info.positive, nonnegative=info.nonnegative, input_unit=info.input_unit)
     return _SYMBOLS[name]
 

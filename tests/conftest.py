@@ -1,9 +1,12 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import derive
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -11,6 +14,16 @@ SHARED = ROOT.parent / "shared"
 #: tests/test_data_copies.py checks they still equal the originals whenever ../shared is present.
 DATA = ROOT / "tests" / "data"
 SEED = SHARED / "workbook" / "seed.txt"
+#: where the derive under test was imported from: this checkout, or site-packages when the tests run against an
+#: installed wheel (.ci/run); every Python subprocess a test starts must import that same copy
+PACKAGE_ROOT = Path(derive.__file__).resolve().parents[1]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a Python subprocess: the derive under test first on its path (a script in
+    examples/ would otherwise import whatever derive is installed), plus ``extra`` variables."""
+    path = [str(PACKAGE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
 
 
 def data(name: str):
@@ -44,4 +57,4 @@ def exercises():
 def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
     """Run `python -m derive ARGS` as a user would, capturing output."""
     return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
-                          input=input, cwd=ROOT, timeout=120)
+                          input=input, cwd=ROOT, timeout=120, env=subprocess_env())

@@ -3,12 +3,12 @@
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 
 
 def _run(script: str) -> str:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+                         cwd=ROOT, timeout=300, env=subprocess_env())
     assert out.returncode == 0, out.stderr
     return out.stdout
 

@@ -19,6 +19,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "build" / "screenshots"
 
+pytestmark = pytest.mark.slow  # a real Chromium: `pytest -m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def browser():

@@ -15,11 +15,11 @@ from derive.reports import render, render_document
 from derive.reports.docs import render_file
 
 PDFLATEX = shutil.which("pdflatex")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     PDFLATEX is None,
     reason="pdflatex not found: install texlive-latex-base and texlive-latex-recommended (.ci/run does) "
            "to compile the LaTeX reports",
-)
+)]
 
 
 def compile_tex(tmp_path, name: str, tex: str) -> str:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import PACKAGE_ROOT
+
+#: where the derive under test lives: this checkout, or site-packages when .ci/run tests the installed wheel
+ROOT = PACKAGE_ROOT
 PACKAGE = ROOT / "derive"
 
 #: (layer, module prefixes) from the bottom up; the longest matching prefix decides a module's layer

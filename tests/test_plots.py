@@ -1,6 +1,5 @@
 """Plots: the numbers drawn are the engine's, and the files are byte-identical for the same input."""
 
-import os
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import pytest
 import sympy as sp
 
 from derive import api
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, subprocess_env
 
 pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]' to test the plots")
 
@@ -66,9 +65,68 @@ def test_memory_bars_add_up_to_the_engine_totals():
 
 def test_memory_figure_marks_device_capacity(tmp_path):
     fig = plots.memory_figure("llama-2-70b", hardware="h100-sxm", sets={"s": "4096", "b": "8"})
-    assert any("80 GiB per device" in t.get_text() for t in fig.axes[0].texts)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[-1] == "h100-sxm: 80 GiB per device"  # in the legend, where no bar can cover it
+    for ax in fig.axes:  # the dashed capacity line in each panel, at 80 GiB in that panel's unit
+        div = {"memory [GiB]": 2**30, "memory [TiB]": 2**40}[ax.get_ylabel()]
+        assert [line.get_ydata()[0] * div for line in ax.lines] == [80 * 2**30]
     out = plots.save(fig, tmp_path / "m.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_parts_have_distinct_colours_and_readable_scales():
+    """Two parts never share a colour (the optimizer states were the capacity line's red); a part keeps its
+    colour in every panel; each bar has its own scale, so the inference bar's KV cache is visible."""
+    fig = plots.memory_figure("llama-2-70b", hardware="h100-sxm", sets={"s": "4096", "b": "8"})
+    by_label = {}
+    for handle, text in zip(fig.legends[0].legend_handles, fig.legends[0].get_texts(), strict=True):
+        if text.get_text().startswith("h100"):
+            continue
+        by_label[text.get_text()] = handle.get_facecolor()
+    assert list(by_label) == ["weights", "KV cache of a batch", "gradients", "optimizer states",
+                              "activations of all L layers"]
+    assert len({tuple(c) for c in by_label.values()}) == len(by_label)
+    weights = [ax.patches[0].get_facecolor() for ax in fig.axes]
+    assert weights[0] == weights[1] == by_label["weights"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["memory [GiB]", "memory [TiB]"]
+
+
+def _text_boxes(fig):
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    return [(t.get_text(), t.get_window_extent(r)) for ax in fig.axes for t in ax.texts]
+
+
+def test_roofline_greys_batches_that_do_not_fit_and_keeps_labels_apart():
+    """llama-2-7b at s=4096 on an 80 GiB H100: 12.55 GiB of weights + 2 GiB of KV cache per sequence, so
+    b ≤ 33 fits (kv_cache.max_batch) and b = 64 … 1024 are drawn hollow grey; no two labels touch."""
+    batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    fits = plots.fits_in_memory("llama-2-7b", "h100-sxm", batches, sets={"s": "4096"})
+    assert api.value("kv_cache.max_batch", model="llama-2-7b", hardware="h100-sxm", s=4096) == 33
+    assert fits == {b: b <= 33 for b in batches}
+    fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=batches, sets={"s": "4096"})
+    ax = fig.axes[0]
+    grey = [line for line in ax.lines if line.get_markeredgecolor() == plots.INFEASIBLE]
+    assert len(grey) == 2 and [len(line.get_xdata()) for line in grey] == [5, 5]
+    assert "does not fit in memory" in [t.get_text() for t in ax.get_legend().get_texts()]
+    boxes = _text_boxes(fig)
+    labels = [t for t, _ in boxes if t.startswith("b=")]
+    assert {"b=1", "b=1024", "b=64"} <= set(labels) and len(labels) >= 14
+    for i, (ta, a) in enumerate(boxes):
+        for tb, b in boxes[i + 1:]:
+            assert not a.overlaps(b), (ta, tb)
+        assert ax.get_window_extent().contains(a.x0, a.y0) and ax.get_window_extent().contains(a.x1, a.y1), ta
+
+
+def test_token_axes_tick_at_powers_of_two():
+    fig = plots.sweep_figure("kv_cache.total", "s=512:32768:512", models=["llama-2-7b"], sets={"b": "1"})
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [2048, 4096, 8192, 16384, 32768]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2K", "4K", "8K", "16K", "32K"]
+    assert ax.get_xlabel() == "s: tokens per sequence (prompt or context length) [K = 1,024]"
+    assert plots.pow2_ticks(1, 1024, log=True) == [1, 4, 16, 64, 256, 1024]
+    assert plots.pow2_text(131072) == "128K" and plots.pow2_text(1000) == "1,000"
 
 
 def test_files_are_deterministic(tmp_path):
@@ -92,7 +150,7 @@ def test_svg_identical_across_processes(tmp_path):
     for seed in ("0", "7"):
         path = tmp_path / f"r{seed}.svg"
         r = subprocess.run([sys.executable, "-c", _SCRIPT, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONHASHSEED=seed), timeout=300)
+                           env=subprocess_env(PYTHONHASHSEED=seed), timeout=300)
         assert r.returncode == 0, r.stderr
         outs.append(path.read_bytes())
     assert outs[0] == outs[1]

@@ -31,7 +31,7 @@ def test_markdown_page_values_and_derivations(tmp_path):
     kv = api.value("kv_cache.total", model="llama-2-70b", s=4096, b=1)
     assert kv == 2 * 80 * 8 * 128 * 2 * 4096  # 2·L·g·d_k·bytes·s
     assert f"{int(kv):,}" in out
-    assert "Formula: $" in out and "\\beta_{kv}" in out
+    assert "Formula: $" in out and "\\mathrm{bytes}_{\\mathrm{kv}}" in out  # the name --set takes, typeset
 
 
 def test_cli_render_writes_the_page(tmp_path):
@@ -176,10 +176,10 @@ def test_example_docs_page(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, subprocess_env
 
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "render_docs.py"), str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "page.md").read_text()
     assert "**68,976,648,192** parameters" in md and "### `decode.step_time`" in md

@@ -3,7 +3,6 @@ escapes what it must, and renders byte-identically for the same input."""
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -18,7 +17,7 @@ from derive.errors import DeriveError
 from derive.reports import FORMATS, escape, render, render_document, wrap_document
 from derive.reports import latex as L
 from derive.reports import mathml as M
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 
 ALL = list(FORMATS)
 
@@ -263,7 +262,7 @@ def test_rendering_is_byte_identical_across_processes():
     """Different hash seeds (set iteration order) must not change a single byte."""
     outs = []
     for seed in ("0", "1", "12345"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        env = subprocess_env(PYTHONHASHSEED=seed)
         r = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, cwd=ROOT, env=env,
                            timeout=300)
         assert r.returncode == 0, r.stderr

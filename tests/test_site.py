@@ -364,3 +364,47 @@ def test_cli_refuses_a_file_as_out(tmp_path):
     r = run_cli("site", "--out", str(f))
     assert r.returncode == 2
     assert "not a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def _math_text(mathml: str) -> str:
+    return re.sub(r"<[^>]+>", "", mathml)
+
+
+def test_symbols_are_written_as_the_cli_names_them(site):
+    """The site's labels and formulas spell each symbol by the name `--set` takes (BW, bytes_w), not by a
+    textbook letter (B_mem, β_w): one source, the catalog's name."""
+    from derive.site.calculators import symbol_mathml
+
+    api.context()
+    for name in S.CATALOG:
+        # bytes_w is "bytes" with subscript "w", d_ff_2 is d with subscript "ff,2"; three words are set whole
+        text = _math_text(symbol_mathml(name))
+        assert text.replace(",", "") in (name.replace("_", ""), name), name
+    html = (site.out / "calc-decode-tokens-per-second.html").read_text()
+    assert '<label for="in-BW"><span class="sym"><math' in html and "<mi>BW</mi>" in html
+    assert "<msub><mi>bytes</mi><mi>w</mi></msub>" in html
+    assert "β" not in html and "<mi>mem</mi>" not in html.split('id="in-BW"')[0].rsplit("<label", 1)[-1]
+
+
+def test_dimensionless_results_show_no_unit(site):
+    """serving.min_gpus is a pure number: '3', not '3' above '3 1' or 'result in 1'."""
+    html = (site.out / "calc-serving-min-gpus.html").read_text()
+    n = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=100)
+    assert n == 3
+    assert "result in <strong>1</strong>" not in html and "the result is a pure number" in html
+    assert re.search(r'<output id="result-human" for="[^"]*">3</output>', html)
+    assert '<p id="result-exact" data-value="3" hidden>3</p>' in html
+
+
+def test_preset_menus_show_whole_names():
+    """Every menu entry fits a phone's select (the browser test measures it): the maker and remarks move
+    to the note under the menu, the id (what --model/--hardware take) stays."""
+    from derive import hardware, presets
+    from derive.site.build import MENU_CHARS, menu_label
+
+    assert menu_label("gpt3-175b", "GPT-3 175B (Brown et al. 2020, Table 2.1: d=12288)") == "gpt3-175b — GPT-3 175B"
+    assert menu_label("rtx-4090", "NVIDIA GeForce RTX 4090 24GB") == "rtx-4090 — RTX 4090 24GB"
+    assert menu_label("phone-lpddr5", "Smartphone SoC with LPDDR5 (the seed workbook's phone)") == "phone-lpddr5"
+    for p in [*presets.models().values(), *hardware.presets().values()]:
+        label = menu_label(p.id, getattr(p, "name", p.title))
+        assert label.startswith(p.id) and len(label) <= MENU_CHARS, label

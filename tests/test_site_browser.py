@@ -22,6 +22,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
+pytestmark = pytest.mark.slow  # a real Chromium: `pytest -m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -180,6 +182,61 @@ def test_phone_width_has_no_sideways_scrolling(browser, site):
     page.close()
 
 
+def test_phone_width_shows_every_column_of_a_worked_solution(browser, site):
+    """At 390 px every worked solution of every chapter fits: the parts and the inputs are blocks (label,
+    then = formula = substituted = value), the chain's labels go under its lines, a long sum wraps between
+    its terms. No table cell reaches past the screen's edge or is cut off by the solution's box."""
+    ch, ex = _kv_exercise(site)
+    page = _open(browser, site.out / ch.file, PHONE)
+    page.locator(f"button[aria-controls='{ex.anchor}-sol']").click()
+    assert page.locator(f"#{ex.anchor}-sol table.parts td").count() >= 8
+    page.close()
+    for chapter in site.chapters:
+        page = _open(browser, site.out / chapter.file, PHONE)
+        cut = page.evaluate("""() => {
+            document.querySelectorAll('button.reveal').forEach(b => b.click());
+            const out = [];
+            document.querySelectorAll('.solution').forEach(sol => {
+              const edge = sol.getBoundingClientRect().right + 1;
+              if (sol.scrollWidth > sol.clientWidth + 1) out.push(sol.id + ' is wider than the screen');
+              sol.querySelectorAll('td').forEach(td => {
+                if (td.getBoundingClientRect().right > Math.min(edge, innerWidth))
+                  out.push(sol.id + ': ' + td.textContent.slice(0, 40)); }); });
+            return out; }""")
+        assert cut == [], (chapter.file, cut[:5])
+        page.close()
+
+
+#: the width of every option's text, against the room its select has (arrow included), in CSS pixels
+_MENU_FIT = """() => { const c = document.createElement('canvas').getContext('2d'); const out = [];
+  document.querySelectorAll('select').forEach(sel => { const cs = getComputedStyle(sel);
+    c.font = cs.fontWeight + ' ' + cs.fontSize + ' ' + cs.fontFamily;
+    const room = sel.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 24;
+    sel.querySelectorAll('option').forEach(o => out.push([o.textContent, c.measureText(o.textContent).width, room]));
+  }); return out; }"""
+
+
+def test_phone_width_shows_whole_preset_names(browser, site):
+    for rel in ("calc-decode-tokens-per-second.html", "calc-params-total.html"):
+        page = _open(browser, site.out / rel, PHONE)
+        fits = page.evaluate(_MENU_FIT)
+        assert len(fits) >= 16  # every model preset (and machine)
+        assert [(text, round(w)) for text, w, room in fits if w > room] == []
+        page.close()
+
+
+def test_dimensionless_result_shows_no_unit(browser, site):
+    page = _open(browser, site.out / "calc-serving-min-gpus.html", PHONE)
+    human, exact = page.locator("#result-human"), page.locator("#result-exact")
+    assert human.inner_text() == "3" and not exact.is_visible()
+    page.locator("#in-users").fill("400")
+    want = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=400)
+    assert human.inner_text() == str(int(want)) and int(want) > 3
+    assert not exact.is_visible() and exact.get_attribute("data-value") == str(want)
+    assert " 1" not in page.locator(".result").inner_text()
+    page.close()
+
+
 def test_screenshots(browser, site, tmp_path):
     """A chapter page (a wrong answer with its hint, a worked solution open) and a calculator page, at
     desktop and phone widths. With DERIVE_SITE_SCREENSHOTS=DIR they are written there (how
@@ -211,5 +268,18 @@ def test_screenshots(browser, site, tmp_path):
     page.evaluate("document.querySelector('fieldset').scrollIntoView()")
     page.screenshot(path=str(out / "site-calculator-phone.png"))
     page.close()
-    for name in ("site-chapter.png", "site-chapter-phone.png", "site-calculator.png", "site-calculator-phone.png"):
+    page = _open(browser, site.out / ch.file, PHONE)  # a worked solution's parts, stacked on a phone
+    page.locator(f"button[aria-controls='{ex.anchor}-sol']").click()
+    page.evaluate(f"document.querySelector('#{ex.anchor}-sol table.parts').scrollIntoView()")
+    page.evaluate("window.scrollBy(0, -90)")
+    page.screenshot(path=str(out / "site-solution-phone.png"))
+    page.close()
+    page = _open(browser, site.out / "calc-serving-min-gpus.html", PHONE)  # a pure number; whole preset names
+    page.select_option("#hardware", "rtx-4090")
+    page.locator("#in-users").fill("40")
+    page.evaluate("document.querySelector('.menus').scrollIntoView()")
+    page.screenshot(path=str(out / "site-min-gpus-phone.png"))
+    page.close()
+    for name in ("site-chapter.png", "site-chapter-phone.png", "site-calculator.png", "site-calculator-phone.png",
+                 "site-solution-phone.png", "site-min-gpus-phone.png"):
         assert (out / name).stat().st_size > 10_000

@@ -287,10 +287,10 @@ def test_examples_print_their_answers(script, needles):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, subprocess_env
 
     out = subprocess.run([sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+                         cwd=ROOT, timeout=300, env=subprocess_env())
     assert out.returncode == 0, out.stderr
     assert "answer:" in out.stdout
     for needle in needles:

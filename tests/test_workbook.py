@@ -288,13 +288,54 @@ def test_html_is_one_well_formed_page_with_mathml(answers):
     assert p.count["aside"] >= len(DISAGREE)
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (install texlive-latex-base)")
-def test_latex_compiles(answers, tmp_path):
-    (tmp_path / "workbook.tex").write_text(W.render(list(answers.values()), "latex"))
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "workbook.tex"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+#: how far pdflatex may overrun the text block: less is invisible in print, more is a line off the page
+OVERFULL_LIMIT_PT = 10.0
+
+
+def overfull_boxes(log: str) -> list[tuple[float, str]]:
+    """(points too wide, where) of every overfull \\hbox that pdflatex reported."""
+    return [(float(m[1]), m[2]) for m in re.finditer(r"^Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\) (.*)$", log,
+                                                      re.M)]
+
+
+def test_overfull_boxes_are_read_from_the_log():
+    log = ("Overfull \\hbox (253.13438pt too wide) in paragraph at lines 355--355\n"
+           " \\OT1/cmtt/m/n/10.95 params.approx\nOverfull \\vbox (3.0pt too high) has occurred\n"
+           "Overfull \\hbox (0.63509pt too wide) in alignment at lines 40--40\n")
+    assert overfull_boxes(log) == [(253.13438, "in paragraph at lines 355--355"),
+                                   (0.63509, "in alignment at lines 40--40")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not found: install texlive-latex-base and texlive-latex-recommended (.ci/run "
+                           "does) to compile the LaTeX workbook")
+def test_latex_compiles_with_no_line_off_the_page(answers, tmp_path):
+    """The whole workbook through pdflatex (twice: the contents and longtables settle), then its log: no
+    overfull line wider than OVERFULL_LIMIT_PT (there were 18, four of 250-330 pt: a framed box set beside
+    a run-in heading)."""
+    tex = W.render(list(answers.values()), "latex")
+    (tmp_path / "workbook.tex").write_text(tex)
+    for _ in range(2):
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "workbook.tex"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "workbook.pdf").stat().st_size > 10_000
+    log = (tmp_path / "workbook.log").read_text(errors="replace")
+    src = tex.splitlines()
+    wide = [(pt, where, src[int(m[1]) - 1][:160] if (m := re.search(r"lines (\d+)--", where)) else "")
+            for pt, where in overfull_boxes(log) if pt > OVERFULL_LIMIT_PT]
+    assert wide == [], "lines off the page:\n" + "\n".join(f"{pt:.1f} pt {w}: {line}" for pt, w, line in wide)
+
+
+def test_latex_typesets_flags_quotes_and_code(answers):
+    """--set in typewriter hyphens (not an en dash), the seed's own quotes inside a quotation as single
+    quotes, straight quotes in prose as opening and closing pairs, `code spans` in typewriter type."""
+    tex = W.render(list(answers.values()), "latex")
+    assert r"\texttt{-{}-set bytes\_\allowbreak{}w}" in tex and " --set" not in tex and "(--option" not in tex
+    assert "the seed says ``The official GPT-2 reports `124M parameters.'\\,''" in tex  # thin space: ''' misorders
+    assert 'a "125M"' not in tex and "a ``125M''" in tex
+    assert "`derive show`" not in tex and r"\texttt{derive show}" in tex
 
 
 def test_cli_json_contract(exercises):

@@ -10,12 +10,14 @@ pdflatex compiles it; non-ASCII text is mapped to LaTeX commands for the same re
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 
 import sympy as sp
 
 from derive.derivation import Derivation
+from derive.reports.view import MARKUP
 
 
 class Tex(str):
@@ -77,25 +79,80 @@ def _char(c: str) -> str:
     return "?"
 
 
-def escape(text: object) -> Tex:
-    """Plain text as LaTeX text that pdflatex accepts (specials escaped, Unicode mapped)."""
+#: characters that pdflatex's OT1 typewriter font would print curly or as a ligature: straight in code
+_CODE = {"'": r"\char13{}", "`": r"\char18{}", '"': r"\char34{}", "<": r"\char60{}", ">": r"\char62{}",
+         "|": r"\char124{}"}
+
+
+
+def _code(text: str) -> str:
+    """Text set in \\ttfamily: specials escaped, quotes and backticks straight, no -- ligature."""
+    out = "".join(_CODE.get(c) or _char(c) for c in text)
+    while "--" in out:
+        out = out.replace("--", "-{}-")
+    return out
+
+
+def _prose(text: str, nested: bool = False) -> str:
+    """Running text: straight quotes become opening/closing quotes by position (single ones inside a
+    quotation when ``nested``), an apostrophe stays one."""
+    out = []
+    for i, c in enumerate(text):
+        prev = text[i - 1] if i else " "
+        opening = prev.isspace() or prev in "([{\u2014\u2013/-"
+        if c == '"':
+            out.append(("`" if opening else "'") if nested else ("``" if opening else "''"))
+        elif c == "'" and opening and i + 1 < len(text) and not text[i + 1].isspace():
+            out.append("`")
+        elif c == "~" and text[i + 1:i + 2].isdigit():
+            out.append(r"${\sim}$")  # ~124M: about, not a raised accent
+        elif c == "`":
+            out.append(r"{\ttfamily\char18}")  # a lone backtick: the character itself, not an opening quote
+        else:
+            out.append(_char(c))
+    return "".join(out)
+
+
+def escape(text: object, *, nested: bool = False) -> Tex:
+    """Plain text as LaTeX text that pdflatex accepts: specials escaped, Unicode mapped, `code spans` and
+    --flags in typewriter type (``\\texttt{-{}-set}``, not an en dash), quotes the right way round."""
     if isinstance(text, Tex):
         return text
-    return Tex("".join(_char(c) for c in str(text)))
+    text, out, pos = str(text), [], 0
+    for m in MARKUP.finditer(text):
+        out.append(_prose(text[pos:m.start()], nested))
+        out.append(r"\texttt{" + _breakable(_code(m["code"] or m["flag"])) + "}")
+        pos = m.end()
+    out.append(_prose(text[pos:], nested))
+    return Tex("".join(out))
+
+
+def quoted(text: object) -> Tex:
+    """Text inside a quotation: its own double quotes become single ones, kept apart from the outer
+    quotes by a thin space (three closing quotes in a row would come out in the wrong order)."""
+    out = str(escape(text, nested=True))
+    if out.startswith("`"):
+        out = r"\," + out
+    if out.endswith("'"):
+        out += r"\,"
+    return Tex(out)
+
+
+def _breakable(tex: str) -> str:
+    """Monospace names may break after a dot, an underscore or a slash (they have no hyphenation)."""
+    return tex.replace(".", r".\allowbreak{}").replace(r"\_", r"\_\allowbreak{}").replace("/", r"/\allowbreak{}")
 
 
 def tt(text: object) -> Tex:
-    """Monospace text (quantity ids) that may break after its dots."""
-    return Tex(r"\texttt{" + escape(text).replace(".", r".\allowbreak{}") + "}")
+    """Monospace text (quantity ids, commands) that may break after its dots and underscores."""
+    return Tex(r"\texttt{" + _breakable(_code(str(text))) + "}")
 
 
 def _pre_line(line: str) -> str:
     """Leading and aligning spaces stay (~); single spaces between words may break a long line."""
-    import re
-
     lead = len(line) - len(line.lstrip(" "))
     parts = re.split(r"( {2,})", line.lstrip(" "))
-    body = "".join("~" * len(p) if p.startswith("  ") else escape(p) for p in parts)
+    body = "".join("~" * len(p) if p.startswith("  ") else _code(p) for p in parts)
     return "~" * lead + body or "~"
 
 
@@ -147,7 +204,7 @@ def environment():
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
         undefined=jinja2.StrictUndefined, finalize=finalize,
     )
-    env.filters.update(tex=escape, tt=tt, math=lambda s: Tex(s), number=number, unit=unit, pre=pre)
+    env.filters.update(tex=escape, quoted=quoted, tt=tt, math=lambda s: Tex(s), number=number, unit=unit, pre=pre)
     return env
 
 

@@ -19,7 +19,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 NS = "http://www.w3.org/1998/Math/MathML"
 
 
-_ATOM = r"(?:\\mathrm\{[A-Za-z0-9,]+\}|\\[A-Za-z]+|[A-Za-z0-9]+)"
+_ATOM = r"(?:\\mathrm\{(?:[A-Za-z0-9,]|\\_)+\}|\\[A-Za-z]+|[A-Za-z0-9]+)"
 _NAME = re.compile(rf"(?P<base>{_ATOM})(?:_(?:\{{(?P<sub>{_ATOM}(?:\s*{_ATOM})*)\}}|(?P<sub1>[A-Za-z0-9])))?"
                    rf"(?:\^(?:\{{(?P<sup>{_ATOM}|\*|\\prime)\}}|(?P<sup1>[A-Za-z0-9*])))?")
 _TOKEN = re.compile(_ATOM)
@@ -30,7 +30,7 @@ def _atom_xml(tok: str) -> str | None:
     from sympy.printing.pretty.pretty_symbology import greek_unicode
 
     if tok.startswith("\\mathrm{"):
-        text = tok[len("\\mathrm{"):-1]
+        text = tok[len("\\mathrm{"):-1].replace("\\_", "_")
         if len(text) == 1:
             return f'<mi mathvariant="normal">{text}</mi>'
         return f"<mi>{text}</mi>"  # a multi-letter <mi> is upright

@@ -18,8 +18,12 @@ import sympy as sp
 from derive.errors import DeriveError
 
 FORMATS = (".png", ".svg", ".pdf")
-COLORS = ("#2b5fb3", "#d9822b", "#3a9a5b", "#b8423f", "#7b5ea7", "#8c6d4f", "#c45fa0", "#6f7a86", "#b5a42d",
-          "#2aa4b8")
+#: one colour per series or part, told apart in colour-blind vision too (Okabe & Ito), dark enough for white
+#: text on a bar; reference lines (roof, capacity, target) are ink-coloured and dashed, never one of these
+COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D4F", "#7F7F7F")
+INK = "#1d2330"
+#: what does not fit in memory: drawn, so the curve stays readable, but greyed and said so in the legend
+INFEASIBLE = "#b4b9c1"
 RC = {
     "svg.hashsalt": "derive",  # stable ids in SVG output
     "svg.fonttype": "path",
@@ -116,7 +120,80 @@ def _sym_label(name: str) -> str:
     from derive import symbols as S
 
     info = S.CATALOG.get(name)
-    return f"{name} ({info.meaning})" if info else name
+    return f"{name}: {info.meaning}" if info else name
+
+
+#: units of counts that people size in powers of two (context lengths, batches): ticks at 1K, 2K, 4K, …
+POW2_UNITS = ("token", "sequence")
+
+
+def pow2_text(n: float) -> str:
+    """4096 → '4K', 131072 → '128K', 1048576 → '1M' (binary K and M, as context lengths are said)."""
+    n = int(n)
+    for f, p in ((2**20, "M"), (2**10, "K")):
+        if n >= f and n % f == 0:
+            return f"{n // f}{p}"
+    return f"{n:,}"
+
+
+def pow2_ticks(lo: float, hi: float, log: bool, most: int = 9) -> list[int]:
+    """Powers of two from lo to hi: each of them on a log axis (thinned to at most ``most``); on a linear
+    one those at least hi/16, closer ones would crowd the origin (512 … 32K: 2K, 4K, 8K, 16K, 32K)."""
+    lo, hi = max(lo, 1.0), max(hi, 1.0)
+    ticks = [2**k for k in range(math.ceil(math.log2(lo)), math.floor(math.log2(hi)) + 1)]
+    if not log:
+        return [t for t in ticks if t >= hi / 16] or ticks[-1:]
+    step = math.ceil(len(ticks) / most)
+    return ticks[::-1][::step][::-1]  # thinned from the top: the largest power of two is always a tick
+
+
+def _count_axis(ax, values: Sequence[float], log: bool) -> None:
+    """Powers-of-two ticks labelled 1K, 2K, … on the x axis, and the axis label says K = 1,024."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = pow2_ticks(min(values), max(values), log)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: pow2_text(x)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if any(t >= 1024 for t in ticks):
+        ax.set_xlabel(f"{ax.get_xlabel()} [K = 1,024]")
+
+
+def _overlaps(a, b, pad: float = 2.0) -> bool:
+    return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
+
+
+def place_labels(ax, items: Sequence[tuple[float, float, str, str, Sequence[tuple[float, float]]]],
+                 obstacles: Sequence = ()) -> list:
+    """Annotate points without any two labels touching: each item is (x, y, text, colour, offsets in points,
+    in order of preference); a label takes the first offset whose box overlaps no label, no marker, no
+    ``obstacles`` (artists: the legend, other texts) and stays inside the axes, else it is left out (a
+    neighbour's label already names that region). Call after the layout is final (tight_layout)."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    taken = [o.get_window_extent(renderer) for o in obstacles]
+    from matplotlib.transforms import Bbox
+
+    for x, y, _t, _c, _o in items:  # every marker (5 pt) is taken too
+        px, py = ax.transData.transform((x, y))
+        r = 4.0 * fig.dpi / 72
+        taken.append(Bbox([[px - r, py - r], [px + r, py + r]]))
+    placed = []
+    for x, y, text, color, offsets in items:
+        for dx, dy in offsets:
+            ha = "left" if dx >= 0 else "right"
+            va = "bottom" if dy >= 0 else "top"
+            t = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), ha=ha, va=va, fontsize=8,
+                            color=color)
+            box = t.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(_overlaps(box, o) for o in taken):
+                taken.append(box)
+                placed.append(t)
+                break
+            t.remove()
+    return placed
 
 
 # ---- a quantity against one symbol -------------------------------------------------------------------
@@ -148,14 +225,21 @@ def sweep_figure(quantity: str, over: str, *, models: Sequence[str | None] = (No
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         for i, (label, xs, ys) in enumerate(series):
             ax.plot(xs, [y / div for y in ys], color=COLORS[i % len(COLORS)], lw=2,
+                    ls=("-", "--", ":", "-.")[(i // len(COLORS)) % 4],  # past eight lines, a colour comes back dashed
                     marker="o" if len(xs) <= 24 else None, ms=4, label=label or None)
         if tval is not None:
-            ax.axhline(tval / div, color="#b8423f", ls="--", lw=1.2, label=f"target {target}")
+            ax.axhline(tval / div, color=INK, ls="--", lw=1.2, label=f"target {target}")
         if logx:
             ax.set_xscale("log", base=2)
         if logy:
             ax.set_yscale("log")
+        from derive import symbols as S
+
+        info = S.CATALOG.get(name)
+        xs_all = [x for _, xs, _ in series for x in xs]
         ax.set_xlabel(_sym_label(name))
+        if info is not None and info.unit in POW2_UNITS and xs_all and max(xs_all) <= 2**24:
+            _count_axis(ax, xs_all, logx)
         ax.set_ylabel(f"{quantity} [{ylab}]" if ylab else quantity)
         where = f" on {hardware}" if hardware else ""
         ax.set_title(f"{quantity}: {title}{where}", loc="left")
@@ -202,11 +286,33 @@ def _sym(name: str):
     return S.sym(name)
 
 
+def fits_in_memory(model: str, hardware: str, batches: Iterable[int], *, options: dict[str, str] | None = None,
+                   sets: dict[str, str] | None = None) -> dict[int, bool]:
+    """For each batch: do the weights and the KV cache of b sequences fit on each device? The engine's
+    serving.memory_per_device (its share of both, KV replicated beyond g devices) against M_dev."""
+    from derive import query as api
+    from derive import symbols as S
+
+    out = {}
+    for b in batches:
+        kw = {**dict(sets or {}), "b": str(b), "users": str(b)}
+        req = api.request(model=model, hardware=hardware, options=dict(options or {}), **kw)
+        need = sp.sympify(api.value("serving.memory_per_device", req))
+        have = api.context(req).values[S.M_dev]
+        if need.free_symbols:
+            free = ", ".join(sorted(str(s) for s in need.free_symbols))
+            raise DeriveError(f"serving.memory_per_device still depends on {free}: give it with --set")
+        out[int(b)] = bool(need <= have)
+    return out
+
+
 def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAULT_BATCHES,
                     options: dict[str, str] | None = None, sets: dict[str, str] | None = None,
                     weights_only: bool = True):
     """The machine's roof (peak FLOP/s and bandwidth × intensity), its ridge point, and the model's
-    decode steps at each batch size; with ``weights_only`` also the same steps without KV-cache reads."""
+    decode steps at each batch size; with ``weights_only`` also the same steps without KV-cache reads.
+    Batches whose weights and KV cache do not fit in the device's memory are drawn grey: a verdict, not
+    a speed."""
     from derive import query as api
     from derive import symbols as S
 
@@ -215,6 +321,7 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
     ctx = api.context(req)
     peak, bw = float(ctx.values[S.F_peak]), float(ctx.values[S.BW])
     ridge = float(api.value("roofline.ridge_point", req))
+    fits = fits_in_memory(model, hardware, batches, options=options, sets=sets)
     pts = roofline_points(model, hardware, batches, options=options, sets=sets)
     series = [("decode step (weights + KV cache read)", pts)]
     if weights_only and options.get("kv_reads") != "off":
@@ -223,35 +330,38 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
     xs_all = [p[1] for _, ps in series for p in ps] + [ridge]
     lo, hi = min(xs_all) / 4, max(xs_all) * 4
     div, ylab = scale("FLOP/s", peak)
+    ys_all = [p[2] / div for _, ps in series for p in ps] + [peak / div]
     s_text = (sets or {}).get("s")
     with _style() as plt:
         fig, ax = plt.subplots(figsize=(7.5, 5))
         xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
-        ax.plot(xs, [min(peak, bw * x) / div for x in xs], color="#1d2330", lw=2.2,
-                label="roof: min(peak, bandwidth × I)")
+        ax.plot(xs, [min(peak, bw * x) / div for x in xs], color=INK, lw=2.2, label="roof: min(peak, bandwidth × I)")
         ax.axvline(ridge, color="#6f7a86", ls=":", lw=1.2)
-        ax.annotate(f"ridge {ridge:,.0f} FLOP/byte", (ridge, peak / div), textcoords="offset points", xytext=(6, -14),
-                    fontsize=9, color="#5b6472")
-        labelled: list[tuple[float, float]] = []
         for i, (label, ps) in enumerate(series):
             color = COLORS[i]
-            ax.plot([p[1] for p in ps], [p[2] / div for p in ps], "o-", color=color, ms=5, lw=1.2, label=label)
-            for b, x, y in ps:  # label a batch unless another label is already close by (log scale)
-                pos = (math.log10(x), math.log10(y))
-                if all(abs(pos[0] - a) > 0.18 or abs(pos[1] - c) > 0.18 for a, c in labelled):
-                    labelled.append(pos)
-                    ax.annotate(f"b={b}", (x, y / div), textcoords="offset points",
-                                xytext=(6, -12) if i == 0 else (-8, 6), ha="left" if i == 0 else "right",
-                                fontsize=8, color=color)
+            ax.plot([p[1] for p in ps], [p[2] / div for p in ps], "-", color=color, lw=1.2, zorder=2)
+            ok = [p for p in ps if fits[p[0]]]
+            no = [p for p in ps if not fits[p[0]]]
+            ax.plot([p[1] for p in ok], [p[2] / div for p in ok], "o", color=color, ms=5, label=label, zorder=3)
+            if no:
+                ax.plot([p[1] for p in no], [p[2] / div for p in no], "o", mfc="white", mec=INFEASIBLE, mew=1.4,
+                        ms=5, zorder=3, label="does not fit in memory" if i == len(series) - 1 else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
+        ax.set_ylim(min(ys_all) / 3, peak / div * 3)
         ax.set_xlabel("arithmetic intensity I [FLOP/byte]")
         ax.set_ylabel(f"attainable compute per device [{ylab}]")
         ctx_text = f", context s={s_text}" if s_text else ""
         ax.set_title(f"Roofline: {model} decoding on {hardware}{ctx_text}", loc="left")
-        ax.legend(frameon=False, loc="lower right", fontsize=9)
+        legend = ax.legend(frameon=False, loc="lower right", fontsize=9)
         fig.tight_layout()
+        ridge_text = ax.annotate(f"ridge {ridge:,.0f} FLOP/byte", (ridge, peak / div), textcoords="offset points",
+                                 xytext=(5, 8), fontsize=9, color="#5b6472", ha="left", va="bottom")
+        below, above = ((8, -6), (8, -14), (-8, -6), (6, 6)), ((-8, 6), (-8, 12), (6, 6), (8, -6))
+        items = [(x, y / div, f"b={b}", COLORS[i] if fits[b] else "#8a9099", below if i == 0 else above)
+                 for i, (_, ps) in enumerate(series) for b, x, y in ps]
+        place_labels(ax, items, obstacles=[legend, ridge_text, ax.title])
     return fig
 
 
@@ -292,8 +402,10 @@ def _short(title: str) -> str:
 
 def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str] = DEFAULT_BARS,
                   options: dict[str, str] | None = None, sets: dict[str, str] | None = None):
-    """Stacked bars of memory by part (weights, KV cache, gradients, optimizer states, activations),
-    with the device's capacity when a machine is given."""
+    """Stacked bars of memory by part (weights, KV cache, gradients, optimizer states, activations), one
+    panel per bar on its own scale (inference is tens of GiB where training is TiB: on one scale the small
+    bar's parts could not be seen), with the device's capacity when a machine is given. A part has one
+    colour in every panel, and no two parts share one."""
     from derive import query as api
     from derive import symbols as S
     from derive.units.human import bytes_text
@@ -305,35 +417,43 @@ def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str
         ctx = api.context(api.request(model=model, hardware=hardware, options=dict(options or {}),
                                       **dict(sets or {})))
         cap = float(ctx.values[S.M_dev])
-    totals = [sum(v for _, _, v in segs) for _, segs in data]
-    div, ylab = scale("byte", max(totals + [cap or 0]))
     colors: dict[str, str] = {}
+    for _spec, segs in data:
+        for pid, _label, _v in segs:
+            if pid not in colors and len(colors) == len(COLORS):
+                raise DeriveError(f"memory bars: more than {len(COLORS)} parts to tell apart; draw fewer bars")
+            colors.setdefault(pid, COLORS[len(colors)])
+    handles: dict[str, object] = {}
     with _style() as plt:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
-        seen: set[str] = set()
-        for i, (_spec, segs) in enumerate(data):
+        fig, axes = plt.subplots(1, len(data), figsize=(3.2 * len(data) + 2.4, 5), squeeze=False)
+        for ax, (spec, segs) in zip(axes[0], data, strict=True):
+            total = sum(v for _, _, v in segs)
+            top = max(total, cap or 0) * 1.12
+            div, ylab = scale("byte", top)
             bottom = 0.0
             for pid, label, v in segs:
-                color = colors.setdefault(pid, COLORS[len(colors) % len(COLORS)])
-                ax.bar(i, v / div, bottom=bottom / div, color=color, width=0.6, edgecolor="white", lw=0.8,
-                       label=label if pid not in seen else None)
-                seen.add(pid)
-                if v / max(totals) > 0.04:
-                    ax.text(i, (bottom + v / 2) / div, bytes_text(v).split(" = ")[-1], ha="center",
-                            va="center", fontsize=8, color="white")
+                bar = ax.bar(0, v / div, bottom=bottom / div, color=colors[pid], width=0.6, edgecolor="white",
+                             lw=0.8)
+                handles.setdefault(label, bar)
+                if v / top > 0.05:
+                    ax.text(0, (bottom + v / 2) / div, bytes_text(v).split(" = ")[-1], ha="center", va="center",
+                            fontsize=8, color="white")
                 bottom += v
-            ax.text(i, bottom / div, bytes_text(bottom), ha="center", va="bottom", fontsize=9)
-        if cap is not None:
-            ax.axhline(cap / div, color="#b8423f", ls="--", lw=1.2)
-            ax.text(0.5, cap / div, f"  {hardware}: {bytes_text(cap).split(' = ')[-1]} per device",
-                    transform=ax.get_yaxis_transform(), ha="center", va="bottom", fontsize=9, color="#b8423f",
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.85})
-        ax.set_xticks(range(len(data)), [spec.replace("+", "\n+ ") for spec, _ in data], fontsize=9)
-        ax.set_ylabel(f"memory [{ylab}]")
-        ax.grid(axis="x", visible=False)
+            ax.text(0, bottom / div, bytes_text(bottom).replace(" = ", "\n= "), ha="center", va="bottom",
+                    fontsize=8.5, linespacing=1.1)
+            if cap is not None:
+                cap_line = ax.axhline(cap / div, color=INK, ls="--", lw=1.2, zorder=3)
+            ax.set_xlim(-0.6, 0.6)
+            ax.set_xticks([0], [spec.replace("+", "\n+ ")], fontsize=9)
+            ax.set_ylabel(f"memory [{ylab}]")
+            ax.grid(axis="x", visible=False)
+            ax.set_ylim(0, top * 1.1 / div)
         where = ", ".join(f"{k}={v}" for k, v in sorted((sets or {}).items()))
-        ax.set_title(f"Memory: {model}" + (f" ({where})" if where else ""), loc="left")
-        ax.legend(frameon=False, fontsize=8, loc="upper left")
-        ax.set_ylim(0, max(totals + [cap or 0]) / div * 1.15)
+        axes[0][0].set_title(f"Memory: {model}" + (f" ({where})" if where else ""), loc="left")
+        if cap is not None:  # the capacity last, after the parts
+            handles[f"{hardware}: {bytes_text(cap).split(' = ')[-1]} per device"] = cap_line
+        # beside the panels, where no bar or total can cover it
+        fig.legend(list(handles.values()), list(handles), frameon=False, fontsize=8, loc="upper left",
+                   bbox_to_anchor=(1.0, 0.95))
         fig.tight_layout()
     return fig

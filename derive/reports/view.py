@@ -7,6 +7,7 @@ text, Markdown, LaTeX and HTML templates all read the same view, so the formats 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -15,6 +16,12 @@ from derive.derivation import Derivation, Step
 from derive.units.human import exact_text, human
 
 APPROXIMATION_TEXT = "a rule of thumb, not the exact value; compare it with the exact form"
+
+#: in running text, a `code span` or a command-line flag (with the name or KEY=VALUE that --set and --option
+#: take): LaTeX sets them in typewriter type (no en dash for --), HTML as <code> that does not break at a hyphen
+MARKUP = re.compile(r"`(?P<code>[^`\n]+)`"
+                    r"|(?<![\w`-])(?P<flag>--(?:set|option) [A-Za-z_][\w.]*(?:=[^\s,;)]*[^\s,;.)])?"
+                    r"|--[A-Za-z][\w-]*(?:=[^\s,;)]*[^\s,;.)])?)")
 
 
 def slug(text: str) -> str:
@@ -82,6 +89,14 @@ class View:
         """A part's human value when its exact value is not a whole number (3290242/241552734375 s)."""
         v = sp.sympify(s.value)
         return s.human if (s.human and not v.free_symbols and not v.is_Integer) else ""
+
+    @property
+    def show_substituted(self) -> bool:
+        """The values-substituted line, unless it repeats the formula or is already the result (n = 3 = 3)."""
+        r = self.d.root
+        if r.substituted_text == r.formula_text or r.substituted_latex == r.formula_latex:
+            return False
+        return r.substituted_text.replace(",", "").replace(" ", "") != self.exact.replace(",", "")
 
     @property
     def show_human(self) -> bool:

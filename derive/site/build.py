@@ -37,7 +37,31 @@ def environment():
         autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    from derive.reports.html import prose
+
+    env.filters.update(prose=prose)
+    env.globals.update(menu_label=menu_label)
     return env
+
+
+#: characters a menu shows whole in a 390 px phone's select (16 px system font; tests/test_site_browser.py measures)
+MENU_CHARS = 34
+#: vendors the menu leaves to the note under it (every preset of a maker starts with its name)
+_VENDORS = ("NVIDIA GeForce ", "NVIDIA ", "AMD ", "Google Cloud ")
+
+
+def menu_label(preset_id: str, title: str) -> str:
+    """What a preset menu shows, whole on a phone: 'id — name' without the maker and the parenthesis or
+    colon remark ('gpt3-175b — GPT-3 175B', 'a100-80gb — A100 SXM4 80GB'), the id alone if that is still
+    too long; the full title is the option's tooltip and the note under the menu."""
+    cut = min((i for i in (title.find(" ("), title.find(":")) if i > 0), default=len(title))
+    name = title[:cut].strip() or title
+    for vendor in _VENDORS:
+        if name.startswith(vendor) and len(name) > len(vendor):
+            name = name[len(vendor):]
+            break
+    both = f"{preset_id} — {name}"
+    return both if len(both) <= MENU_CHARS else preset_id
 
 
 def _safe(html: str):

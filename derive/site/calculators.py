@@ -188,6 +188,11 @@ class CalcPage:
     notes: list[str]
     approximation: bool
 
+    @property
+    def unit_text(self) -> str:
+        """The unit printed after a number: none for a pure number (3 devices is "3", not "3 1")."""
+        return "" if self.unit in ("", "1") else self.unit
+
 
 def _wrap(inner: str) -> str:
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">{inner}</math>'
@@ -330,6 +335,9 @@ def build_page(calc: Calculator) -> CalcPage:
     initial = {"model": default_model, "hardware": hw_default or "", "value": exact_text(initial_value),
                "human": human(initial_value, q0.unit), "exact": str(initial_value),
                "integer": bool(sp.sympify(initial_value).is_Integer),
+               # "3" under "3" says nothing (the page's script hides the same way)
+               "exact_same": human(initial_value, q0.unit) == " ".join(
+                   filter(None, [exact_text(initial_value), "" if q0.unit == "1" else q0.unit])),
                "values": texts({**ctx0.values, **{S.sym(k): v for k, v in defaults.items()}})}
     initial["values"] = {k: v for k, v in initial["values"].items() if k in symbols}
     return CalcPage(calc=calc, title=qdef.title, unit=qdef.unit, shapes=list(shapes.values()), models=models,

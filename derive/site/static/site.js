@@ -312,7 +312,7 @@
       if (!perCount && !plainCount && !inverted) {
         return { status: "invalid", hints: [],
           message: "That is " + dimensionWord(canon) + ", but the answer is " + dimensionWord(ex.canon) +
-                   " (in " + ex.unit + ")." };
+                   (ex.unit === "1" ? "." : " (in " + ex.unit + ").") };
       }
     }
     const x = R.toNumber(value);
@@ -459,9 +459,13 @@
       }
       result.classList.remove("stale");
       setText(status, "");
-      setText(result, human(res.value, data.unit));
+      const humanText = human(res.value, data.unit);
+      setText(result, humanText);
       const exact = res.exact ? exactText(res.exact) : sig(res.value, 6);
-      setText(exactEl, (res.exact && R.isInt(res.exact) ? "" : "\u2248 ") + exact + " " + data.unit);
+      const unit = data.unit === "1" ? "" : " " + data.unit;  // a pure number has no unit to print
+      const exactLine = (res.exact && R.isInt(res.exact) ? "" : "\u2248 ") + exact + unit;
+      setText(exactEl, exactLine);
+      exactEl.hidden = exactLine === humanText;  // "3" under "3" says nothing
       exactEl.setAttribute("data-value", res.exact ? R.toString(res.exact) : String(res.value));
       updateCli();
     }
