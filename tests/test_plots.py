@@ -84,7 +84,7 @@ def test_memory_parts_have_distinct_colours_and_readable_scales():
             continue
         by_label[text.get_text()] = handle.get_facecolor()
     assert list(by_label) == ["weights", "KV cache of a batch", "gradients", "optimizer states",
-                              "activations of all L layers"]
+                              "activations of one micro-batch of b×s tokens"]
     assert len({tuple(c) for c in by_label.values()}) == len(by_label)
     weights = [ax.patches[0].get_facecolor() for ax in fig.axes]
     assert weights[0] == weights[1] == by_label["weights"]
