@@ -21,6 +21,9 @@ LOADERS: dict[str, Callable[[Config], Architecture]] = {**families.LOADERS, **de
                                                          **recurrent.LOADERS, **ssm.LOADERS, **encoders.LOADERS}
 
 __all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
+
+#: sizes a text config class defines when a multimodal config's text_config leaves them out (Gemma3TextConfig)
+TEXT_CONFIG_DEFAULTS: dict[str, dict[str, int]] = {"gemma3_text": {"vocab_size": 262_208}}
 def supported() -> str:
     return ", ".join(sorted(LOADERS, key=str.lower))
 
@@ -37,7 +40,17 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     notes: tuple[str, ...] = ()
     if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
         notes = (f"only the language model (text_config, {text_cfg['model_type']}) of this {mt} config is counted",)
-        raw, mt = text_cfg, text_cfg["model_type"]
+        inner = dict(text_cfg)
+        # transformers builds the text config from its class defaults: what a published text_config leaves out
+        for key, val in TEXT_CONFIG_DEFAULTS.get(inner["model_type"], {}).items():
+            if key not in inner:
+                inner[key] = val
+                notes += (f"text_config omits {key}: the {inner['model_type']} config class default {val:,} is used, "
+                          "as transformers does",)
+        for key in ("torch_dtype", "dtype"):  # the dtype is usually given once, on the outer config
+            if key in raw and key not in inner:
+                inner[key] = raw[key]
+        raw, mt = inner, inner["model_type"]
     if not isinstance(mt, str) or mt not in LOADERS:
         inner = ""
         if isinstance(text_cfg, dict) and text_cfg.get("model_type"):
