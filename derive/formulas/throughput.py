@@ -218,8 +218,16 @@ def hardware_lines(ctx: Context) -> list[str]:
 
 def weights_read(ctx: Context, batch) -> Quantity:
     """Bytes of weights one decode step of ``batch`` sequences reads: params.read × bytes per weight."""
+    from derive.formulas import memory
+
     C.set_byte_defaults(ctx)
     pr = build("params.read", ctx)
+    if memory.checkpoint_formats(ctx):
+        q = memory.formatted(ctx, pr, "decode.weights_read", "weights one decode step reads, in the checkpoint's "
+                             "formats", "M_read")
+        q.note = "a mixture of experts reads only the experts its tokens touch; an embedding lookup reads b rows"
+        q.conventions = ("the checkpoint's quantization_config decides the bytes of the weights it converts",)
+        return q
     q = node("decode.weights_read", "weights one decode step reads: params.read × bytes per weight", "byte",
              expr=pr.symbol * S.bytes_w, children=(pr,), symbol="M_read", latex=r"M_{\mathrm{read}}",
              note="a mixture of experts reads only the experts its tokens touch; an embedding lookup reads b rows")

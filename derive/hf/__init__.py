@@ -37,6 +37,7 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     if mt is None:
         raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {supported()}")
     text_cfg = raw.get("text_config")
+    outer = raw
     notes: tuple[str, ...] = ()
     if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
         notes = (f"only the language model (text_config, {text_cfg['model_type']}) of this {mt} config is counted",)
@@ -57,7 +58,48 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
             inner = f" (its text_config has model_type {text_cfg.get('model_type')!r})"
         raise DeriveError(f"{name}: unsupported model_type {mt!r}{inner}; supported: {supported()}")
     arch = LOADERS[mt](Config(raw, name))
+    quant, qnotes = quant_formats(outer.get("quantization_config") or raw.get("quantization_config"), name)
+    if quant:
+        arch = replace(arch, quant=quant)
+    notes += qnotes
     return replace(arch, notes=arch.notes + notes) if notes else arch
+
+
+#: weight categories a quantization method converts (the Linear layers) unless modules_to_not_convert names them
+LINEAR_CATEGORIES = ("attention", "mlp", "moe_experts", "moe_shared_experts", "ssm")
+_MODULE_CATEGORIES = {"self_attn": "attention", "attn": "attention", "router": "moe_router", "gate": "moe_router",
+                      "experts": "moe_experts", "shared_expert": "moe_shared_experts", "mlp": "mlp",
+                      "embed_tokens": "token_embedding", "lm_head": "lm_head"}
+
+
+def quant_formats(qc: Any, name: str) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
+    """The formats a checkpoint's quantization_config stores weights in, by parameter category. Parameter counts
+    ignore them (the modules are the same); memory.weights reads them."""
+    if qc is None:
+        return (), ()
+    if not isinstance(qc, dict):
+        raise DeriveError(f"{name}: quantization_config must be an object in config.json")
+    method = qc.get("quant_method")
+    skip = [str(m) for m in (qc.get("modules_to_not_convert") or []) if isinstance(m, str)]
+    kept = set()
+    for m in skip:
+        for part, cat in _MODULE_CATEGORIES.items():
+            if part in m.split("."):
+                kept.add(cat)
+    if method == "mxfp4":
+        cats = tuple(c for c in ("moe_experts",) if c not in kept)
+        fmt = "mxfp4"
+    elif method == "fp8":
+        block = qc.get("weight_block_size")
+        ok = isinstance(block, list) and len(block) == 2 and all(isinstance(x, int) and x > 0 for x in block)
+        fmt = f"fp8_block{block[0]}x{block[1]}" if ok else "fp8"
+        cats = tuple(c for c in LINEAR_CATEGORIES if c not in kept)
+    else:
+        return (), (f"quantization_config {method!r}: weight bytes follow --option dtype (the format is not "
+                    "modelled); parameter counts are unchanged",)
+    note = (f"quantization_config {method}: weights of {', '.join(cats)} stored as {fmt} (memory.weights); "
+            "parameter counts are unchanged")
+    return ((fmt, cats),), (note,)
 
 
 def load(path: str | Path) -> Architecture:

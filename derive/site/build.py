@@ -45,7 +45,7 @@ def environment():
 
 
 #: characters a menu shows whole in a 390 px phone's select (16 px system font; tests/test_site_browser.py measures)
-MENU_CHARS = 34
+MENU_CHARS = 32
 #: vendors the menu leaves to the note under it (every preset of a maker starts with its name)
 _VENDORS = ("NVIDIA GeForce ", "NVIDIA ", "AMD ", "Google Cloud ")
 
