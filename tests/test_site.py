@@ -389,7 +389,8 @@ def test_symbols_are_written_as_the_cli_names_them(site):
 def test_dimensionless_results_show_no_unit(site):
     """serving.min_gpus is a pure number: '3', not '3' above '3 1' or 'result in 1'."""
     html = (site.out / "calc-serving-min-gpus.html").read_text()
-    n = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=100)
+    n = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=100,
+                  defaults=calculators.CONVENTIONS)  # the site's textbook ceiling of (weights + caches) / 80 GiB
     assert n == 3
     assert "result in <strong>1</strong>" not in html and "the result is a pure number" in html
     assert re.search(r'<output id="result-human" for="[^"]*">3</output>', html)

@@ -230,7 +230,8 @@ def test_dimensionless_result_shows_no_unit(browser, site):
     human, exact = page.locator("#result-human"), page.locator("#result-exact")
     assert human.inner_text() == "3" and not exact.is_visible()
     page.locator("#in-users").fill("400")
-    want = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=400)
+    want = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=400,
+                     defaults=CONVENTIONS)
     assert human.inner_text() == str(int(want)) and int(want) > 3
     assert not exact.is_visible() and exact.get_attribute("data-value") == str(want)
     assert " 1" not in page.locator(".result").inner_text()

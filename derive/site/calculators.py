@@ -43,7 +43,7 @@ class Calculator:
 #: changes what a page computes: the 2N rule, no tensor-parallel communication, every weight read per step,
 #: all of a device's memory usable, the roofline alone
 CONVENTIONS: dict[str, str] = {"flops_model": "rule", "allreduce": "none", "weight_reads": "all", "mem_util": "1",
-                               "fit": "ignore"}
+                               "fit": "ignore", "tp_degrees": "any"}
 
 #: the calculators the site offers, in menu order (a quantity the engine does not know is an error)
 CALCULATORS: list[Calculator] = [
