@@ -9,66 +9,17 @@ except the sizes (width, depth, heads, vocabulary, FFN width), whose absence is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from derive import inputs
 from derive.architecture import Architecture, MoE
 from derive.errors import DeriveError
+from derive.inputs import Config  # the typed config.json reader lives at the input boundary
 
-_MISSING = object()
-
-
-class Config:
-    """A config dict that names the model type and key in every error."""
-
-    def __init__(self, raw: dict[str, Any], name: str) -> None:
-        self.raw = raw
-        self.name = name
-        self.model_type = raw.get("model_type", "?")
-
-    def need(self, *keys: str) -> Any:
-        for key in keys:
-            val = self.raw.get(key)
-            if val is not None:
-                return val
-        alts = " or ".join(repr(k) for k in keys)
-        raise DeriveError(f"{self.name}: config.json (model_type {self.model_type!r}) is missing {alts}")
-
-    def get(self, key: str, default: Any = None, *alts: str) -> Any:
-        for k in (key, *alts):
-            val = self.raw.get(k, _MISSING)
-            if val is not _MISSING and val is not None:
-                return val
-        return default
-
-    def flag(self, key: str, default: bool) -> bool:
-        """A boolean switch; absent or null means the config class default."""
-        val = self.get(key, default)
-        if not isinstance(val, bool | int):
-            raise DeriveError(f"{self.name}: {key} must be true or false in config.json, got {val!r}")
-        return bool(val)
-
-    def int(self, *keys: str, default: Any = _MISSING) -> int:
-        """The first of ``keys`` that is present and not null, as an int (4096.0 is read as 4096)."""
-        if default is not _MISSING and all(self.raw.get(k) is None for k in keys):
-            return default
-        val = self.need(*keys)
-        key = next(k for k in keys if self.raw.get(k) is not None)
-        if isinstance(val, bool) or not isinstance(val, int):
-            if isinstance(val, float) and val.is_integer():
-                return int(val)
-            raise DeriveError(f"{self.name}: {key} must be an integer in config.json, got {val!r}")
-        return val
-
-    def head_dim(self, default: int | None = None) -> int | None:
-        """``head_dim``: absent means the class default (Gemma: 256), null means d/h."""
-        if "head_dim" not in self.raw:
-            return default
-        return self.int("head_dim", default=None)
-
+__all__ = ["Config", "LOADERS", "from_dict", "load", "supported"]
 
 def _dtype(c: Config) -> str:
     raw = str(c.get("torch_dtype", c.get("dtype", "bfloat16")))
@@ -80,21 +31,39 @@ def _common(c: Config) -> dict[str, Any]:
 
 
 def _gated(c: Config) -> str:
-    act = str(c.get("hidden_activation", None) or c.get("hidden_act", "silu"))
+    act = c.str("hidden_activation", None) or c.str("hidden_act", "silu")
     return "geglu" if act.startswith("gelu") else "swiglu"
 
 
-#: which layers use the sliding window when a config has no ``layer_types`` list: layer index → windowed?
-#: (the rules of each config class; families not listed window every layer, as Mistral does)
-_WINDOWED: dict[str, Callable[[Config, int], bool]] = {
-    "qwen2": lambda c, i: i >= c.int("max_window_layers", default=28),
-    "qwen3": lambda c, i: i >= c.int("max_window_layers", default=28),
-    "qwen2_moe": lambda c, i: bool((i + 1) % 2) and i < c.int("max_window_layers", default=28),
-    "gemma2": lambda c, i: bool((i + 1) % 2),
-    "gemma3_text": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=6)),
-    "cohere2": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=4)),
-    "olmo3": lambda c, i: bool((i + 1) % 4),
-    "smollm3": lambda c, i: not (i + 1) % c.int("no_rope_layer_interval", default=4),
+def _period(c: Config, key: str, default: int) -> int:
+    """A layer period (every p-th layer is global): a positive integer, or a one-line error."""
+    p = c.int(key, default=default)
+    if p < 1:
+        raise DeriveError(f"{c.name}: {key} must be a positive integer in config.json, got {p}")
+    return p
+
+
+def _clamp(n: int, L: int) -> int:
+    return min(max(n, 0), L)
+
+
+#: how many of the L layers use the sliding window when a config has no ``layer_types`` list, by each config
+#: class's rule, counted in closed form (a config may claim 10^9 layers; no loop over them). Families not
+#: listed window every layer, as Mistral does.
+_WINDOWED_COUNT: dict[str, Callable[[Config, int], int]] = {
+    # layer i is windowed when i >= max_window_layers
+    "qwen2": lambda c, L: L - _clamp(c.int("max_window_layers", default=28), L),
+    "qwen3": lambda c, L: L - _clamp(c.int("max_window_layers", default=28), L),
+    # windowed when i is even and i < max_window_layers
+    "qwen2_moe": lambda c, L: (_clamp(c.int("max_window_layers", default=28), L) + 1) // 2,
+    # local and global alternate, starting with local: the even layers
+    "gemma2": lambda c, L: (L + 1) // 2,
+    # every p-th layer (i + 1 divisible by p) is global
+    "gemma3_text": lambda c, L: L - L // _period(c, "sliding_window_pattern", 6),
+    "cohere2": lambda c, L: L - L // _period(c, "sliding_window_pattern", 4),
+    "olmo3": lambda c, L: L - L // 4,
+    # the windowed layers are the NoPE ones: every no_rope_layer_interval-th
+    "smollm3": lambda c, L: L // _period(c, "no_rope_layer_interval", 4),
 }
 #: families whose config class switches the window off unless use_sliding_window is true
 _WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
@@ -103,23 +72,23 @@ _WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
 def _sliding(c: Config, L: int) -> dict[str, Any]:
     """sliding_window and how many of the L layers use it (from ``layer_types`` when the config has it).
     No parameters depend on it; the KV-cache formulas do."""
-    window = c.get("sliding_window")
+    window = c.int("sliding_window", default=None)
     if not window or not c.flag("use_sliding_window", c.model_type not in _WINDOW_OPT_IN):
         return {}
-    types = c.get("layer_types")
-    if isinstance(types, list) and types:
+    types = c.str_list("layer_types", None)
+    if types:
         n = sum(1 for t in types[:L] if t == "sliding_attention")
-    elif c.model_type in _WINDOWED:
-        n = sum(1 for i in range(L) if _WINDOWED[c.model_type](c, i))
+    elif c.model_type in _WINDOWED_COUNT:
+        n = _WINDOWED_COUNT[c.model_type](c, L)
     else:
         n = L
     if n == 0:
         return {}
-    return {"sliding_window": c.int("sliding_window"), "sliding_layers": None if n == L else n}
+    return {"sliding_window": window, "sliding_layers": None if n == L else n}
 
 
 def _no_cross_attention(c: Config) -> None:
-    if c.get("add_cross_attention", False):
+    if c.flag("add_cross_attention", False):
         raise DeriveError(f"{c.name}: add_cross_attention=true (a decoder for an encoder-decoder model) is not "
                           "supported; only decoder-only language models are counted")
 
@@ -250,7 +219,7 @@ def falcon(c: Config) -> Architecture:
     else:
         g = h
     parallel = c.flag("parallel_attn", True)
-    n_ln = c.get("num_ln_in_parallel_attn")
+    n_ln = c.int("num_ln_in_parallel_attn", default=None)
     if n_ln is None and new:
         n_ln = 2
     norms = 2 if (not parallel or n_ln == 2) else 1
@@ -357,15 +326,15 @@ def qwen2(c: Config) -> Architecture:
 
 
 def _moe_layers(c: Config, L: int, experts: int) -> int:
-    """Layers with a sparse MoE block: not in mlp_only_layers and (i+1) % decoder_sparse_step == 0."""
+    """Layers with a sparse MoE block: not in mlp_only_layers and (i+1) % decoder_sparse_step == 0
+    (counted in closed form, without a loop over the L layers)."""
     step = c.int("decoder_sparse_step", default=1)
     if step <= 0:
         raise DeriveError(f"{c.name}: decoder_sparse_step must be a positive integer, got {step}")
-    only_mlp = c.get("mlp_only_layers", []) or []
-    if not isinstance(only_mlp, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only_mlp):
-        raise DeriveError(f"{c.name}: mlp_only_layers must be a list of layer indices, got {only_mlp!r}")
-    skip = set(only_mlp)
-    return sum(1 for i in range(L) if i not in skip and experts > 0 and (i + 1) % step == 0)
+    skip = set(c.int_list("mlp_only_layers", []))
+    if experts <= 0:
+        return 0
+    return L // step - sum(1 for i in skip if 0 <= i < L and (i + 1) % step == 0)
 
 
 def qwen2_moe(c: Config) -> Architecture:
@@ -500,31 +469,25 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     mt = raw.get("model_type")
     if mt is None:
         raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {supported()}")
+    if not isinstance(mt, str):
+        raise DeriveError(f"{name}: model_type must be a string in config.json, got {inputs.kind(mt)}")
     text_cfg = raw.get("text_config")
+    inner = text_cfg.get("model_type") if isinstance(text_cfg, dict) else None
     notes: tuple[str, ...] = ()
-    if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
-        notes = (f"only the language model (text_config, {text_cfg['model_type']}) of this {mt} config is counted",)
-        raw, mt = text_cfg, text_cfg["model_type"]
-    if not isinstance(mt, str) or mt not in LOADERS:
-        inner = ""
-        if isinstance(text_cfg, dict) and text_cfg.get("model_type"):
-            inner = f" (its text_config has model_type {text_cfg.get('model_type')!r})"
-        raise DeriveError(f"{name}: unsupported model_type {mt!r}{inner}; supported: {supported()}")
+    if mt not in LOADERS and isinstance(inner, str) and inner in LOADERS:
+        notes = (f"only the language model (text_config, {inner}) of this {mt} config is counted",)
+        raw, mt = text_cfg, inner
+    if mt not in LOADERS:
+        also = f" (its text_config has model_type {inputs.short(inner)!r})" if inner else ""
+        raise DeriveError(f"{name}: unsupported model_type {inputs.short(mt)!r}{also}; supported: {supported()}")
     arch = LOADERS[mt](Config(raw, name))
     return replace(arch, notes=arch.notes + notes) if notes else arch
 
 
 def load(path: str | Path) -> Architecture:
+    """The Architecture of a config.json file, read through the input boundary (a regular file of at most
+    inputs.MAX_FILE_BYTES, JSON within the depth and digit limits)."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DeriveError(f"{path}: not a text file (a config.json is UTF-8 JSON)") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DeriveError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    raw = inputs.load_json(p, "config.json")
     name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
     return from_dict(raw, name)
