@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from derive import inputs as inp
 from derive import parse
 from derive import symbols as S
 from derive.context import ARCH_SYMBOLS, Request
@@ -41,6 +42,10 @@ WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e")
 MAX_PIECES = 64
 #: how far the neighbour search walks from the exact solution looking for admissible values.
 MAX_WALK = 4096
+#: the highest polynomial degree solved exactly (root isolation grows fast with the degree).
+MAX_DEGREE = 64
+#: admissible values shown on each side of the solution (--neighbours) at most.
+MAX_NEIGHBOURS = 50
 
 
 # ---- the problem: a quantity with some symbols set free ------------------------------------------
@@ -462,11 +467,14 @@ def _pieces(expr: sp.Expr, x: sp.Symbol, labels: Mapping[sp.Expr, str]) -> list[
     return out
 
 
-def _missing(extra: set[sp.Symbol]) -> DeriveError:
+def _missing(extra: set[sp.Symbol], what: str = "the equation") -> DeriveError:
+    """Symbols left free once every value is in: the solver cannot decide a root (nor which Max piece is
+    active) without them, so it says which to give instead of comparing symbolic expressions."""
     names = sorted(str(s) for s in extra)
     desc = "; ".join(f"{n} ({S.CATALOG[n].meaning})" if n in S.CATALOG else n for n in names)
-    return DeriveError(f"the equation still depends on {desc}: give {'it' if len(names) == 1 else 'them'} "
-                       "with --set NAME=VALUE, a --model or a --hardware")
+    give = " ".join(f"--set {n}=…" for n in names)
+    return DeriveError(f"{what} still depends on {desc}: give {'it' if len(names) == 1 else 'them'} "
+                       f"with {give}, a --model or a --hardware")
 
 
 def _numeric_roots(F: sp.Expr, xr: sp.Symbol) -> tuple[list[sp.Expr], str, list[str]]:
@@ -525,20 +533,21 @@ def _numeric_roots(F: sp.Expr, xr: sp.Symbol) -> tuple[list[sp.Expr], str, list[
     return roots, method, notes
 
 
-def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol) -> tuple[list[sp.Expr], sp.Expr, str, list[str]]:
+def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol,
+                 what: str = "the equation") -> tuple[list[sp.Expr], sp.Expr, str, list[str]]:
     """(roots, denominator, method, notes) of F = 0 in the fresh symbol xr."""
     notes: list[str] = []
     F = F.xreplace({x: xr})
     extra = F.free_symbols - {xr}
     if not F.has(xr):
         if extra:
-            raise _missing(extra)
+            raise _missing(extra, what)
         if sp.simplify(F) == 0:
             return [], sp.S.One, "identity", [f"holds for every {x}"]
         return [], sp.S.One, "constant", []
     if not F.is_rational_function(xr):
         if extra:
-            raise _missing(extra)
+            raise _missing(extra, what)
         roots, method, more = _numeric_roots(F, xr)
         return roots, sp.S.One, method, more
     num, den = sp.fraction(sp.together(F))
@@ -550,13 +559,16 @@ def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol) -> tuple[list[sp.Expr]
         num = sp.Mul(*keep)
         rest = num.free_symbols - {xr}
         if rest:
-            raise _missing(rest)
+            raise _missing(rest, what)
         if gone:
             notes.append(f"{', '.join(gone)} cancel{'s' if len(gone) == 1 else ''} out: the answer does not "
                          "depend on " + ("it" if len(gone) == 1 else "them"))
         den = sp.Mul(*[f**m for f, m in sp.factor_list(den)[1] if f.has(xr)])
     poly = sp.Poly(num, xr)
     deg = poly.degree()
+    if deg > MAX_DEGREE:
+        raise DeriveError(f"{what} = target is a polynomial of degree {deg} in {x}; at most {MAX_DEGREE} is solved "
+                          "(simplify the --let ties)")
     if poly.domain.is_Exact and deg > 2:
         roots = list(poly.all_roots())
     elif poly.domain.is_Exact:
@@ -602,9 +614,12 @@ _EQUATION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|=)\s*(.+?)\s*$")
 
 def split_equation(text: str) -> tuple[str, str, str]:
     """'params.total=1B' -> ('params.total', '=', '1B'); also '>=' (at least) and '<=' (at most)."""
-    m = _EQUATION.match(text)
+    inp.require_str(text, "the equation", "'params.total=1B'")
+    if len(text) > inp.MAX_TEXT:
+        raise DeriveError(f"the equation is {len(text):,} characters, more than the {inp.MAX_TEXT:,} accepted")
+    m = _EQUATION.match(text.strip())
     if not m:
-        raise DeriveError(f"expected QUANTITY=TARGET (e.g. params.total=1B), got {text!r}")
+        raise DeriveError(f"expected QUANTITY=TARGET (e.g. params.total=1B), got {inp.short(text)!r}")
     return m.group(1), m.group(2), m.group(3)
 
 
@@ -613,9 +628,15 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
     from derive.registry import REGISTRY, build
     from derive.units.check import compatible, infer_unit
 
+    if isinstance(text, bool):
+        raise DeriveError(f"the target must be a value such as '1B' or 10**9, got {inp.kind(text)}")
     if isinstance(text, (int, sp.Rational, sp.Integer)):
-        val = sp.Rational(text)
+        if isinstance(text, int) and text.bit_length() > 400:
+            raise DeriveError(f"target: {inp.kind(text)}; at most {inp.MAX_DIGITS} digits are accepted")
+        val = inp.in_range(sp.Rational(text), "target")
         return val, f"{exact_text(val)} {unit}", "", None
+    if not isinstance(text, str | float):
+        raise DeriveError(f"the target must be text such as '1B' or an exact number, got {inp.kind(text)}")
     if isinstance(text, float):
         raise DeriveError("give the target as text or an exact number (e.g. '1B' or 10**9), not a float")
     text = str(text).strip()
@@ -724,16 +745,20 @@ def _step(x: sp.Symbol, integer: bool, multiple_of: int | None, divisible_by, va
     step = 1
     parts: list[str] = []
     if multiple_of is not None:
+        if isinstance(multiple_of, bool) or not isinstance(multiple_of, int):
+            raise DeriveError(f"--multiple-of must be a positive whole number, got {inp.kind(multiple_of)}")
         m = int(multiple_of)
         if m <= 0:
             raise DeriveError(f"--multiple-of must be a positive whole number, got {multiple_of}")
+        inp.size(m, "--multiple-of")
         step = math.lcm(step, m)
         parts.append(f"multiple of {m}")
     for item in ([] if divisible_by is None else divisible_by if isinstance(divisible_by, (list, tuple))
                  else [divisible_by]):
-        item = str(item).strip()
+        item = inp.require_str(item, "--divisible-by", "'128' or 'h'") if not isinstance(item, int) else str(item)
+        item = item.strip()
         if re.fullmatch(r"\d+", item):
-            m = int(item)
+            m = inp.size(sp.Integer(int(item)) if len(item) <= 20 else sp.Integer(10**21), "--divisible-by")
             if m <= 0:
                 raise DeriveError("--divisible-by must be positive")
             parts.append(f"divisible by {m}")
@@ -748,6 +773,8 @@ def _step(x: sp.Symbol, integer: bool, multiple_of: int | None, divisible_by, va
             m = int(v)
             parts.append(f"divisible by {item} = {m}")
         step = math.lcm(step, m)
+    if step > inp.MAX_SIZE:
+        raise DeriveError(f"the values that are {', '.join(parts)} are more than 10^15 apart; drop a constraint")
     if step > 1 or integer:
         parts.insert(0, "whole number")
     return step, ", ".join(parts)
@@ -829,8 +856,12 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
 
     if at_least and at_most:
         raise DeriveError("give --at-least or --at-most, not both")
-    if neighbours < 1:
-        raise DeriveError("--neighbours must be at least 1")
+    if isinstance(neighbours, bool) or not isinstance(neighbours, int) or not 1 <= neighbours <= MAX_NEIGHBOURS:
+        raise DeriveError(f"--neighbours must be a whole number from 1 to {MAX_NEIGHBOURS}, "
+                          f"got {inp.kind(neighbours)}")
+    inp.require_str(for_, "the unknown (--for)", "'d'")
+    if not isinstance(quantity, str | Quantity):
+        inp.require_str(quantity, "the quantity", "'params.total'")
     sense = ">=" if at_least else "<=" if at_most else "="
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
@@ -856,7 +887,11 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     piece_lines: list[str] = []
     for piece, conds, label in _pieces(sp.expand(lhs - rhs), x, labels):
         F = piece.xreplace(prob.values)
-        found, den, method, more = _piece_roots(F, x, xr)
+        found, den, method, more = _piece_roots(F, x, xr, q.id)
+        if found and conds:  # which piece is active is decided by comparing values: they must be numbers
+            extra = set().union(*(e.xreplace(prob.values).free_symbols for c in conds for e in c[:2])) - {x}
+            if extra:
+                raise _missing(extra, q.id)
         notes += more
         methods.append(method)
         if label:
