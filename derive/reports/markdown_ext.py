@@ -72,9 +72,12 @@ class DerivePreprocessor(Preprocessor):
         base = Path(self.ext.getConfig("base_dir") or ".")
         level = int(self.ext.getConfig("level"))
         page = Page("html-fragment", base)
+        fns = page.functions()  # bounded: arguments checked, repeats remembered, MAX_DERIVATIONS per page
 
         def show(qid: str, *, level: int | None = level, heading: bool = True, **kw) -> str:
-            return self._stash(str(page.show(qid, level=level, heading=heading, **kw)))
+            return self._stash(str(fns["show"](qid, level=level, heading=heading, **kw)))
+
+        show.derive_page_function = True  # type: ignore[attr-defined]
 
         def block(m: re.Match) -> str:
             out = []
@@ -87,13 +90,18 @@ class DerivePreprocessor(Preprocessor):
 
         text = _FENCE.sub(block, "\n".join(lines))
         if self.ext.getConfig("templates") and ("{{" in text or "{%" in text):
-            from derive.reports.docs import _run
+            from derive.reports.docs import _run, render_template
 
             env = environment("md", base)
             env.autoescape = False
-            env.globals.update(show=show, formula=lambda qid, **kw: self.md.htmlStash.store(
-                str(page.formula(qid, **kw))))
-            text = _run(lambda: env.from_string(text).render(), "markdown", "<template>")
+
+            def formula(qid: str, **kw) -> str:
+                return self.md.htmlStash.store(str(fns["formula"](qid, **kw)))
+
+            formula.derive_page_function = True  # type: ignore[attr-defined]
+            env.globals.update(show=show, formula=formula)
+            source = text
+            text = _run(lambda: render_template(env, lambda: env.from_string(source)), "markdown", "<template>")
         return text.split("\n")
 
 
