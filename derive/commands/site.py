@@ -23,14 +23,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
+    from derive import inputs
     from derive.errors import DeriveError
     from derive.site import build_site
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise DeriveError(f"--out {args.out}: exists and is not a directory")
+    out = inputs.output_dir(args.out)  # created if missing; never a symbolic link
     say = None if args.quiet else (lambda msg: print(f"derive site: {msg}", file=sys.stderr))
     try:
         site = build_site(out, progress=say)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -56,6 +55,7 @@ def _progress(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from derive import inputs
     from derive import workbook as W
     from derive.errors import DeriveError
 
@@ -67,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         sys.stdout.write(W.render(items, formats[0], chapter=args.chapter))
     else:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DeriveError(f"cannot create {out}: {exc.strerror}") from None
+        out = inputs.output_dir(args.out)  # created if missing; never a symbolic link
         chapters = sorted({a.chapter for a in items}) if args.per_chapter else [args.chapter]
         for fmt in formats:
             for ch in chapters:
@@ -79,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 name = "workbook" + (f"-chapter-{ch}" if ch is not None else "") + "." + W.EXTENSIONS[fmt]
                 path = out / name
                 text = W.render(subset, fmt, chapter=ch)
-                try:
-                    path.write_text(text, encoding="utf-8")
-                except OSError as exc:
-                    raise DeriveError(f"cannot write {path}: {exc.strerror}") from None
+                inputs.write_output(name, text, root=out, what="--out")  # refuses a symlink planted in out
                 _progress(f"wrote {path} ({len(text.encode('utf-8')) / 1024:,.0f} KiB, "
                           f"{len(subset)} exercises)")
     if missing:
