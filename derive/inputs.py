@@ -490,6 +490,26 @@ def output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     return p
 
 
+def check_outputs(root: str | os.PathLike, names: Sequence[str], what: str = "--out") -> None:
+    """Refuse at once, before any work, if one of the files to be written under ``root`` (or a folder on the
+    way) is a symbolic link or not a regular file; :func:`open_output` checks again at each write."""
+    base = Path(root)
+    for name in names:
+        here = base
+        for part in PurePath(name).parts:
+            here = here / part
+            try:
+                st = os.lstat(here)
+            except OSError:
+                break  # not there yet: it will be created
+            if stat.S_ISLNK(st.st_mode):
+                raise _symlink_error(here, what)
+            if here != base / name and not stat.S_ISDIR(st.st_mode):
+                raise DeriveError(f"{what} {here}: exists and is not a directory")
+            if here == base / name and not stat.S_ISREG(st.st_mode):
+                raise DeriveError(f"{what} {here}: not a regular file")
+
+
 @contextlib.contextmanager
 def open_output(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
                 what: str = "output") -> Iterator[IO[bytes]]:

@@ -40,8 +40,9 @@ UPPER_BOUNDS: dict[str, sp.Expr] = {"MFU": sp.Integer(1)}
 WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e")
 #: at most this many Max/Min pieces are enumerated (2 per Max with two arguments).
 MAX_PIECES = 64
-#: how far the neighbour search walks from the exact solution looking for admissible values.
-MAX_WALK = 4096
+#: how far the neighbour search walks from the exact solution looking for admissible values (each step is a
+#: design check of about a millisecond, so both walks stay near a second when nothing nearby is admissible).
+MAX_WALK = 1024
 #: the highest polynomial degree solved exactly (root isolation grows fast with the degree).
 MAX_DEGREE = 64
 #: admissible values shown on each side of the solution (--neighbours) at most.
@@ -758,7 +759,9 @@ def _step(x: sp.Symbol, integer: bool, multiple_of: int | None, divisible_by, va
         item = inp.require_str(item, "--divisible-by", "'128' or 'h'") if not isinstance(item, int) else str(item)
         item = item.strip()
         if re.fullmatch(r"\d+", item):
-            m = inp.size(sp.Integer(int(item)) if len(item) <= 20 else sp.Integer(10**21), "--divisible-by")
+            if len(item) > 16:
+                raise DeriveError(f"--divisible-by must be at most 10^15, got {inp.short(item)}")
+            m = inp.size(sp.Integer(int(item)), "--divisible-by")
             if m <= 0:
                 raise DeriveError("--divisible-by must be positive")
             parts.append(f"divisible by {m}")

@@ -270,7 +270,12 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     :meth:`SweepResult.closest`. ``progress(done, total)`` is called after each chunk.
     """
     from derive import api
+    from derive.quantity import Quantity
 
+    if not isinstance(quantity, str | Quantity):
+        inputs.require_str(quantity, "the quantity", "'params.total'")
+    if sense not in ("=", ">=", "<="):
+        raise DeriveError(f"sense must be '=', '>=' or '<=', got {inputs.kind(sense)}")
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
     if isinstance(grids, Mapping):

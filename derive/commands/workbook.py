@@ -50,6 +50,12 @@ def _formats(args: argparse.Namespace) -> list[str]:
     return wanted
 
 
+def _name(fmt: str, chapter: int | None) -> str:
+    from derive import workbook as W
+
+    return "workbook" + (f"-chapter-{chapter}" if chapter is not None else "") + "." + W.EXTENSIONS[fmt]
+
+
 def _progress(msg: str) -> None:
     print(f"derive workbook: {msg}", file=sys.stderr, flush=True)
 
@@ -62,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     formats = _formats(args)
     if args.per_chapter and not args.out:
         raise DeriveError("--per-chapter writes files: give --out DIR")
+    if args.out:  # a symlink planted in the folder is refused before the work, not after it
+        out = inputs.output_dir(args.out)
+        planned = ([int(c["number"]) for c in W.chapters()] if args.chapter is None else [args.chapter]) \
+            if args.per_chapter else [args.chapter]
+        inputs.check_outputs(out, [_name(fmt, ch) for fmt in formats for ch in planned])
     items = W.answers(args.chapter, progress=_progress if args.out else None)
     missing = [a.id for a in items if not a.main.ok]
     if not args.out:
@@ -72,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         for fmt in formats:
             for ch in chapters:
                 subset = items if ch is None else [a for a in items if a.chapter == ch]
-                name = "workbook" + (f"-chapter-{ch}" if ch is not None else "") + "." + W.EXTENSIONS[fmt]
+                name = _name(fmt, ch)
                 path = out / name
                 text = W.render(subset, fmt, chapter=ch)
                 inputs.write_output(name, text, root=out, what="--out")  # refuses a symlink planted in out

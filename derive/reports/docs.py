@@ -50,7 +50,7 @@ MAX_TEMPLATE_BYTES = 2**20
 #: items one range() may produce (Jinja2's own sandbox allows 100,000).
 MAX_RANGE = 10_000
 #: operations one render may perform (iterations weighted by loop-body size, calls, operators, outputs).
-MAX_OPERATIONS = 5_000_000
+MAX_OPERATIONS = 2_000_000
 #: characters of strings and items of lists a render may build, all together; and the page's own size.
 MAX_BUILT = 64 * 2**20
 MAX_OUTPUT = 10 * 2**20
@@ -68,6 +68,8 @@ MAX_TREE_DEPTH = 64
 MAX_ARG_INT = 1_000_000
 MAX_FORMAT_WIDTH = 10_000
 MAX_INT_BITS = 10_000
+#: operations one macro call is charged (a call costs tens of times a loop step).
+CALL_COST = 10
 #: distinct show()/value()/human()/formula() calls per page.
 MAX_DERIVATIONS = 100
 #: wall-clock seconds one render may take (the budgets above stop hostile pages long before).
@@ -166,6 +168,8 @@ class Page:
             raise DeriveError(f"the quantity must be a name in quotes, e.g. show(\"params.total\"), got {qid!r}")
         if options is not None and not isinstance(options, dict):
             raise DeriveError("options must be a mapping, e.g. options={\"dtype\": \"int4\"}")
+        if isinstance(depth, str) and depth.strip().isdigit() and len(depth.strip()) <= 2:
+            depth = int(depth)  # a Markdown block gives depth=2 as text
         if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 99):
             raise DeriveError(f"depth must be a whole number from 0 to 99, got {inputs.kind(depth)}")
         cfg = None if hf_config is None else self._config_path(hf_config)
@@ -179,6 +183,8 @@ class Page:
         """The worked derivation, in the page's format."""
         from derive.reports import render
 
+        if isinstance(level, str) and level.strip() in ("1", "2", "3", "4", "5", "6"):
+            level = int(level)
         if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 6):
             raise DeriveError(f"level must be a heading level from 1 to 6, got {inputs.kind(level)}")
         d = self._derivation(qid, **kw)
@@ -334,6 +340,14 @@ def _size(x: object) -> int:
     return len(x) if isinstance(x, str | bytes | list | tuple | dict | set | frozenset) else 0
 
 
+def _cost(x: object) -> int:
+    """Operations that handling ``x`` may take: a container's work is per element (Python code, such as a
+    sort key, may run for each); a string's is C code, counted per 64 characters."""
+    if isinstance(x, str | bytes):
+        return len(x) // 64
+    return len(x) if isinstance(x, list | tuple | dict | set | frozenset) else 0
+
+
 def _estimate(name: str, obj: object, args: tuple, kwargs: dict) -> int:
     """Characters a string operation would produce, computed before it runs (0: not a growing operation)."""
     s = obj if isinstance(obj, str) else ""
@@ -361,7 +375,7 @@ def _estimate(name: str, obj: object, args: tuple, kwargs: dict) -> int:
 def _sandbox_class() -> type:
     """The sandboxed environment class: Jinja2's immutable sandbox with the bounding hooks."""
     from jinja2 import nodes
-    from jinja2.runtime import LoopContext
+    from jinja2.runtime import LoopContext, Macro
     from jinja2.sandbox import ImmutableSandboxedEnvironment
     from jinja2.utils import pass_context
     from jinja2.visitor import NodeTransformer
@@ -374,34 +388,43 @@ def _sandbox_class() -> type:
     def weight(body: list) -> int:
         return sum(1 + sum(1 for _ in n.find_all(nodes.Node)) for n in body)
 
-    class Instrument(NodeTransformer):
-        """Routes every loop, output and concatenation through the budget (see _Budget)."""
+    def literal(body: list) -> int:
+        return sum(len(t.data) for n in body for t in ([n] if isinstance(n, nodes.TemplateData) else [])
+                   + list(n.find_all(nodes.TemplateData)))
 
-        def wrap(self, node: nodes.Expr, name: str) -> nodes.Expr:
-            return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+    class Instrument(NodeTransformer):
+        """Routes every loop, output and concatenation through the budget (see _Budget): a loop's body
+        costs its size (nodes, literal characters) per iteration, charged by the loop's iterator; a macro's
+        when it is called; an output or a ~ operand its length."""
+
+        def wrap(self, node: nodes.Expr, name: str, *args: int) -> nodes.Expr:
+            return nodes.Filter(node, name, [nodes.Const(a) for a in args], [], None, None, lineno=node.lineno)
 
         def visit_For(self, node: nodes.For) -> nodes.For:
             self.generic_visit(node)
-            node.iter = self.wrap(node.iter, "_loop")
-            node.body.insert(0, charge_node(weight(node.body), 0, node.lineno))
+            node.iter = self.wrap(node.iter, "_loop", weight(node.body), literal(node.body))
             return node
 
         def visit_Macro(self, node: nodes.Macro) -> nodes.Macro:
             self.generic_visit(node)
-            node.body.insert(0, charge_node(weight(node.body), 0, node.lineno))
+            node.body.insert(0, charge_node(weight(node.body), literal(node.body), node.lineno))
             return node
 
         def visit_CallBlock(self, node: nodes.CallBlock) -> nodes.CallBlock:
             self.generic_visit(node)
-            node.body.insert(0, charge_node(weight(node.body), 0, node.lineno))
+            node.body.insert(0, charge_node(weight(node.body), literal(node.body), node.lineno))
+            return node
+
+        def visit_Compare(self, node: nodes.Compare) -> nodes.Compare:
+            self.generic_visit(node)
+            node.expr = self.wrap(node.expr, "_sized")
+            for op in node.ops:
+                op.expr = self.wrap(op.expr, "_sized")
             return node
 
         def visit_Output(self, node: nodes.Output) -> nodes.Output:
             self.generic_visit(node)
-            literal = sum(len(n.data) for n in node.nodes if isinstance(n, nodes.TemplateData))
             node.nodes = [n if isinstance(n, nodes.TemplateData) else self.wrap(n, "_out") for n in node.nodes]
-            if literal:
-                node.nodes.insert(0, charge_node(0, literal, node.lineno).nodes[0])
             return node
 
         def visit_Concat(self, node: nodes.Concat) -> nodes.Concat:
@@ -433,7 +456,9 @@ def _sandbox_class() -> type:
             self.globals["range"] = bounded_range
             self.globals.pop("lipsum", None)  # lipsum(n=…) generates paragraphs: nothing a page needs
             self.filters = {name: self._guard_filter(name, f) for name, f in self.filters.items()}
-            self.filters.update(_loop=self._loop_filter(), _out=self._out_filter(), _charge=self._charge_filter())
+            self.tests = {name: self._guard_filter(name, f) for name, f in self.tests.items()}
+            self.filters.update(_loop=self._loop_filter(), _out=self._out_filter(), _charge=self._charge_filter(),
+                                _sized=self._sized_filter())
 
         # -- compile: source size, nesting, then instrumentation
         def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
@@ -445,7 +470,7 @@ def _sandbox_class() -> type:
                 raise TemplateLimit(f"an expression nested more than {MAX_TREE_DEPTH} levels deep (a very long "
                                     "chain of operators or filters); split it with {% set %}")
             tree = Instrument().visit(tree)
-            tree.body.insert(0, charge_node(weight(tree.body), 0, 1))
+            tree.body.insert(0, charge_node(weight(tree.body), literal(tree.body), 1))
             return tree
 
         def _check_nesting(self, source: str, name: str | None, filename: str | None) -> None:
@@ -513,27 +538,38 @@ def _sandbox_class() -> type:
             range_.derive_page_function = True  # type: ignore[attr-defined]  (checks its own arguments)
             return range_
 
-        def _iterate(self, iterable: Any) -> Iterator[Any]:
+        def _iterate(self, iterable: Any, ops: int = 1, chars: int = 0) -> Iterator[Any]:
             budget = self.budget
             for item in iterable:
-                budget.tick()
+                budget.tick(ops)
+                if chars:
+                    budget.build(chars)
                 yield item
 
         def _loop_filter(self) -> Callable:
             @pass_context
-            def _loop(context: Any, iterable: Any) -> Iterator[Any]:
-                return self._iterate(iterable)
+            def _loop(context: Any, iterable: Any, ops: int, chars: int) -> Iterator[Any]:
+                return self._iterate(iterable, 1 + ops, chars)
 
             return _loop
 
         def _out_filter(self) -> Callable:
             @pass_context
             def _out(context: Any, value: Any) -> Any:
-                self.budget.tick()
-                self.budget.build(len(value) if isinstance(value, str) else len(str(value)))
+                n = len(value) if isinstance(value, str) else len(str(value))
+                self.budget.tick(1 + n // 1024)
+                self.budget.build(n)
                 return value
 
             return _out
+
+        def _sized_filter(self) -> Callable:
+            @pass_context
+            def _sized(context: Any, value: Any) -> Any:
+                self.budget.tick(1 + _cost(value))  # a comparison or `in` scans what it is given
+                return value
+
+            return _sized
 
         def _charge_filter(self) -> Callable:
             @pass_context
@@ -560,6 +596,7 @@ def _sandbox_class() -> type:
                 if name == "format" and isinstance(value, str):
                     _check_printf(value)
                 self.budget.build(_estimate(name, value, extra, kwargs))
+                self.budget.tick(sum(map(_cost, rest)))  # a filter's work grows with what it is given
                 out = f(*args, **kwargs)
                 self.budget.build(_size(out))
                 return out
@@ -586,6 +623,8 @@ def _sandbox_class() -> type:
                 out = super().call(__context, __obj, *args, **kwargs)
             finally:
                 budget.depth = max(budget.depth - 1, 0)
+            budget.tick(_cost(getattr(__obj, "__self__", None)) + sum(map(_cost, args)) + _cost(out)
+                        + (CALL_COST if isinstance(__obj, Macro) else 0))
             budget.build(_size(out))
             return out
 
@@ -610,6 +649,7 @@ def _sandbox_class() -> type:
             out = super().call_binop(context, operator, left, right)
             if operator == "%":
                 self.budget.build(_size(out))
+            self.budget.tick(_cost(left) + _cost(right) + _cost(out))
             return out
 
         def getattr(self, obj: Any, attribute: str) -> Any:
@@ -617,8 +657,10 @@ def _sandbox_class() -> type:
             return super().getattr(obj, attribute)
 
         def getitem(self, obj: Any, argument: Any) -> Any:
-            self.budget.tick()
-            return super().getitem(obj, argument)
+            out = super().getitem(obj, argument)
+            self.budget.tick(1 + _cost(out))  # a slice copies
+            self.budget.build(_size(out) if isinstance(argument, slice) else 0)
+            return out
 
         def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
             fmt = super().wrap_str_format(value)
@@ -783,6 +825,6 @@ def _run(go: Callable[[], str], name: str, filename: str) -> str:
     except jinja2.TemplateError as e:  # e.g. assigning an attribute of something that is not a namespace()
         where = _line(e, filename)
         raise DeriveError(f"{name}:{where or '?'}: {e}") from None
-    except (TypeError, ValueError, LookupError, ArithmeticError) as e:  # a wrong operation in the template
+    except (TypeError, ValueError, LookupError, ArithmeticError, AttributeError) as e:  # a wrong operation or filter
         where = _line(e, filename)
         raise DeriveError(f"{name}:{where or '?'}: {type(e).__name__}: {e}") from None

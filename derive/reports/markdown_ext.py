@@ -84,7 +84,10 @@ class DerivePreprocessor(Preprocessor):
             for line in m["body"].splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     qid, kw = parse_line(line)
-                    lvl = int(str(kw.pop("level", level)))
+                    lvl = str(kw.pop("level", level))
+                    if lvl not in ("1", "2", "3", "4", "5", "6"):
+                        raise DeriveError(f"derive block: level must be 1 to 6, got {lvl[:20]!r}")
+                    lvl = int(lvl)
                     out.append(show(qid, level=lvl, **kw))
             return "".join(out)
 
