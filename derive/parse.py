@@ -27,7 +27,7 @@ MAX_NESTING = 50
 MAX_POWER = 16
 #: the largest polynomial degree of a parsed expression (every formula in derive has degree <= 6).
 MAX_DEGREE = 32
-#: exp() of a number: at most this argument (e^230 ≈ 1e100, the largest typed magnitude).
+#: exp() of a number (never of symbols): at most this argument (e^230 ≈ 1e100, the largest typed magnitude).
 MAX_EXP_ARG = 230
 #: the largest denominator of a fractional power (d^(1/3)).
 MAX_ROOT = 1000
@@ -263,16 +263,22 @@ class _Parser:
             raise DeriveError(f"cannot parse {self.shown}: {name}() takes one argument, got {len(args)}")
         if name == "exp":
             (a,) = args
-            if a.has(sp.exp):
-                raise DeriveError(f"cannot parse {self.shown}: exp() inside exp() is refused (too large to evaluate)")
-            if a.is_Rational and abs(a) > MAX_EXP_ARG:
+            if not a.is_number:  # exp(d) with d up to 10^15 is past any size derive can evaluate exactly
+                raise DeriveError(f"cannot parse {self.shown}: exp() takes a number here (exp(2)), not an "
+                                  f"expression of symbols ({inputs.short(a, 30)})")
+            if a.has(sp.exp) or not a.is_real or abs(sp.N(a, 15)) > MAX_EXP_ARG:
                 raise DeriveError(f"cannot parse {self.shown}: exp({inputs.short(a, 20)}) would be larger than "
-                                  f"1e{inputs.MAX_EXPONENT}")
+                                  f"1e{inputs.MAX_EXPONENT} (or is not real)")
         if name == "log" and args[0].is_Rational and args[0] <= 0:
             raise DeriveError(f"cannot parse {self.shown}: log of {args[0]} (not positive)")
         if name == "sqrt" and args[0].is_Rational and args[0] < 0:
             raise DeriveError(f"cannot parse {self.shown}: sqrt of a negative number")
-        return self._checked(_FUNCS[name](*args))
+        try:
+            value = _FUNCS[name](*args)
+        except (ValueError, TypeError) as exc:  # sympy refuses e.g. max() of arguments it cannot order
+            raise DeriveError(f"cannot parse {self.shown}: {name}() of these arguments is not defined "
+                              f"({inputs.short(exc, 80)})") from None
+        return self._checked(value)
 
 
 def _log10(x: sp.Rational) -> float:

@@ -42,9 +42,11 @@ WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e")
 MAX_PIECES = 64
 #: how far the neighbour search walks from the exact solution looking for admissible values (each step is a
 #: design check of about a millisecond, so both walks stay near a second when nothing nearby is admissible).
-MAX_WALK = 1024
-#: the highest polynomial degree solved exactly (root isolation grows fast with the degree).
-MAX_DEGREE = 64
+MAX_WALK = 256
+#: the highest polynomial degree solved at all, and exactly (root isolation grows fast with the degree;
+#: beyond MAX_EXACT_DEGREE roots are found numerically to 30 digits).
+MAX_DEGREE = 32
+MAX_EXACT_DEGREE = 4
 #: admissible values shown on each side of the solution (--neighbours) at most.
 MAX_NEIGHBOURS = 50
 
@@ -92,13 +94,29 @@ class Problem:
 
     def apply(self, expr: sp.Expr) -> sp.Expr:
         """Substitute the ties (resolved against each other) into ``expr``."""
-        return sp.expand(expr.xreplace(self._resolved)) if self.ties else expr
+        return sp.expand(_subs(expr, self._resolved)) if self.ties else expr
 
     @property
     def _resolved(self) -> dict[sp.Symbol, sp.Expr]:
         mapping = {t.symbol: t.expr for t in self.ties}
+        # a cycle is found on the dependency graph first: substituting round it would grow the expressions
+        # (d_ff = f(d_ff) inside params.total) for seconds before the fixed point below gave up
+        deps = {k: v.free_symbols & set(mapping) for k, v in mapping.items()}
+        state: dict[sp.Symbol, int] = {}
+
+        def cyclic(k: sp.Symbol) -> bool:
+            state[k] = 1
+            for n in deps[k]:
+                if state.get(n) == 1 or (n not in state and cyclic(n)):
+                    return True
+            state[k] = 2
+            return False
+
+        if any(k not in state and cyclic(k) for k in mapping):
+            cyc = ", ".join(t.name for t in self.ties)
+            raise DeriveError(f"--let ties refer to each other in a cycle ({cyc}); tie each to the unknowns only")
         for _ in range(len(mapping) + 1):
-            new = {k: v.xreplace(mapping) for k, v in mapping.items()}
+            new = {k: _subs(v, mapping) for k, v in mapping.items()}
             if new == mapping:
                 return mapping
             mapping = new
@@ -107,7 +125,7 @@ class Problem:
 
     def substituted(self, expr: sp.Expr | None = None) -> sp.Expr:
         """The expression with every known value in: only the unknowns (and unset symbols) remain."""
-        return (self.expr if expr is None else expr).xreplace(self.values)
+        return _subs(self.expr if expr is None else expr, self.values)
 
     def used_ties(self, *exprs: sp.Expr) -> list[Tie]:
         """The ties that actually enter these formulas (directly or through other ties)."""
@@ -121,8 +139,10 @@ class Problem:
                 todo |= by_sym[s].expr.free_symbols
         return [t for t in self.ties if t.symbol in seen]
 
-    def tie_values(self, point: Mapping[sp.Symbol, sp.Expr], exprs: Iterable[sp.Expr] = ()) -> dict[sp.Symbol, sp.Expr]:
-        """The tied symbols' exact values at a point (e.g. d_ff = 8·d/3 at d = 2304)."""
+    def tie_values(self, point: Mapping[sp.Symbol, sp.Expr], exprs: Iterable[sp.Expr] = (),
+                   fast: bool = False) -> dict[sp.Symbol, sp.Expr]:
+        """The tied symbols' exact values at a point (e.g. d_ff = 8·d/3 at d = 2304); ``fast``: good enough
+        to decide validity (see _fast)."""
         env = dict(self.values)
         env.update(point)
         ties = self.used_ties(*exprs) if exprs else self.ties
@@ -130,7 +150,7 @@ class Problem:
         for t in ties:
             if t.symbol in (S.N, S.N_act):
                 continue
-            out[t.symbol] = _number(self._resolved[t.symbol].xreplace(env))
+            out[t.symbol] = (_fast if fast else _number)(_subs(self._resolved[t.symbol], env))
         return out
 
     def check(self, point: Mapping[sp.Symbol, sp.Expr]) -> str | None:
@@ -138,11 +158,13 @@ class Problem:
         Every tie is checked, used by the formula or not: d_k = d/h must be whole even where the
         formula only has d/h."""
         full = dict(point)
-        full.update(self.tie_values(point))
+        full.update(self.tie_values(point, fast=True))
         for sym_, val in full.items():
             info = S.CATALOG.get(str(sym_))
             if info is None or val.free_symbols:
                 continue
+            if info.integer and val.is_number and abs(val) > inp.MAX_SIZE:
+                return f"{sym_} = {_short(val)} exceeds 10^15"
             if info.integer and not val.is_Integer:
                 tie = next((t for t in self.ties if t.symbol == sym_), None)
                 how = f"{t_text(tie)} = " if tie is not None else ""
@@ -171,17 +193,55 @@ class Problem:
         return None
 
 
+def _subs(expr: sp.Expr, mapping: Mapping) -> sp.Expr:
+    """``expr.xreplace(mapping)``, where a --let tie that is not a real number at these values (sqrt or log of
+    a negative: sympy cannot order it inside max()/min(), nor take the integer part of it) is the user's
+    error, said in one line."""
+    from sympy.core.evalf import PrecisionExhausted
+
+    try:
+        return expr.xreplace(mapping)
+    except (ValueError, PrecisionExhausted) as exc:
+        raise DeriveError("the formula with its --let ties is not a real number of bounded size at these "
+                          f"values ({inp.short(exc, 80) or type(exc).__name__})") from None
+
+
 def t_text(tie: Tie) -> str:
     return text_of(tie.expr)
 
 
+#: sp.simplify is given closed values at most this large (operations): beyond, or with a transcendental
+#: function (exp(4096), log(10^15) make it factor huge integers for minutes), the value is kept as it is
+#: and shown numerically.
+MAX_SIMPLIFY_OPS = 100
+
+
 def _number(v: sp.Expr) -> sp.Expr:
     """Full simplification of a closed value. Unlike Quantity.evaluate (which only tidies, to stay
-    fast), a root substituted back must cancel exactly, so the solver pays for sp.simplify."""
+    fast), a root substituted back must cancel exactly, so the solver pays for sp.simplify — of algebraic
+    values of bounded size only (see MAX_SIMPLIFY_OPS)."""
     v = sp.sympify(v)
     if v.is_Number or v.free_symbols:
         return v
-    return sp.nsimplify(v, rational=False) if v.has(sp.Float) else sp.simplify(v)
+    if v.has(sp.Float):
+        return sp.nsimplify(v, rational=False)
+    if v.has(sp.exp, sp.log) or sp.count_ops(v) > MAX_SIMPLIFY_OPS:
+        return v
+    return sp.simplify(v)
+
+
+def _fast(v: sp.Expr) -> sp.Expr:
+    """A tie's value at a candidate, for deciding validity only: exact when rational; a transcendental or
+    irrational value that is clearly not whole is decided from 30 digits, without simplifying it."""
+    v = sp.sympify(v)
+    if v.is_Rational or v.free_symbols:
+        return v
+    approx = sp.N(v, 30)
+    if not (approx.is_real and approx.is_finite) or abs(approx) > inp.MAX_SIZE:
+        return approx  # complex, infinite or past any size: invalid as it is (and round() of 1e(10^100) never ends)
+    if abs(approx - sp.Integer(round(approx))) > 1e-20 * max(1, abs(approx)):
+        return approx
+    return _number(v)
 
 
 def _short(v: sp.Expr) -> str:
@@ -461,7 +521,7 @@ def _pieces(expr: sp.Expr, x: sp.Symbol, labels: Mapping[sp.Expr, str]) -> list[
     for i, arg in enumerate(m.args):
         conds = [(arg, o, kind) for j, o in enumerate(m.args) if j != i]
         name = labels.get(arg) or text_of(arg)
-        for sub, more, lab in _pieces(expr.xreplace({m: arg}), x, labels):
+        for sub, more, lab in _pieces(_subs(expr, {m: arg}), x, labels):
             out.append((sub, conds + more, name + (f"; {lab}" if lab else "")))
             if len(out) > MAX_PIECES:
                 raise DeriveError(f"too many Max/Min pieces (> {MAX_PIECES}) to solve piece by piece")
@@ -543,7 +603,7 @@ def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol,
     if not F.has(xr):
         if extra:
             raise _missing(extra, what)
-        if sp.simplify(F) == 0:
+        if _is_zero(F):
             return [], sp.S.One, "identity", [f"holds for every {x}"]
         return [], sp.S.One, "constant", []
     if not F.is_rational_function(xr):
@@ -570,17 +630,53 @@ def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol,
     if deg > MAX_DEGREE:
         raise DeriveError(f"{what} = target is a polynomial of degree {deg} in {x}; at most {MAX_DEGREE} is solved "
                           "(simplify the --let ties)")
-    if poly.domain.is_Exact and deg > 2:
-        roots = list(poly.all_roots())
-    elif poly.domain.is_Exact:
+    kind = "rational function; numerator" if den.has(xr) else "polynomial"
+    if poly.domain.is_Exact and not (poly.domain.is_ZZ or poly.domain.is_QQ):
+        # coefficients with exp(14336), pi, log…: exact root formulas would factor them for minutes; the roots
+        # are found from the coefficients' 40-digit values instead
+        poly = sp.Poly([sp.N(c, 40) for c in poly.all_coeffs()], xr)
+        roots = _poly_roots(poly, xr)
+        return roots, den, f"numeric: {kind} of degree {deg} in {x} with irrational coefficients (30 digits)", notes
+    if poly.domain.is_Exact and deg <= 2:
         found = sp.roots(poly)
         roots = [r for r, mult in found.items() for _ in range(mult)]
+    elif poly.domain.is_Exact and deg <= MAX_EXACT_DEGREE:
+        # the real roots isolated exactly; the complex ones (dropped) only approximated: evaluating a complex
+        # CRootOf of a polynomial with 20-digit coefficients takes seconds each
+        roots = list(poly.real_roots()) + [r for r in _poly_roots(poly, xr) if not r.is_real]
     else:
-        roots = [sp.Float(r, 30) for r in poly.nroots(n=30)]
-    kind = "rational function; numerator" if den.has(xr) else "polynomial"
+        roots = _poly_roots(poly, xr)
+        return roots, den, f"numeric: {kind} of degree {deg} in {x} (roots to 30 digits)", notes
     closed = {1: "linear", 2: "quadratic formula"}.get(deg, "roots isolated exactly")
     method = f"exact: {kind} of degree {deg} in {x} ({closed})"
     return roots, den, method, notes
+
+
+def _is_zero(F: sp.Expr) -> bool:
+    """Whether a closed value is exactly zero: decided from 30 digits when it clearly is not, by
+    simplification only when it is algebraic and small (see _number)."""
+    if F.is_Number:
+        return F == 0
+    approx = sp.N(F, 30)
+    if approx.is_number and approx.is_finite and abs(approx) > 1e-20:
+        return False
+    return _number(F) == 0 or (approx.is_number and approx.is_finite and abs(approx) <= 1e-25)
+
+
+def _poly_roots(poly: sp.Poly, xr: sp.Symbol) -> list[sp.Expr]:
+    """Every root of ``poly`` to 30 digits (real ones as Floats, complex ones as a + b·I); if the numeric
+    iteration does not converge, the real positive roots by the bracketing scan of non-polynomials."""
+    from mpmath.libmp.libhyper import NoConvergence
+
+    try:
+        found = poly.nroots(n=30, maxsteps=200)
+    except NoConvergence:
+        return _numeric_roots(poly.as_expr(), xr)[0]
+    out = []
+    for r in found:
+        re_, im_ = (sp.Float(v, 30) for v in r.as_real_imag())
+        out.append(re_ if abs(im_) <= 1e-25 * max(abs(re_), 1) else re_ + sp.I * im_)
+    return out
 
 
 def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list, values: Mapping,
@@ -599,8 +695,8 @@ def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list
     if den.has(xr) and sp.N(den.xreplace({xr: r}), 30) == 0:
         return False, "a pole of the formula, not a solution"
     for chosen, other, kind in conds:
-        cv = sp.N(chosen.xreplace(values).xreplace({x: r}), 30)
-        ov = sp.N(other.xreplace(values).xreplace({x: r}), 30)
+        cv = sp.N(_subs(_subs(chosen, values), {x: r}), 30)
+        ov = sp.N(_subs(_subs(other, values), {x: r}), 30)
         tol = 1e-20 * max(abs(cv), abs(ov), 1)
         if (kind == "max" and cv < ov - tol) or (kind == "min" and cv > ov + tol):
             name = labels.get(other) or text_of(other)
@@ -809,8 +905,8 @@ def _candidates(prob: Problem, x: sp.Symbol, root: sp.Expr, step: int, lhs: sp.E
     out = []
     for c in values:
         cv = sp.Integer(c)
-        lv = _number(lhs.xreplace({x: cv}))
-        rv = _number(rhs.xreplace({x: cv}))
+        lv = _number(_subs(lhs, {x: cv}))
+        rv = _number(_subs(rhs, {x: cv}))
         cand = Candidate(cv, lv, rv, ties={str(k): v for k, v in prob.tie_values({x: cv}, exprs).items()})
         gap = cand.distance if not cand.distance.free_symbols else cand.relative
         if sense != "=" and gap is not None:
@@ -889,7 +985,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     notes: list[str] = list(prob.held)
     piece_lines: list[str] = []
     for piece, conds, label in _pieces(sp.expand(lhs - rhs), x, labels):
-        F = piece.xreplace(prob.values)
+        F = _subs(piece, prob.values)
         found, den, method, more = _piece_roots(F, x, xr, q.id)
         if found and conds:  # which piece is active is decided by comparing values: they must be numbers
             extra = set().union(*(e.xreplace(prob.values).free_symbols for c in conds for e in c[:2])) - {x}
@@ -936,8 +1032,8 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
             raise Infeasible(f"no admissible {x} near {best.text}: every value {constraint} within "
                              f"{MAX_WALK} steps is excluded ({more[0] if more else 'no positive value'})")
     else:
-        cands = [Candidate(best.value, _number(lhs_sub.xreplace({x: best.value})),
-                           _number(rhs_sub.xreplace({x: best.value})),
+        cands = [Candidate(best.value, _number(_subs(lhs_sub, {x: best.value})),
+                           _number(_subs(rhs_sub, {x: best.value})),
                            ties={str(k): v for k, v in prob.tie_values({x: best.value}, exprs).items()})]
         if sense != "=":
             cands[0].meets = True

@@ -42,8 +42,9 @@ MAX_VALUE_BITS = 3322
 #: rows a table or JSON prints at most (CSV: MAX_CSV_ROWS); past that, narrow the grid or give a --target.
 MAX_ROWS = 100_000
 MAX_CSV_ROWS = 1_000_000
-#: configurations checked for validity (h dividing d, …) while looking for the closest valid ones.
-MAX_CHECKS = 20_000
+#: configurations checked for validity (h dividing d, …; about a millisecond each) while looking for the
+#: closest valid ones.
+MAX_CHECKS = 2_000
 
 
 @dataclass
@@ -171,9 +172,10 @@ class SweepResult:
 
     def exact(self, flat: int) -> sp.Expr:
         """The exact value at one configuration (the float grid is for ranking only)."""
+        from derive.solve import _number, _subs
+
         pt = {S.sym(k): v for k, v in self.point(flat).items()}
-        v = self.compiled.xreplace(pt)
-        return v if v.is_Number else sp.nsimplify(v) if v.has(sp.Float) else sp.simplify(v)
+        return _number(_subs(self.compiled, pt))  # simplified when algebraic and small (solve.MAX_SIMPLIFY_OPS)
 
     def invalid(self, flat: int) -> str | None:
         return self.problem.check({S.sym(k): v for k, v in self.point(flat).items()})
@@ -255,7 +257,24 @@ def _values_text(name: str, v: object) -> str:
 
 
 def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
-    return sp.lambdify(syms, expr, modules="numpy", cse=True)
+    """The formula as a NumPy function of float64 arrays. Its constants are made floats first: an exact
+    10^100 or 2^400 in the formula would make NumPy fall back to arrays of Python ints, on which sqrt and
+    exp do not exist."""
+    import warnings
+
+    floats = expr.xreplace({n: sp.Float(n, 17) for n in expr.atoms(sp.Rational)
+                            if max(abs(int(n.p)), int(n.q)) > 2**53})
+    fn = sp.lambdify(syms, floats, modules="numpy", cse=True)
+
+    def real(*arrays: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # overflow to inf, sqrt of a negative: NaN, ranked last
+            out = np.asarray(fn(*arrays))
+            if np.iscomplexobj(out):  # a tie such as sqrt(b - 4) is not real at b < 4: not a design
+                out = np.where(out.imag == 0, out.real, np.nan)
+            return np.asarray(out, dtype=np.float64)
+
+    return real
 
 
 def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, target=None, sense: str = "=",
@@ -343,7 +362,8 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     assert out is not None
     seconds = time.perf_counter() - t0
     notes = list(prob.held)
-    big = np.nanmax(np.abs(out)) if out.size else 0
+    finite = np.abs(out[np.isfinite(out)])
+    big = finite.max() if finite.size else 0
     if big >= 2**53:
         notes.append("values above 2^53 are ranked in float64; the rows shown are recomputed exactly")
     return SweepResult(quantity=q.id, title=q.title, unit=q.unit, expression=prob.expr, compiled=compiled,

@@ -34,15 +34,22 @@ from derive.errors import DeriveError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = json.loads((ROOT / "tests" / "data" / "architectures-dev.json").read_text())["architectures"]
-BASE_CONFIGS = [a["config"] for a in DATA]
+#: the reference configs, and a small config of every family the loaders know (every key a loader may read)
+_SMALL = {"hidden_size": 64, "n_embd": 64, "d_model": 64, "n_embed": 64, "num_hidden_layers": 4, "n_layer": 4,
+          "n_layers": 4, "num_layers": 4, "vocab_size": 100, "num_attention_heads": 4, "n_head": 4, "n_heads": 4,
+          "num_heads": 4, "intermediate_size": 128, "ffn_dim": 128, "max_position_embeddings": 64, "n_positions": 64,
+          "num_experts": 4, "num_local_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+          "num_key_value_heads": 2, "sliding_window": 16}
+BASE_CONFIGS = [a["config"] for a in DATA] + [dict(_SMALL, model_type=mt) for mt in sorted(
+    __import__("derive.hf", fromlist=["LOADERS"]).LOADERS)]
 SECRET = "DERIVE-FUZZ-SECRET-d41d8cd9"
 #: seconds one case may take (the issue's bound), and the watchdog that ends a case that hangs.
 CASE_LIMIT = 10.0
 WATCHDOG = 60
 
 #: examples per target: quick (CI) and long (on demand; > 10,000 in all)
-QUICK = {"cli": 120, "api": 100, "config": 80, "template": 100}
-LONG = {"cli": 4000, "api": 2500, "config": 1800, "template": 2200}
+QUICK = {"cli": 600, "api": 500, "config": 400, "template": 400, "ties": 300}
+LONG = {"cli": 4000, "api": 2500, "config": 1800, "template": 2200, "ties": 2000}
 
 
 def _long(request) -> bool:
@@ -297,6 +304,39 @@ cli_argv = st.one_of(show_argv, show_argv, solve_argv, solve_argv, sweep_argv, r
                      site_argv, plot_argv, random_argv, st.just(["list"]))
 
 
+# ---- strategies: solve and sweep with random ties (--let) and targets -------------------------------------
+
+_LEAVES = ["d", "L", "h", "d_ff", "s", "b", "2", "3", "128", "1e100", "0.5", "1/3", "pi", "e", "7", "4096", "1e-100"]
+_FUNCS = ["sqrt", "ceil", "floor", "exp", "log", "max", "min"]
+
+
+def _random_expr(rnd, depth: int = 0) -> str:
+    """An expression of the parser's whole grammar: nesting, every operator and function, symbols, constants."""
+    r = rnd.random()
+    if depth > 4 or r < 0.3:
+        return rnd.choice(_LEAVES)
+    if r < 0.6:
+        return f"{_random_expr(rnd, depth + 1)}{rnd.choice(['+', '-', '*', '/', '^'])}{_random_expr(rnd, depth + 1)}"
+    if r < 0.75:
+        return f"({_random_expr(rnd, depth + 1)})"
+    f = rnd.choice(_FUNCS)
+    return f"{f}({','.join(_random_expr(rnd, depth + 1) for _ in range(2 if f in ('max', 'min') else 1))})"
+
+
+def _tie_argv(rnd) -> list[str]:
+    q = rnd.choice(["params.total", "params.approx_layers", "flops.forward", "kv_cache.total", "decode.step_time",
+                    "memory.inference", "params.active", "memory.training"])
+    x = rnd.choice(["d", "L", "b", "s", "h"])
+    tie = f"{rnd.choice(['d_ff', 'h', 'd_k', 'L', 'g', 'T', 'V'])}={_random_expr(rnd)}"
+    if rnd.random() < 0.5:
+        target = rnd.choice(["1B", "80GiB", "1", "1e30", "1 s", _random_expr(rnd)])
+        return ["solve", f"{q}={target}", "--for", x, "--model", rnd.choice(["gpt2", "llama-2-7b", "mixtral-8x7b"]),
+                "--hardware", "h100", "--set", "s=4096", "--let", tie]
+    y = rnd.choice(["d", "L", "b", "s"])
+    return ["sweep", q, "--grid", f"{x}=1:64", "--grid", f"{y}=1:64:*2", "--model", "gpt2", "--set", "s=512",
+            "--set", "b=2", "--let", tie, "--target", "1B"]
+
+
 # ---- strategies: templates ----------------------------------------------------------------------------
 
 _T_EXPRS = st.one_of(
@@ -398,7 +438,9 @@ py_values = st.one_of(
     st.sampled_from([sp.Integer(4096), sp.Rational(1, 3), sp.Float(1.5), sp.Symbol("d"), sp.oo, sp.nan,
                      Fraction(1, 3), b"bytes", 1j, Path("good.json")]))
 api_kwargs = st.dictionaries(st.one_of(st.sampled_from(["model", "hardware", "hf_config", "options", "s", "b",
-                                                        "d", "L", "h", "n_dev", "MFU", "price", "dd", "max_depth"]),
+                                                        "d", "L", "h", "n_dev", "MFU", "price", "dd", "max_depth",
+                                                        "for_", "let", "integer", "multiple_of", "divisible_by",
+                                                        "at_least", "neighbours", "target", "sense", "req"]),
                                        st.text(min_size=1, max_size=5).filter(str.isidentifier)),
                              st.one_of(py_values, st.sampled_from(MODELS), st.sampled_from(PATHS),
                                        st.dictionaries(st.sampled_from(["dtype", "mac", "x"]), py_values,
@@ -453,8 +495,8 @@ def _api_case(fn_name: str, qid: object, kwargs: dict, extra: object) -> None:
     with case_dir() as (tmp, page, secret):
         def go():
             try:
-                if fn_name == "solve":
-                    return solve(qid, extra, "d", **kwargs)
+                if fn_name == "solve":  # target and for_ are its positional arguments
+                    return solve(qid, kwargs.pop("target", extra), kwargs.pop("for_", "d"), **kwargs)
                 if fn_name == "sweep":
                     return sweep(qid, [extra] if isinstance(extra, str) else extra, **kwargs)
                 if fn_name == "request":
@@ -543,6 +585,23 @@ def test_fuzz_cli(request, capsys):
     case()
     with capsys.disabled():
         _report(request, "cli", t0)
+
+
+@pytest.mark.fuzz
+@pytest.mark.fuzz_long
+def test_fuzz_solve_and_sweep_ties(request, capsys):
+    n = (LONG if _long(request) else QUICK)["ties"]
+    t0 = time.monotonic()
+
+    @settings(max_examples=n, **_SETTINGS)
+    @given(st.randoms(use_true_random=False))
+    def case(rnd):
+        _count("ties")
+        _cli_case(capsys, _tie_argv(rnd), "")
+
+    case()
+    with capsys.disabled():
+        _report(request, "ties", t0)
 
 
 @pytest.mark.fuzz

@@ -409,3 +409,42 @@ def test_control_characters_are_escaped_in_the_error_line(capsys):
 def test_argparse_errors_are_escaped_too(capsys):
     line = refused(capsys, "show", "params.total", "\x1b]0;title\x07")
     assert "unrecognized arguments" in line and "\\x1b" in line
+
+
+# ---- 3b. ties that are hard to evaluate: high degree, transcendental, cyclic, complex -------------------
+
+def test_a_high_degree_tie_is_solved_numerically(capsys):
+    code, out, err = cli(capsys, "solve", "params.total=1B", "--for", "d", "--model", "gpt2", "--let", "d_ff=d^4",
+                         "--format", "json")
+    assert code == 0, err
+    sol = json.loads(out)
+    assert sol["method"].startswith("numeric: polynomial of degree 5 in d")
+    rec = next(c for c in sol["candidates"] if c["recommended"])
+    assert rec["value"] == 36 and rec["ties"]["d_ff"] == 36**4  # h = 12 divides d; 36 is closest to 1B
+    assert rec["quantity_value"] == api.value("params.total", model="gpt2", d=36, d_ff=36**4)
+    assert 24 < sol["value"] < 48  # the root lies between the admissible neighbours 24 and 48
+    line = refused(capsys, "solve", "params.total=1B", "--for", "d", "--model", "gpt2", "--let", "d_ff=d^16")
+    # below d = 9, h = 12 does not divide d; from d = 9 on, d_ff = d^16 is past 10^15: nothing is admissible
+    assert "no admissible d near 2.779672" in line and "not valid designs" in line
+
+
+def test_transcendental_and_cyclic_ties_end_quickly_with_one_line(capsys):
+    line = refused(capsys, "solve", "params.total=1B", "--for", "d", "--model", "gpt2", "--let", "d_ff=log(d)*d")
+    assert "no admissible d near 1,975.706" in line and "is not a whole number" in line
+    line = refused(capsys, "solve", "params.total=1B", "--for", "d", "--model", "gpt2", "--let", "d_ff=exp(d)")
+    assert "exp() takes a number here" in line
+    line = refused(capsys, "solve", "decode.step_time=1", "--for", "b", "--model", "llama-2-7b", "--hardware", "h100",
+                   "--set", "s=4096", "--let", "d_ff=sqrt(d_ff)+d")
+    assert "ties refer to each other in a cycle" in line
+    line = refused(capsys, "solve", "memory.inference=1", "--for", "d", "--model", "mixtral-8x7b", "--hardware",
+                   "h100", "--set", "s=4096", "--let", "L=max(sqrt(log(min(h,2/h))),s-h*128-7)")
+    assert "not a real number" in line
+
+
+def test_a_sweep_skips_configurations_where_a_tie_is_not_real(capsys):
+    code, out, err = cli(capsys, "sweep", "params.total", "--model", "gpt2", "--grid", "d=768,1536",
+                         "--let", "d_ff=4*d*min(1,sqrt(d-1000))", "--target", "1B", "--format", "json")
+    assert code == 0 and err == ""  # no NumPy warning on stderr
+    rows = json.loads(out)["rows"]
+    assert [r["d"] for r in rows] == [1536]  # at d = 768 the tie is sqrt(-232): not a design
+    assert rows[0]["value"] == api.value("params.total", model="gpt2", d=1536, d_ff=4 * 1536)
