@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import sympy as sp
 
 from derive import inputs
@@ -21,29 +18,6 @@ from derive.quantity import Quantity
 from derive.registry import REGISTRY, Context, build, load_all
 
 
-def _set_text(name: str, v: object) -> str:
-    """A keyword value as the text of a --set: strings as given, exact numbers exactly, finite floats by
-    their shortest repr; anything else (a list, None, True) is refused naming the keyword."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool) or v is None:
-        raise DeriveError(f"{name} must be a number or a string (e.g. {name}=4096 or {name}=\"4K\"), "
-                          f"got {inputs.kind(v)}")
-    if isinstance(v, int):
-        if v.bit_length() > 400:  # refused before str(): Python cannot print an int past 4,300 digits
-            raise DeriveError(f"{name}: {inputs.kind(v)}; at most {inputs.MAX_DIGITS} digits are accepted")
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise DeriveError(f"{name} must be a finite number, got {v!r}")
-        return repr(v)
-    if isinstance(v, Fraction):
-        return f"{_set_text(name, v.numerator)}/{_set_text(name, v.denominator)}"
-    if isinstance(v, sp.Rational):
-        return _set_text(name, Fraction(int(v.p), int(v.q)))
-    raise DeriveError(f"{name} must be a number or a string (e.g. {name}=4096 or {name}=\"4K\"), got {inputs.kind(v)}")
-
-
 def request(model: str | None = None, hf_config: str | None = None, hardware: str | None = None,
             options: dict[str, str] | None = None, **sets) -> Request:
     """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``; arguments of the
@@ -51,7 +25,7 @@ def request(model: str | None = None, hf_config: str | None = None, hardware: st
     if options is not None and not isinstance(options, dict):
         raise DeriveError(f"options must be a mapping of strings, e.g. {{'dtype': 'int4'}}, got {inputs.kind(options)}")
     req = Request(model=model, hf_config=hf_config, hardware=hardware,
-                  sets=[f"{k}={_set_text(k, v)}" for k, v in sets.items()], options=dict(options or {}))
+                  sets=[f"{k}={inputs.set_text(k, v)}" for k, v in sets.items()], options=dict(options or {}))
     check_request(req)
     return req
 

@@ -27,6 +27,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from itertools import accumulate
 from pathlib import Path, PurePath
 from typing import IO, Any
@@ -159,6 +160,29 @@ def size(val: sp.Expr, what: str, *, lo: int = MIN_SIZE, hi: int = MAX_SIZE) -> 
 
 def _big(n: int) -> str:
     return f"{n:,}" if n.bit_length() < 200 else f"about 1e{round(n.bit_length() * math.log10(2))}"
+
+
+def set_text(name: str, v: object) -> str:
+    """A keyword value of the API as the text of a --set: strings as given, exact numbers exactly, finite floats by
+    their shortest repr; anything else (a list, None, True) is refused naming the keyword."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or v is None:
+        raise DeriveError(f"{name} must be a number or a string (e.g. {name}=4096 or {name}=\"4K\"), "
+                          f"got {kind(v)}")
+    if isinstance(v, int):
+        if v.bit_length() > 400:  # refused before str(): Python cannot print an int past 4,300 digits
+            raise DeriveError(f"{name}: {kind(v)}; at most {MAX_DIGITS} digits are accepted")
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise DeriveError(f"{name} must be a finite number, got {v!r}")
+        return repr(v)
+    if isinstance(v, Fraction):
+        return f"{set_text(name, v.numerator)}/{set_text(name, v.denominator)}"
+    if isinstance(v, sp.Rational):
+        return set_text(name, Fraction(int(v.p), int(v.q)))
+    raise DeriveError(f"{name} must be a number or a string (e.g. {name}=4096 or {name}=\"4K\"), got {kind(v)}")
 
 
 # ---- files --------------------------------------------------------------------------------------------

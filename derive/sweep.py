@@ -242,8 +242,6 @@ class SweepResult:
 def _values_text(name: str, v: object) -> str:
     """A grid given to the API as a spec string or as a list of values, as the text of a --grid (so both go
     through the same parser and bounds: sp.Rational('1e999999999') would never return)."""
-    from derive.api import _set_text
-
     if isinstance(v, str):
         return v
     if not isinstance(v, Iterable):
@@ -252,7 +250,7 @@ def _values_text(name: str, v: object) -> str:
     for i, x in enumerate(v):
         if i >= MAX_AXIS:
             raise DeriveError(f"grid {name}: more than the {MAX_AXIS:,} values an axis may have")
-        out.append(_set_text(f"grid {name}", x))
+        out.append(inputs.set_text(f"grid {name}", x))
     return ",".join(out)
 
 
