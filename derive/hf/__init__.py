@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from derive import inputs
 from derive.architecture import Architecture
 from derive.errors import DeriveError
 from derive.hf import deepseek, encoders, families, recurrent, ssm, variants
@@ -36,7 +37,12 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     mt = raw.get("model_type")
     if mt is None:
         raise DeriveError(f"{name}: config.json has no 'model_type'; supported: {supported()}")
+    if not isinstance(mt, str):
+        raise DeriveError(f"{name}: model_type must be a string in config.json, got {inputs.kind(mt)}")
     text_cfg = raw.get("text_config")
+    if isinstance(text_cfg, dict) and not isinstance(text_cfg.get("model_type", ""), str):
+        raise DeriveError(f"{name}: text_config.model_type must be a string in config.json, got "
+                          f"{inputs.kind(text_cfg.get('model_type'))}")
     outer = raw
     notes: tuple[str, ...] = ()
     if mt not in LOADERS and isinstance(text_cfg, dict) and text_cfg.get("model_type") in LOADERS:
@@ -52,11 +58,11 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
             if key in raw and key not in inner:
                 inner[key] = raw[key]
         raw, mt = inner, inner["model_type"]
-    if not isinstance(mt, str) or mt not in LOADERS:
+    if mt not in LOADERS:
         inner = ""
         if isinstance(text_cfg, dict) and text_cfg.get("model_type"):
-            inner = f" (its text_config has model_type {text_cfg.get('model_type')!r})"
-        raise DeriveError(f"{name}: unsupported model_type {mt!r}{inner}; supported: {supported()}")
+            inner = f" (its text_config has model_type {inputs.short(text_cfg.get('model_type'))!r})"
+        raise DeriveError(f"{name}: unsupported model_type {inputs.short(mt)!r}{inner}; supported: {supported()}")
     arch = LOADERS[mt](Config(raw, name))
     quant, qnotes = quant_formats(outer.get("quantization_config") or raw.get("quantization_config"), name)
     if quant:
@@ -95,14 +101,16 @@ def quant_formats(qc: Any, name: str) -> tuple[tuple[tuple[str, tuple[str, ...]]
         fmt = f"fp8_block{block[0]}x{block[1]}" if ok else "fp8"
         cats = tuple(c for c in LINEAR_CATEGORIES if c not in kept)
     else:
-        return (), (f"quantization_config {method!r}: weight bytes follow --option dtype (the format is not "
-                    "modelled); parameter counts are unchanged",)
+        return (), (f"quantization_config {inputs.short(method)!r}: weight bytes follow --option dtype (the format "
+                    "is not modelled); parameter counts are unchanged",)
     note = (f"quantization_config {method}: weights of {', '.join(cats)} stored as {fmt} (memory.weights); "
             "parameter counts are unchanged")
     return ((fmt, cats),), (note,)
 
 
 def load(path: str | Path) -> Architecture:
+    """The Architecture of a config.json file, read through the input boundary (a regular file of at most
+    inputs.MAX_FILE_BYTES, JSON within the depth and digit limits)."""
     p = Path(path)
     raw = read_json_file(p)
     name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem

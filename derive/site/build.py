@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from derive import inputs
 from derive.site import answers as A
 from derive.site.calculators import CALCULATORS, CalcPage, Calculator, available, build_page
 from derive.site.exercises import Chapter
@@ -153,10 +154,9 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
     files: list[Path] = []
 
     def write(rel: str, text: str) -> None:
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
-        files.append(path)
+        # never through a symbolic link already inside out (a checkout could ship site/static -> ~/.ssh)
+        inputs.write_output(rel, text, root=out, what="--out")
+        files.append(out / rel)
 
     write("static/site.css", _static("site.css"))
     write("static/site.js", _static("site.js"))
