@@ -106,6 +106,12 @@ def calc_js(page: CalcPage) -> str:
         lines.append(f"  {json.dumps(s.id)}: {{  // {', '.join(s.models)}")
         lines.append(f"    float: {js['float']},")
         lines.append(f"    exact: {js['exact'] or 'null'},")
+        if s.fit_js is not None:  # the engine's fit check: bytes one device must hold, and may hold
+            lines.append("    fit: {")
+            for part in ("needed", "available"):
+                fjs = s.fit_js[part]
+                lines.append(f"      {part}: {{ float: {fjs['float']}, exact: {fjs['exact'] or 'null'} }},")
+            lines.append("    },")
         lines.append("  },")
     lines.append("});")
     return "\n".join(lines) + "\n"
@@ -115,12 +121,14 @@ def _calc_data(page: CalcPage) -> dict:
     return {
         "qid": page.calc.qid,
         "unit": page.unit,
-        "shapes": {s.id: {"inputs": s.inputs, "models": s.models} for s in page.shapes},
+        "shapes": {s.id: {"inputs": s.inputs, "models": s.models, "fit": s.fit_template or None,
+                          "cli": s.cli_options} for s in page.shapes},
         "models": page.models,
         "hardware": page.hardware,
         "defaults": page.defaults,
         "symbols": {k: {kk: vv for kk, vv in v.items() if kk != "mathml"} for k, v in page.symbols.items()},
         "initial": page.initial,
+        "sets": [k for k, _v in page.calc.sets if k in page.symbols],  # values the page gives, not a preset
     }
 
 
@@ -172,14 +180,16 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
         page = build_page(c)  # a calculator that cannot be built is an error of the site, not a page to drop
         pages.append(page)
         write(f"{c.slug}.js", calc_js(page))
-        shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded)}
-                  for s in page.shapes]
+        shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded),
+                   "fit": _safe(s.fit_formula), "fit_what": s.fit.needed_what if s.fit else "",
+                   "cli": s.cli_options} for s in page.shapes]
         html = env.get_template("calculator.html.j2").render(
             page=page, shapes=shapes, fieldsets=_fieldsets(page), data_json=_safe(script_json(_calc_data(page))),
             js_file=f"{c.slug}.js", unit_table_json=_safe(units_json), page_title=f"Calculator: {page.title}",
             section="calculators", output_for=" ".join(f"in-{n}" for n in page.symbols),
             initial_model_note=next(m["note"] for m in page.models if m["id"] == page.initial["model"]),
             initial_hardware_note=next((h["note"] for h in page.hardware if h["id"] == page.initial["hardware"]), ""),
+            initial_cli=next(s.cli_options for s in page.shapes if page.initial["model"] in s.models),
         )
         write(f"{c.slug}.html", html)
 
