@@ -19,6 +19,8 @@ from derive import hardware as HW
 from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, DoesNotFit, Infeasible
+from derive.formulas import rooflines as RL
+from derive.formulas.rooflines import number
 from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, Fit, build, quantity
@@ -67,12 +69,6 @@ def check_fraction(ctx: Context, sym: sp.Symbol) -> None:
         if v.is_number and not (0 < v <= 1):
             info = S.info(sym)
             raise DeriveError(f"{info.name}={float(v):g} is outside (0, 1]: {info.meaning}")
-
-
-def number(ctx: Context, expr) -> sp.Expr | None:
-    """The exact value of ``expr`` under the context's values, or None if symbols remain."""
-    v = sp.sympify(expr).xreplace(ctx.values)
-    return v if not v.free_symbols else None
 
 
 DEVICES = ("n_dev = 1 device unless --set n_dev=…; with more, one model instance is tensor-parallel over n_dev "
@@ -146,7 +142,7 @@ def bandwidth(ctx: Context) -> sp.Expr:
     """Achievable bandwidth eff_bw·BW (eff_bw = 1 uncalibrated)."""
     check_fraction(ctx, eff_bw)
     ctx.values.setdefault(eff_bw, sp.Integer(1))
-    return eff_bw * BW
+    return RL.achievable_bandwidth()
 
 
 def flops_model(ctx: Context) -> str:
@@ -258,21 +254,14 @@ def allreduce_time(ctx: Context, rows, qid: str, kind: str | None = None) -> Qua
     kind = kind or allreduce_kind(ctx)
     if kind == "none":
         kind = "ring"
-    inter = False
-    nv, node_v = number(ctx, n), ctx.values.get(HW.n_node)
-    if nv is not None and node_v is not None and nv > node_v:
-        inter = True  # the group spans nodes: its slowest link is the network
-    bw, lat = (HW.BW_net, HW.lat_net) if inter else (HW.BW_link, HW.lat_link)
-    if ctx.hardware is None:
-        ctx.values.setdefault(lat, sp.Integer(0))  # no machine given: latency left out unless --set
+    bw, lat, inter = RL.link(ctx, n)
     layers = decoder_layers(ctx)
     msg = rows * S.d * S.bytes_a
-    if kind == "tree":
-        steps, volume = 2 * sp.ceiling(sp.log(n, 2)), 2 * msg / bw
-        how = "tree: 2·⌈log2(tp)⌉ steps of α and 2·M/β each"
-    else:
-        steps, volume = 2 * (n - 1), 2 * (n - 1) / n * msg / bw
-        how = "ring: 2(tp−1) steps of α and 2(tp−1)/tp·M/β each"
+    collective = "all-reduce tree" if kind == "tree" else "all-reduce ring"
+    steps, share = RL.collective(collective, n)
+    volume = share * msg / bw
+    how = ("tree: 2·⌈log2(tp)⌉ steps of α and 2·M/β each" if kind == "tree" else
+           "ring: 2(tp−1) steps of α and 2(tp−1)/tp·M/β each")
     where = "network between nodes" if inter else "link inside a node"
     latency = leaf(f"{qid}.latency", f"latency: 2 all-reduces per layer × {steps} steps × α", "s",
                    2 * layers * steps * lat, symbol="T_arlat", latex=r"T_{\mathrm{AR},\alpha}")
@@ -338,12 +327,12 @@ def decode_parts(ctx: Context) -> dict[str, Quantity]:
                      + (" + KV cache" if kv_on else " only (--option kv_reads=off)"), "byte",
                      expr=expr, children=children, symbol="B_dec", latex=r"B_{\mathrm{dec}}", note=note)
     parts["bytes"] = bytes_dev
-    tcomp = node("decode.compute_time", "compute time of one decode step (per device, at achievable FLOP/s)", "s",
-                 expr=fstep.symbol / (n * F_peak * eff_compute), children=(fstep,), symbol="T_comp",
-                 latex=r"T_{\mathrm{comp}}", note=hardware_note(ctx))
-    tmem = node("decode.memory_time", "memory time of one decode step (per device, at achievable bandwidth)", "s",
-                expr=bytes_dev.symbol / bandwidth(ctx), children=(bytes_dev,), symbol="T_mem",
-                latex=r"T_{\mathrm{mem}}")
+    bandwidth(ctx)
+    tcomp = RL.compute_time("decode.compute_time", "compute time of one decode step (per device, at achievable "
+                            "FLOP/s)", fstep, devices=n, symbol="T_comp", latex=r"T_{\mathrm{comp}}",
+                            note=hardware_note(ctx))
+    tmem = RL.memory_time("decode.memory_time", "memory time of one decode step (per device, at achievable "
+                          "bandwidth)", bytes_dev, symbol="T_mem", latex=r"T_{\mathrm{mem}}")
     parts["compute_time"], parts["memory_time"] = tcomp, tmem
     parts["fixed"] = leaf("decode.fixed_time", "fixed cost of a step: t_ℓ per layer (small kernels, launches)", "s",
                           decoder_layers(ctx) * t_layer, symbol="T_fix", latex=r"T_{\mathrm{fix}}")
@@ -393,12 +382,8 @@ def _bound(ctx: Context, q: Quantity, value) -> dict:
         tc = number(ctx, step.find("decode.compute_time").expanded)
         tm = number(ctx, step.find("decode.memory_time").expanded)
         if tc is not None and tm is not None:
-            bound = "memory" if tm >= tc else "compute"
-            out["bound"] = bound
-            busy = tc / tm if bound == "memory" else tm / tc
-            other = "compute units" if bound == "memory" else "memory system"
-            lines.append(f"{bound}-bound: compute {float(tc) * 1e3:.4g} ms vs memory {float(tm) * 1e3:.4g} ms "
-                         f"per step; the {other} are busy {float(busy):.1%} of the step")
+            out["bound"], line = RL.bound_line(tc, tm)
+            lines.append(line)
     out["lines"] = lines + hardware_lines(ctx)
     return out
 
@@ -459,9 +444,16 @@ def _tps_agg(ctx: Context) -> Quantity:
 @quantity("roofline.ridge_point", "ridge point: FLOPs per byte at which compute and memory take equally long",
           "FLOP/byte", extras=lambda ctx, q, v: {"lines": hardware_lines(ctx)})
 def _ridge(ctx: Context) -> Quantity:
-    q = leaf("roofline.ridge_point", "ridge point of the device: peak FLOP/s over bandwidth", "FLOP/byte",
-             F_peak / bandwidth(ctx), symbol="I_ridge", latex=r"I_{\mathrm{ridge}}", note=hardware_note(ctx))
-    q.conventions = (ROOFLINE, "a kernel whose arithmetic intensity is below the ridge point is memory-bound")
+    return ridge_point(ctx)
+
+
+def ridge_point(ctx: Context) -> Quantity:
+    """The device's ridge point at the decode family's achievable rates (a calibrated profile's η, 1 otherwise):
+    the same η as decode.compute_time and decode.memory_time, so a step below it is memory-bound there too."""
+    calibration(ctx, "decode")
+    bandwidth(ctx)
+    q = RL.ridge(hardware_note(ctx))
+    q.conventions = (ROOFLINE,) + q.conventions
     return q
 
 
@@ -470,49 +462,49 @@ def _ridge(ctx: Context) -> Quantity:
 def _intensity(ctx: Context) -> Quantity:
     p = decode_parts(ctx)
     n = devices(ctx)
-    q = node("roofline.intensity", "arithmetic intensity of one decode step, per device", "FLOP/byte",
-             expr=p["flops"].symbol / (n * p["bytes"].symbol), children=(p["flops"], p["bytes"]),
-             symbol="I_dec", latex=r"I_{\mathrm{dec}}",
-             note="compare with roofline.ridge_point: below it, decode is memory-bound")
+    q = RL.intensity("roofline.intensity", "arithmetic intensity of one decode step, per device", p["flops"],
+                     p["bytes"], per=n, symbol="I_dec", latex=r"I_{\mathrm{dec}}",
+                     note="compare with roofline.ridge_point: below it, decode is memory-bound")
     return collect_conventions(q, (ROOFLINE,))
 
 
 def crossover(ctx: Context) -> Quantity:
     """Batch b* where compute time equals memory time. Tensor parallelism splits both sides, so n_dev cancels."""
     C.set_byte_defaults(ctx)
+    calibration(ctx, "decode")
+    bandwidth(ctx)
     kv_on = O.get(ctx.options, "kv_reads") == "on"
     tok = flops_per_token(ctx)
     fseq = node("roofline.flops_per_sequence", "FLOPs each sequence adds to a step (one token)", "FLOP", [(1, tok)],
                 symbol="F_seq", latex=r"F_{\mathrm{seq}}")
     w = weights(ctx)
-    bw = bandwidth(ctx)
     if kv_on:
         # b* = T_w / Δ: the weight read is shared by the batch, while each sequence adds Δ = its compute time
-        # minus its KV-read time. Each difference is its own node so every step has a unit.
-        tw = node("roofline.weight_time", "time to read the weights once (shared by the whole batch)", "s",
-                  expr=w.symbol / bw, children=(w,), symbol="T_w", latex=r"T_{w}")
-        tcs = node("roofline.compute_per_sequence", "compute time each sequence adds to a step", "s",
-                   expr=fseq.symbol / F_peak, children=(fseq,), symbol="T_cseq", latex=r"T_{c,\mathrm{seq}}")
-        kseq = kv_per_sequence(ctx)
-        tks = node("roofline.kv_time_per_sequence", "KV-read time each sequence adds to a step", "s",
-                   expr=kseq.symbol / bw, children=(kseq,), symbol="T_kvseq",
-                   latex=r"T_{kv,\mathrm{seq}}")
-        slack = node("roofline.slack_per_sequence", "compute minus KV-read time per sequence: what a sequence "
-                     "adds to the compute side beyond the memory side", "s", expr=tcs.symbol - tks.symbol,
-                     children=(tcs, tks), symbol="Delta_seq", latex=r"\Delta_{\mathrm{seq}}")
-        expr = tw.symbol / slack.symbol
-        children: tuple[Quantity, ...] = (tw, slack)
+        # minus its KV-read time (the operation roofline's crossover with the decode step's shapes)
         title = "decode batch where compute time = weight + KV read time"
         note = ("b·T_cseq = T_w + b·T_kvseq; when a sequence's KV read takes as long as its compute (Δ_seq <= 0) "
                 "decode never turns compute-bound")
+        row_bytes: Quantity | None = kv_per_sequence(ctx)
     else:
-        expr = F_peak * w.symbol / (fseq.symbol * bw)
-        children = (w, fseq)
         title = "decode batch where compute time = weight-read time (KV reads ignored)"
         note = "b·F_seq/F_peak = M_w/BW (--option kv_reads=off: weights only)"
-    q = node("roofline.crossover_batch", title, "1", expr=expr, children=children, symbol="b_star",
-             latex=r"b^{*}", note=note)
+        row_bytes = None
+    q = RL.crossover("roofline.crossover_batch", title, w, fseq, row_bytes, ids=CROSSOVER_IDS, symbol="b_star",
+                     latex=r"b^{*}", note=note)
     return collect_conventions(q, (ROOFLINE, "tensor parallelism divides both sides by n_dev, so it cancels"))
+
+
+#: the nodes of the decode crossover (RL.crossover's parts, named for a decode step)
+CROSSOVER_IDS = {
+    "weight_time": ("roofline.weight_time", "time to read the weights once (shared by the whole batch)", "T_w",
+                    r"T_{w}"),
+    "compute_per_row": ("roofline.compute_per_sequence", "compute time each sequence adds to a step", "T_cseq",
+                        r"T_{c,\mathrm{seq}}"),
+    "bytes_time_per_row": ("roofline.kv_time_per_sequence", "KV-read time each sequence adds to a step", "T_kvseq",
+                           r"T_{kv,\mathrm{seq}}"),
+    "slack": ("roofline.slack_per_sequence", "compute minus KV-read time per sequence: what a sequence adds to the "
+              "compute side beyond the memory side", "Delta_seq", r"\Delta_{\mathrm{seq}}"),
+}
 
 
 def _crossover_extras(ctx: Context, q: Quantity, value) -> dict:
@@ -535,7 +527,8 @@ def _crossover(ctx: Context) -> Quantity:
                    f"reads per step but only {float(per_flop) * 1e3:.4g} ms of compute, so growing the batch "
                    f"adds memory time faster than compute time")
             if flops_model(ctx) == "rule" and not windowed(ctx):
-                s_max = number(ctx, fseq.expanded * bandwidth(ctx) / (F_peak * kv_per_token(ctx).expanded))
+                s_max = number(ctx, fseq.expanded * bandwidth(ctx) / (RL.achievable_compute()
+                                                                      * kv_per_token(ctx).expanded))
                 if s_max is not None:
                     msg += f"; a crossover exists only for contexts below s = {float(s_max):,.0f} tokens"
             raise Infeasible(msg + " (--option kv_reads=off gives the weights-only batch)")
