@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
                "  derive show params.total --model gpt2\n"
                "  derive show params.total --hf-config path/to/config.json --format json\n"
                "  derive show params.layer.attention.k --model llama-2-70b\n"
-               "  derive show params.approx --model llama-2-70b   (with its error against the exact count)",
+               "  derive show params.approx --model llama-2-70b   (with its error against the exact count)\n"
+               "  derive show op.matmul.time --set m_mm=4096 --set k_mm=4096 --set n_mm=4096 --hardware h100-sxm\n"
+               "      (a roofline for any operation: op.matmul.*, op.elementwise.*, op.attention.*; `derive list`)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("quantity", help="a quantity id (see `derive list`), or any part of one, e.g. params.layer.mlp")

@@ -82,9 +82,9 @@ def bound_line(tc: sp.Expr, tm: sp.Expr, what: str = "step") -> tuple[str, str]:
     """(memory|compute, a sentence) for compute time ``tc`` and memory time ``tm`` (exact numbers)."""
     bound = "memory" if tm >= tc else "compute"
     busy = tc / tm if bound == "memory" else tm / tc
-    other = "compute units" if bound == "memory" else "memory system"
+    other = "compute units are" if bound == "memory" else "memory system is"
     return bound, (f"{bound}-bound: compute {float(tc) * 1e3:.4g} ms vs memory {float(tm) * 1e3:.4g} ms per {what}; "
-                   f"the {other} are busy {float(busy):.1%} of the {what}")
+                   f"the {other} busy {float(busy):.1%} of the {what}")
 
 
 # ---- where a batched operation turns compute-bound ------------------------------------------------------
