@@ -82,6 +82,8 @@ def parse_grid(spec: str) -> Axis:
     name, rhs = name.strip(), rhs.strip()
     if not sep or not name or not rhs:
         raise DeriveError(f"--grid expects SYMBOL=START:STOP:STEP or SYMBOL=V1,V2,…, got {spec!r}")
+    from derive import formulas  # noqa: F401  (defines every topic's symbols: a grid may name tp or m_mm)
+
     info = S.info(name)
 
     def val(text: str) -> sp.Rational:

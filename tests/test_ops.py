@@ -260,3 +260,14 @@ def test_example_prints_its_answers():
         assert needle in text, needle
     # fp8: m* = 2048·R8/(4096 − R8), R8 = 1978.9e12/3.35e12 = 590.72 → 345.13
     assert "turns compute-bound at m = 345.13" in text
+
+
+def test_sweep_over_an_op_symbol():
+    # --grid takes a formula module's symbol (m_mm, tp): m = 64 gives m·k·n/(m·k + k·n + m·n) at k = n = 4096
+    # = 64·4096/(64 + 4096 + 64) = 262,144/4,224 ≈ 62.06 FLOP/byte
+    out = run_cli("sweep", "op.matmul.intensity", "--grid", "m_mm=64,4096", "--set", "k_mm=4096", "--set", "n_mm=4096")
+    assert out.returncode == 0, out.stderr
+    assert "62.0606" in out.stdout and "1365.33" in out.stdout  # 4096/3 at m = 4096
+    out = run_cli("sweep", "op.matmul.comm_time", "--grid", "tp=2,8", "--set", "m_mm=4096", "--set", "n_mm=4096",
+                  "--set", "n_dev=8", "--hardware", H100)
+    assert out.returncode == 0, out.stderr

@@ -243,6 +243,9 @@ def elementwise_parts(ctx: Context) -> dict[str, Quantity]:
     dt = (f"elements in {act} ({C.DTYPE_BYTES[act]} B; --option act_dtype or --set bytes_a); reads_el = writes_el = "
           "flops_el = 1 unless --set (a unary op; an add of two tensors reads 2)")
     fl.conventions = moved.conventions = (dt,)
+    fl.conventions += ("compute at the F_peak of --option compute_dtype, a tensor-core rate: elementwise work runs on "
+                       "the vector units (--option compute_dtype=fp32 gives a chip's FP32 rate, the H100's 66.9 "
+                       "TFLOP/s); at a few FLOPs per element it is memory-bound either way",)
     inten = RL.intensity("op.elementwise.intensity", "arithmetic intensity of the elementwise op", fl, moved,
                          symbol="I_el", latex=r"I_{\mathrm{el}}")
     tc = RL.compute_time("op.elementwise.compute_time", "compute time of the elementwise op", fl, symbol="T_cel",
