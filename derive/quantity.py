@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -17,6 +17,14 @@ from derive import symbols as S
 from derive.errors import DeriveError, UnitError
 
 Values = Mapping[sp.Symbol, sp.Expr]
+
+
+@lru_cache(maxsize=16384)
+def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr], ...]) -> sp.Expr:
+    """``expr`` with each child's symbol replaced by its whole formula, expanded. Memoized: presets of one shape
+    and the site's many requests build the same trees (formulas in catalog symbols, not values), and
+    expanding one that holds a Max costs milliseconds (SymPy compares its arguments on every rebuild)."""
+    return sp.expand(expr.xreplace(dict(parts)))
 
 
 @dataclass(eq=False)
@@ -53,7 +61,7 @@ class Quantity:
         """The whole formula in catalog symbols only (children substituted recursively)."""
         if not self.children:
             return self.expr
-        return sp.expand(self.expr.xreplace({c.symbol: c.expanded for c in self.children}))
+        return _expand_over(self.expr, tuple((c.symbol, c.expanded) for c in self.children))
 
     @property
     def free_symbols(self) -> set[sp.Symbol]:

@@ -7,7 +7,7 @@ dimension checked; displaying values in their canonical unit needs no pint at al
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,8 +88,10 @@ def unit(text: str) -> pint.Unit:
         raise UnitError(f"unknown unit {text!r}: {exc}") from None
 
 
+@lru_cache(maxsize=1024)
 def factor_to_canonical(text: str) -> tuple[sp.Rational, str]:
-    """(exact factor, canonical unit name) such that 1 <text> = factor <canonical>."""
+    """(exact factor, canonical unit name) such that 1 <text> = factor <canonical>. Memoized: a pure function
+    of the text, asked for the same few units (every preset's 'TB/s', 'GiB') many times."""
     if text.strip() in ("", "1"):
         return sp.Integer(1), "1"
     u = unit(text)
