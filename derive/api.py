@@ -17,10 +17,19 @@ from sympy.core.expr import Expr
 from derive import reports  # noqa: F401  (gives derivations their Jupyter display, solutions their text)
 from derive.query import context, quantity, request, show
 from derive.solve import solve
-from derive.sweep import sweep
 
-__all__ = ["ExactInteger", "ExactRational", "context", "quantity", "request", "show", "solve", "sweep", "value",
-           "with_unit"]
+__all__ = ["ExactInteger", "ExactRational", "context", "quantity", "request", "show", "solve",  # noqa: F822
+           "sweep", "value", "with_unit"]  # sweep: the module's __getattr__ imports it when first asked for
+
+
+def __getattr__(name: str):
+    """``api.sweep`` is derive.sweep.sweep, imported when first asked for: it brings NumPy (0.1–0.2 s), which a
+    query does not need."""
+    if name == "sweep":
+        from derive.sweep import sweep
+
+        return sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Shown:

@@ -238,17 +238,28 @@ def from_dict(h: dict, where: str = "hardware.json") -> Hardware:
 
 
 @cache
-def presets() -> dict[str, Hardware]:
+def _raw() -> dict[str, dict]:
     raw = json.loads(resources.files("derive.data").joinpath("hardware.json").read_text())
-    return {h["id"]: from_dict(h) for h in raw["hardware"]}
+    return {h["id"]: h for h in raw["hardware"]}
+
+
+@cache
+def _one(hid: str) -> Hardware:
+    """One preset, read when first asked for: a query names one machine, not all of them."""
+    return from_dict(_raw()[hid])
+
+
+@cache
+def presets() -> dict[str, Hardware]:
+    return {hid: _one(hid) for hid in _raw()}
 
 
 def _table() -> dict[str, str]:
     table: dict[str, str] = {}
-    for hw in presets().values():
-        table[hw.id] = hw.id
-        for a in hw.aliases:
-            table[a] = hw.id
+    for h in _raw().values():
+        table[h["id"]] = h["id"]
+        for a in h.get("aliases", []):
+            table[a] = h["id"]
     return table
 
 
@@ -287,5 +298,5 @@ def preset(name: str) -> Hardware:
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     table = _table()
     if key in table:
-        return presets()[table[key]]
+        return _one(table[key])
     raise DeriveError(f"unknown hardware preset {name!r}{suggest(key, table)}; `derive list hardware` shows them")

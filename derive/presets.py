@@ -23,10 +23,23 @@ class ModelPreset:
     config: dict[str, Any]
 
     def architecture(self) -> Architecture:
-        import dataclasses
+        if models().get(self.id) is self:  # a shipped preset: its (immutable) architecture is loaded once
+            return _architecture(self.id)
+        return _load(self)
 
-        arch = hf.from_dict(self.config, self.id)
-        return dataclasses.replace(arch, source=self.source)
+
+def _load(preset: ModelPreset) -> Architecture:
+    import dataclasses
+
+    arch = hf.from_dict(preset.config, preset.id)
+    return dataclasses.replace(arch, source=preset.source)
+
+
+@cache
+def _architecture(pid: str) -> Architecture:
+    """A shipped preset's architecture, once per process: the site and the workbook ask for each preset
+    hundreds of times, and an Architecture is frozen (tuples all the way down)."""
+    return _load(models()[pid])
 
 
 @cache

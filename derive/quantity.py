@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -17,6 +17,73 @@ from derive import symbols as S
 from derive.errors import DeriveError, UnitError
 
 Values = Mapping[sp.Symbol, sp.Expr]
+
+
+@lru_cache(maxsize=16384)
+def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr], ...]) -> sp.Expr:
+    """``expr`` with each child's symbol replaced by its whole formula, expanded. Memoized: presets of one shape
+    and the site's many requests build the same trees (formulas in catalog symbols, not values), and
+    expanding one that holds a Max costs milliseconds (SymPy compares its arguments on every rebuild)."""
+    return sp.expand(_substitute(expr, dict(parts))[0])
+
+
+def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
+    """``expr.xreplace(rule)`` (and whether anything changed), as SymPy does it, except that a Max of two
+    arguments is rebuilt by :func:`_max`: SymPy's own rebuild compares the two formulas symbolically, which takes
+    tens of milliseconds for a roofline step and decides nothing when the two take either order."""
+    if expr in rule:
+        return rule[expr], True
+    if not expr.args:
+        return expr, False
+    if not isinstance(expr, sp.Add | sp.Mul | sp.Pow | sp.Max):
+        return expr._xreplace(rule)  # every other kind as SymPy rebuilds it
+    args, changed = [], False
+    for a in expr.args:
+        new, hit = _substitute(a, rule)
+        args.append(new)
+        changed |= hit
+    if not changed:
+        return expr, False
+    if isinstance(expr, sp.Max):
+        return _max(args), True
+    return expr.func(*args), True
+
+
+#: assumptions a positive integer satisfies (any other on a symbol: SymPy's Max decides as it always did)
+_SAMPLE_OK = frozenset({"positive", "nonnegative", "nonzero", "integer", "rational", "real", "extended_real",
+                        "finite", "commutative", "complex", "hermitian", "algebraic", "extended_positive",
+                        "extended_nonnegative", "extended_nonzero", "negative", "nonpositive", "zero", "infinite",
+                        "irrational", "imaginary", "antihermitian", "extended_negative", "extended_nonpositive",
+                        "transcendental", "noninteger", "polar"})
+
+
+def _max(args: list[sp.Expr]) -> sp.Expr:
+    """``sp.Max(*args)``, faster when it is certain to stay a Max of both: the difference of the two arguments
+    takes both signs at exact positive points (found by making one symbol large or small at a time). Then no
+    sound comparison can order them, so SymPy's evaluation would keep both, and the unevaluated Max it builds
+    is the same object (arguments in SymPy's canonical order). Anything else goes to SymPy."""
+    if len(args) != 2:
+        return sp.Max(*args)
+    a, b = args
+    if a.is_number or b.is_number or a == b or a.has(sp.Max, sp.Min) or b.has(sp.Max, sp.Min):
+        return sp.Max(a, b)
+    syms = sorted((a.free_symbols | b.free_symbols), key=str)
+    for s in syms:
+        if not set(s.assumptions0) <= _SAMPLE_OK or s.is_positive is False or s.is_integer is False \
+                or s.is_zero or s.is_infinite or s.is_imaginary:
+            return sp.Max(a, b)
+    diff = a - b
+    signs = set()
+    points = [{}] + [{s: sp.Integer(2**40)} for s in syms] + [{s: sp.Integer(1)} for s in syms]
+    for point in points:
+        values = {s: point.get(s, sp.Integer(2**10)) for s in syms}
+        v = diff.xreplace(values)
+        if not v.is_Rational:
+            return sp.Max(a, b)
+        signs.add(v.p > 0) if v != 0 else None
+        if len(signs) == 2:
+            return sp.Max(a, b, evaluate=False)
+    return sp.Max(a, b)
 
 
 @dataclass(eq=False)
@@ -53,7 +120,7 @@ class Quantity:
         """The whole formula in catalog symbols only (children substituted recursively)."""
         if not self.children:
             return self.expr
-        return sp.expand(self.expr.xreplace({c.symbol: c.expanded for c in self.children}))
+        return _expand_over(self.expr, tuple((c.symbol, c.expanded) for c in self.children))
 
     @property
     def free_symbols(self) -> set[sp.Symbol]:

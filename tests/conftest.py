@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -54,7 +56,34 @@ def exercises():
     return {e["id"]: e for e in data("exercises.json")}
 
 
-def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m derive ARGS` as a user would, capturing output."""
+def run_process(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m derive ARGS` in a fresh process, for the tests where a real process is the point (what it
+    imports, its exit status as the shell sees it, output written past Python's streams)."""
     return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
                           input=input, cwd=ROOT, timeout=120, env=subprocess_env())
+
+
+def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the `derive` entry point (derive.cli.main) on ARGS in this process, as `python -m derive ARGS` would
+    from the checkout: stdin, stdout and stderr captured (text and bytes), the exit code returned. A second of
+    interpreter start and imports saved per call; :func:`run_process` where a real process matters."""
+    from derive.cli import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8")), encoding="utf-8")
+    saved_in = sys.stdin
+    try:
+        sys.stdin = stdin
+        with contextlib.chdir(ROOT), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # main returns its exit codes; a stray exit still ends the "process"
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin = saved_in
+        stdout.flush()
+        stderr.flush()
+    return subprocess.CompletedProcess(["derive", *args], code, out.getvalue().decode("utf-8", "replace"),
+                                       err.getvalue().decode("utf-8", "replace"))

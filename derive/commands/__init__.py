@@ -1,10 +1,16 @@
-"""Subcommands of the CLI, one module each, plus the options they share."""
+"""Subcommands of the CLI, one module each, plus the options they share.
+
+Adding a parser imports nothing heavy (no SymPy, no pint): ``derive --help`` and ``derive CMD --help`` load every
+command module, so the engine is imported only when a command runs (tests/test_cli_startup.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from derive.context import Request
+if TYPE_CHECKING:  # pragma: no cover
+    from derive.context import Request
 
 
 def add_context_options(p: argparse.ArgumentParser, hardware: bool = True) -> None:
@@ -22,6 +28,7 @@ def add_context_options(p: argparse.ArgumentParser, hardware: bool = True) -> No
 
 
 def request_from(args: argparse.Namespace) -> Request:
+    from derive.context import Request
     from derive.errors import DeriveError
 
     options: dict[str, str] = {}

@@ -1,19 +1,38 @@
-"""derive list: what the engine knows (quantities, model presets, symbols, hardware)."""
+"""derive list: what the engine knows (quantities, model presets, symbols, hardware).
+
+The rows come from ``derive/data/list-index.json``, generated from the live registry, so that listing imports
+neither SymPy nor pint (a tenth of the time); tests/test_cli_startup.py checks that the file equals what the
+registry gives in a fresh process. After adding a quantity, symbol, option or preset, regenerate it with
+``python -m derive.commands.listing --write-index``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+#: the sections of `derive list`, in order: (name, heading)
+SECTIONS = {
+    "quantities": "quantities (derive show ID; any part of a tree too, e.g. params.layer.attention.q)",
+    "models": "model presets (--model ID)",
+    "hardware": "hardware presets (--hardware ID)",
+    "symbols": "symbols (--set NAME=VALUE)",
+    "options": "options (--option KEY=VALUE)",
+}
+INDEX = "list-index.json"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("list", help="list quantities, model presets, hardware and symbols",
                        description="List what can be asked for and substituted.")
-    p.add_argument("what", nargs="?", default="all",
-                   choices=["all", "quantities", "models", "hardware", "symbols", "options"])
+    p.add_argument("what", nargs="?", default="all", choices=["all", *SECTIONS])
     p.set_defaults(run=run)
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: list[list[str]]) -> str:
     if not rows:
         return "  (none)\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -24,38 +43,40 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def sections(what: str) -> list[tuple[str, str]]:
+def live_rows() -> dict[str, list[list[str]]]:
+    """Every section's rows from the registry, the presets and the catalog (imports the whole engine)."""
     from derive import (
-        formulas,  # noqa: F401  (registers every topic and its options)
+        formulas,  # noqa: F401  (registers every topic, its symbols and its options)
+        hardware,
         presets,
     )
     from derive import symbols as S
+    from derive.options import OPTIONS
     from derive.registry import load_all
 
-    out = []
-    if what in ("all", "quantities"):
-        rows = [(q.id, q.unit, q.title) for q in load_all().values()]
-        out.append(("quantities (derive show ID; any part of a tree too, e.g. params.layer.attention.q)", _table(rows)))
-    if what in ("all", "models"):
-        rows = [(m.id, ", ".join(m.aliases), m.title) for m in presets.models().values()]
-        out.append(("model presets (--model ID)", _table(rows)))
-    if what in ("all", "hardware"):
-        from derive import hardware
+    quantities = load_all()
+    return {
+        "quantities": [[q.id, q.unit, q.title] for q in quantities.values()],
+        "models": [[m.id, ", ".join(m.aliases), m.title] for m in presets.models().values()],
+        "hardware": [[h.id, ", ".join(h.aliases), h.title] for h in hardware.presets().values()],
+        "symbols": [[i.name, i.unit, i.meaning] for i in S.CATALOG.values()],
+        "options": [[o.key, "|".join(o.choices) if o.choices else "", f"{o.help} (default {o.default})"]
+                    for o in OPTIONS.values()],
+    }
 
-        rows = [(h.id, ", ".join(h.aliases), h.title) for h in hardware.presets().values()]
-        out.append(("hardware presets (--hardware ID)", _table(rows)))
-    if what in ("all", "symbols"):
-        load_all()
-        rows = [(i.name, i.unit, i.meaning) for i in S.CATALOG.values()]
-        out.append(("symbols (--set NAME=VALUE)", _table(rows)))
-    if what in ("all", "options"):
-        from derive.options import OPTIONS
 
-        load_all()  # options are declared by the formula modules
-        rows = [(o.key, "|".join(o.choices) if o.choices else "", f"{o.help} (default {o.default})")
-                for o in OPTIONS.values()]
-        out.append(("options (--option KEY=VALUE)", _table(rows)))
-    return out
+def index_rows() -> dict[str, list[list[str]]] | None:
+    """The generated index, or None when the package has none (then the registry is asked)."""
+    try:
+        text = resources.files("derive.data").joinpath(INDEX).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return json.loads(text)["sections"]
+
+
+def sections(what: str) -> list[tuple[str, str]]:
+    rows = index_rows() or live_rows()
+    return [(title, _table(rows[name])) for name, title in SECTIONS.items() if what in ("all", name)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,3 +84,22 @@ def run(args: argparse.Namespace) -> int:
         print(title)
         print(body)
     return 0
+
+
+def write_index(path: Path | None = None) -> Path:
+    """Write the index from the live registry (run in a fresh process, so that nothing but the package's own
+    imports has defined symbols)."""
+    path = path or Path(__file__).resolve().parents[1] / "data" / INDEX
+    doc = {"about": "generated by `python -m derive.commands.listing --write-index` from the live registry; "
+                    "tests/test_cli_startup.py checks it", "sections": live_rows()}
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-index"]:
+        print(f"wrote {write_index()}")
+    elif sys.argv[1:] == ["--print-live"]:
+        print(json.dumps(live_rows(), ensure_ascii=False))
+    else:
+        sys.exit("usage: python -m derive.commands.listing --write-index | --print-live")

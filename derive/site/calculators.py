@@ -287,6 +287,129 @@ def _fit_mathml(fit: Fit) -> str:
     return _wrap(f"<mrow>{mathml.expression(fit.needed)}<mo>≤</mo>{mathml.expression(fit.available)}</mrow>")
 
 
+class _Reads(dict):
+    """A context's options (or values) that remember which keys were looked at or written, by any path (a lookup,
+    ``in``, a copy, an iteration: those last count as looking at every key). A build that never touched a key
+    computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.seen: set[str] = set()
+        self.everything = False
+
+    def looked_at(self, key) -> bool:
+        return self.everything or key in self.seen
+
+    def snapshot(self) -> frozenset | None:
+        """The keys touched so far; None when every key was (an iteration, a copy)."""
+        return None if self.everything else frozenset(self.seen)
+
+    def __setitem__(self, key, value):
+        self.seen.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.seen.add(key)
+        super().__delitem__(key)
+
+    def update(self, *args, **kw):
+        self._all()
+        super().update(*args, **kw)
+
+    def _all(self):
+        self.everything = True
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self.seen.add(key)
+        return super().__contains__(key)
+
+    def setdefault(self, key, default=None):
+        self.seen.add(key)
+        return super().setdefault(key, default)
+
+    def pop(self, key, *default):
+        self.seen.add(key)
+        return super().pop(key, *default)
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def copy(self):
+        self._all()
+        return dict(super().items())
+
+    def __len__(self):
+        self._all()
+        return super().__len__()
+
+    def __bool__(self) -> bool:  # `options or {}`: true with or without any one key while two or more are held
+        if super().__len__() < 2:
+            self._all()
+        return super().__len__() > 0
+
+    def __eq__(self, other):
+        self._all()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        self._all()
+        return super().__repr__()
+
+    def __or__(self, other):
+        self._all()
+        return dict(super().items()) | other
+
+    def __ror__(self, other):
+        self._all()
+        return other | dict(super().items())
+
+    def popitem(self):
+        self._all()
+        return super().popitem()
+
+    def __reduce__(self):
+        self._all()
+        return (dict, (dict(super().items()),))
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """What one build touched in its context: option names and value symbols (None: all of them)."""
+
+    options: frozenset | None
+    values: frozenset | None
+
+    def touched(self, key: str) -> bool:
+        from derive.options import OPTIONS
+
+        if key in OPTIONS:
+            return self.options is None or key in self.options
+        return self.values is None or S.sym(key) in self.values
+
+
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
             pins: dict[str, str]) -> tuple[str, sp.Expr, set[sp.Symbol]]:
     """(shape key, value, symbols the build gave values to) of one preset under the given pins."""
@@ -302,16 +425,20 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
 
 
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-              inputs: list[str], want: tuple[str, sp.Expr]) -> list[str]:
+              inputs: list[str], want: tuple[str, sp.Expr], looked: _Looked | None = None) -> list[str]:
     """The page's pins a `derive show` line must name to give this model's answer: an option whose engine
     default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
-    the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes."""
+    the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes.
+    ``looked``: what the build of ``want`` touched; a pin it never touched (option or symbol) cannot change the
+    answer nor be given a value by the engine, so the build is not repeated without it."""
     from derive import options as O
 
     pins = conventions(calc)
     out: list[str] = []
     for key, text in pins.items():
         if key in options or key in inputs or (key in O.OPTIONS and O.OPTIONS[key].default == text):
+            continue
+        if looked is not None and not looked.touched(key):
             continue
         loose = {k: v for k, v in pins.items() if k != key}
         try:
@@ -348,9 +475,11 @@ def build_page(calc: Calculator) -> CalcPage:
     for preset in _model_presets():
         try:
             ctx = api.context(_request(calc, preset.id, hw_default, options, sets))
+            ctx.options, ctx.values = _Reads(ctx.options), _Reads(ctx.values)
             q = build(calc.qid, ctx)
             # the check's expressions, whatever the inputs: the page compares them as `derive show` does
             fit = qdef.fit(ctx) if qdef.fit is not None else None
+            looked = _Looked(ctx.options.snapshot(), ctx.values.snapshot())
         except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
             not_for.append(f"{preset.id}: {exc}")
             continue
@@ -367,7 +496,7 @@ def build_page(calc: Calculator) -> CalcPage:
                           expanded=_expanded_mathml(d, q), inputs=inputs, models=[], fit=fit,
                           fit_formula=_fit_mathml(fit) if fit is not None else "",
                           cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
-                                                (key, q.evaluate(ctx.values))))
+                                                (key, q.evaluate(ctx.values)), looked))
             shapes[key] = shape
         shape.models.append(preset.id)
         missing = [str(s) for s in syms if s not in ctx.values]

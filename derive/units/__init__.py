@@ -7,7 +7,7 @@ dimension checked; displaying values in their canonical unit needs no pint at al
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,10 +88,19 @@ def unit(text: str) -> pint.Unit:
         raise UnitError(f"unknown unit {text!r}: {exc}") from None
 
 
+@lru_cache(maxsize=1024)
 def factor_to_canonical(text: str) -> tuple[sp.Rational, str]:
-    """(exact factor, canonical unit name) such that 1 <text> = factor <canonical>."""
+    """(exact factor, canonical unit name) such that 1 <text> = factor <canonical>. Memoized: a pure function
+    of the text, asked for the same few units (every preset's 'TB/s', 'GiB') many times."""
     if text.strip() in ("", "1"):
         return sp.Integer(1), "1"
+    if len(text) <= MAX_UNIT_TEXT:
+        from derive.units import table
+
+        parts = table.parse(text.replace("^", "**"))
+        if parts is not None:  # read from the generated table, without pint
+            return _from_parts(text, [(name, sp.Rational(f.numerator, f.denominator), dims, exp)
+                                      for name, f, dims, exp in parts])
     u = unit(text)
     for part, exp in u._units.items():
         if exp != int(exp) or abs(exp) > MAX_UNIT_POWER:
@@ -102,11 +111,31 @@ def factor_to_canonical(text: str) -> tuple[sp.Rational, str]:
     # factor unit by unit, so 1/hour is exactly 1/3600 and not the float 0.000277…
     factor = sp.Integer(1)
     for part, exp in u._units.items():
-        q1 = ureg.Quantity(1, part)
-        canon = canonical_name(dict(q1.dimensionality))
-        f1 = exact(q1.to("dimensionless" if canon == "1" else canon.replace("^", "**")).magnitude)
+        from derive.units import table
+
+        known = table.resolve(part)
+        if known is not None:  # the exact factor of the table (pint's float of 'EiB' in bits loses digits)
+            f1 = sp.Rational(known[1].numerator, known[1].denominator)
+        else:
+            q1 = ureg.Quantity(1, part)
+            canon = canonical_name(dict(q1.dimensionality))
+            f1 = exact(q1.to("dimensionless" if canon == "1" else canon.replace("^", "**")).magnitude)
         factor *= f1 ** sp.Rational(str(exp))
     return factor, name
+
+
+def _from_parts(text: str, parts: list[tuple[str, sp.Rational, dict[str, int], int]]) -> tuple[sp.Rational, str]:
+    """factor_to_canonical of a unit the table read: the same power limit and the same canonical name."""
+    dims: dict[str, int] = {}
+    factor = sp.Integer(1)
+    for part, f1, part_dims, exp in parts:
+        if abs(exp) > MAX_UNIT_POWER:
+            raise UnitError(f"unit {text!r}: the power {exp:g} of {part} is not a whole number between "
+                            f"-{MAX_UNIT_POWER} and {MAX_UNIT_POWER}")
+        for dim, k in part_dims.items():
+            dims[dim] = dims.get(dim, 0) + k * exp
+        factor *= f1 ** exp
+    return factor, canonical_name({k: v for k, v in dims.items() if v})
 
 
 def convert(value: sp.Expr, from_unit: str, to_unit: str) -> sp.Expr:

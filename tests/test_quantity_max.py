@@ -1,0 +1,42 @@
+"""The fast rebuild of a Max while expanding a tree (derive/quantity.py _max) gives SymPy's own result."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from derive import api
+from derive.quantity import _expand_over, _max, _substitute
+
+x, y = sp.symbols("x y", positive=True)
+n = sp.Symbol("n", positive=True, integer=True)
+r = sp.Symbol("r", real=True)
+e = sp.Symbol("e", even=True, positive=True)
+
+
+@pytest.mark.parametrize("a, b", [
+    (2 * x, x),            # SymPy decides: 2x ≥ x for x > 0 → 2x
+    (x + 1, x),            # decides → x + 1
+    (x * y, x),            # undecidable (y < 1 or y > 1): stays a Max
+    (x / y, y / x),
+    (n**2, 3 * n),         # undecidable over the positive integers (n = 1, 2 vs n ≥ 3)
+    (r, x),                # r may be negative: undecidable
+    (e, sp.Integer(2)),    # a number: SymPy's path
+    (e, x),                # an assumption the sampler does not handle (even): SymPy's path
+    (sp.Max(x, y), x * y), # nested Max: SymPy's path (it flattens)
+    (x, x),
+])
+def test_max_is_sympys_max(a, b):
+    got, want = _max([a, b]), sp.Max(a, b)
+    assert got == want and sp.srepr(got) == sp.srepr(want)
+
+
+@pytest.mark.parametrize("model, hw", [("llama-2-7b", "h100-sxm"), ("llama-2-13b", "a100-80gb"), ("gpt2", "h100-sxm")])
+def test_expanding_a_roofline_step_is_unchanged(model, hw):
+    """The decode step's Max(T_comp, T_mem) expanded both ways: the same expression, argument for argument."""
+    q, _ = api.quantity("decode.step_time", model=model, hardware=hw, s=2048, b=4)
+    parts = tuple((c.symbol, c.expanded) for c in q.children)
+    fast = _expand_over.__wrapped__(q.expr, parts)
+    slow = sp.expand(q.expr.xreplace(dict(parts)))
+    assert sp.srepr(fast) == sp.srepr(slow)
+    assert fast.has(sp.Max) and _substitute(q.expr, {})[1] is False
