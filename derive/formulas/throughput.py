@@ -194,11 +194,13 @@ def hardware_note(ctx: Context) -> str:
 def collect_conventions(root: Quantity, extra: tuple[str, ...] = ()) -> Quantity:
     """The root says every convention of its parts (children built elsewhere state theirs)."""
     seen: list[str] = []
-    for n in root.walk():
+    syms: set = set()
+    for n in root.walk():  # node by node: expanding the root here would cost a Max rebuild per build
         seen.extend(n.conventions)
-    if root.expanded.has(n_dev):
+        syms |= n.expr.free_symbols
+    if n_dev in syms:
         seen.append(DEVICES)
-    if root.expanded.has(tp):
+    if tp in syms:
         seen.append(TP_SENTENCE)
     root.conventions = tuple(dict.fromkeys(list(extra) + seen))
     return root

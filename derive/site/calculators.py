@@ -8,6 +8,8 @@ symbol values as JSON, so choosing a model refills the inputs and switches the f
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
@@ -16,6 +18,7 @@ import sympy as sp
 from derive import symbols as S
 from derive.errors import DeriveError
 from derive.layers.stack import describe as describe_arch
+from derive.quantity import Quantity
 from derive.registry import Fit
 
 #: symbols that describe the model: a model menu sets them (N and N_act default to its exact count)
@@ -275,9 +278,10 @@ def _request(calc: Calculator, model: str, hardware: str | None, options: dict, 
     return req
 
 
-def _shape_key(expr: sp.Expr, fit: Fit | None) -> str:
-    """Two presets share a shape when the result's formula and the fit check's formulas are the same."""
-    return sp.srepr(expr) + ("" if fit is None else "|" + sp.srepr(fit.needed) + "|" + sp.srepr(fit.available))
+def _shape_key(expr: sp.Expr, fit: Fit | None) -> tuple:
+    """Two presets share a shape when the result's formula and the fit check's formulas are the same (SymPy's
+    structural equality, symbols with their assumptions: what srepr would compare, without printing)."""
+    return (expr,) if fit is None else (expr, fit.needed, fit.available)
 
 
 def _fit_mathml(fit: Fit) -> str:
@@ -410,9 +414,46 @@ class _Looked:
         return self.values is None or S.sym(key) in self.values
 
 
+def _point(sym: sp.Symbol, k: int) -> sp.Integer:
+    """A fixed, unremarkable positive value of a symbol at probe point k (the same in every build); small, for
+    formulas with a symbol in an exponent (the experts b routings touch: (1 − k/E)^b)."""
+    return sp.Integer(zlib.crc32(f"{sym.name}/{k}".encode()) % 89 + 7)
+
+
+def _node_values(q: Quantity, values: Mapping, out: list | None = None) -> list[tuple[str, sp.Expr]]:
+    """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
+    numbers is decided at once, a Max of two formulas is not)."""
+    out = [] if out is None else out
+    rule = {}
+    for c in q.children:
+        _node_values(c, values, out)
+        rule[c.symbol] = out[-1][1]
+    out.append((q.id, q.expr.xreplace({**dict(values), **rule})))
+    return out
+
+
+def _node_value(q: Quantity, values: Mapping) -> sp.Expr:
+    return _node_values(q, values)[-1][1]
+
+
+def _probe(q: Quantity, fit: Fit | None) -> tuple:
+    """Every node's value (and the fit check's) at two fixed points of all the symbols: two builds whose
+    formulas differ anywhere differ there, found without expanding either tree. Node by node, because a Max
+    at the root can hide a part that changed (a compute time under a larger memory time)."""
+    child = {c.symbol for n in q.walk() for c in n.children}
+    syms = {x for n in q.walk() for x in n.expr.free_symbols} - child
+    exprs = [] if fit is None else [fit.needed, fit.available]
+    syms |= {x for e in exprs for x in e.free_symbols}
+    out: list = []
+    for k in (1, 2):
+        point = {x: _point(x, k) for x in syms}
+        out += _node_values(q, point) + [e.xreplace(point) for e in exprs]
+    return tuple(out)
+
+
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
             pins: dict[str, str]) -> tuple[str, sp.Expr, set[sp.Symbol]]:
-    """(shape key, value, symbols the build gave values to) of one preset under the given pins."""
+    """(probe values, value, symbols the build gave values to) of one preset under the given pins."""
     from derive import query as api
     from derive.registry import REGISTRY, build
 
@@ -421,7 +462,7 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
     q = build(calc.qid, ctx)
     qdef = REGISTRY[calc.qid]
     fit = qdef.fit(ctx) if qdef.fit is not None else None
-    return _shape_key(q.expanded, fit), q.evaluate(ctx.values), set(ctx.values) - before
+    return _probe(q, fit), _node_value(q, ctx.values), set(ctx.values) - before
 
 
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
@@ -467,7 +508,7 @@ def build_page(calc: Calculator) -> CalcPage:
     sets = {k: v for k, v in calc.sets if k in S.CATALOG}
     hw_all = _hardware_presets()
     hw_default = calc.hardware if (calc.hardware and hw_all) else None
-    shapes: dict[str, Shape] = {}
+    shapes: dict[tuple, Shape] = {}
     models: list[dict] = []
     per_model_values: dict[str, dict[sp.Symbol, sp.Expr]] = {}
     first_q = None
@@ -496,7 +537,7 @@ def build_page(calc: Calculator) -> CalcPage:
                           expanded=_expanded_mathml(d, q), inputs=inputs, models=[], fit=fit,
                           fit_formula=_fit_mathml(fit) if fit is not None else "",
                           cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
-                                                (key, q.evaluate(ctx.values)), looked))
+                                                (_probe(q, fit), _node_value(q, ctx.values)), looked))
             shapes[key] = shape
         shape.models.append(preset.id)
         missing = [str(s) for s in syms if s not in ctx.values]
