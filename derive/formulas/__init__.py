@@ -11,6 +11,7 @@ from derive.formulas import (  # noqa: F401  (each module registers its quantiti
     kv_cache,
     memory,
     numerics,
+    parallel,
     params_quantities,
     positional,
     rules,
