@@ -540,6 +540,10 @@ def training_peak(ctx: Context, free: bool = False, lay: Layout | None = None) -
     lay = lay or layout(ctx, free)
     first = stage_peak(ctx, lay, "first")
     pv = number(ctx, pp)
+    if free:  # the planner compiles the tree; it needs no sentences
+        last = stage_peak(ctx, lay, "last")
+        return node("memory.training_peak", "peak memory per device", "byte", expr=sp.Max(first.symbol, last.symbol),
+                    children=(first, last), symbol="M_peak", latex=r"M_{\mathrm{peak}}")
     if pv == 1:
         q = node("memory.training_peak", "peak memory per device during backward (one pipeline stage)", "byte",
                  [(1, first)], symbol="M_peak", latex=r"M_{\mathrm{peak}}")
@@ -711,6 +715,8 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
                               (on * plat, on * p2p / (eff_comm * pbw)), "T_pp", "T_{pp}",
                               note="each tp rank sends its 1/tp (scatter/gather optimisation, Narayanan et al. 2021 "
                                    "§4.1, or sequence parallelism)"))
+    for c in comm:
+        nodes["comm:" + c.id.split(".")[-1].removesuffix("_comm")] = c
     comm_sum = sp.Add(*[c.symbol for c in comm])
     if lay.overlap == "all":
         exposed = node("training.comm_exposed", "communication of one micro-batch not hidden behind its matmuls "
@@ -740,10 +746,15 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
     wts = pmax.symbol * S.bytes_w
     if lay.zero == 0:
         terms, what = ring_allreduce(rep, grads, dbw, dlat), "ring all-reduce of the gradients"
-    elif lay.zero in (1, 2):
+    elif lay.zero == 1:
         g_, w_ = ring_half(rep, grads, dbw, dlat), ring_half(rep, wts, dbw, dlat)
         terms = (g_[0] + w_[0], g_[1] + w_[1])
         what = "reduce-scatter of the gradients + all-gather of the updated weights"
+    elif lay.zero == 2:
+        g_, w_ = ring_half(rep, grads, dbw, dlat), ring_half(rep, wts, dbw, dlat)
+        terms = (lay.m * g_[0] + w_[0], lay.m * g_[1] + w_[1])
+        what = ("a reduce-scatter of the gradients per micro-batch (each rank keeps only its shard, so accumulation "
+                "happens after the reduction) + all-gather of the updated weights")
     else:
         g_, w_ = ring_half(rep, grads, dbw, dlat), ring_half(rep, wts, dbw, dlat)
         terms = (lay.m * (2 * w_[0] + g_[0]), lay.m * (2 * w_[1] + g_[1]))
@@ -752,9 +763,9 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
                          f"replicas: {what} (ZeRO-{lay.zero}), on the {dwhere}", terms, "T_dpt", "T_{dp}",
                          children=(pmax,))
     if lay.overlap in ("dp", "all"):
-        hide = t_mb.symbol if lay.zero < 3 else lay.m * t_mb.symbol
+        hide = t_mb.symbol if lay.zero < 2 else lay.m * t_mb.symbol
         dpx = node("training.dp_comm", "data-parallel communication not hidden behind "
-                   + ("the last micro-batch" if lay.zero < 3 else "each micro-batch's compute"), "s",
+                   + ("the last micro-batch" if lay.zero < 2 else "each micro-batch's compute"), "s",
                    expr=sp.Max(0, dp_total.symbol - hide), children=(dp_total, t_mb), symbol="T_dp",
                    latex=r"T_{dp,\mathrm{exp}}",
                    note="buckets of gradients are reduced while the backward goes on (and sharded weights gathered "
@@ -844,7 +855,12 @@ def hardware_flops_step(ctx: Context, lay: Layout) -> Quantity:
 
 
 def utilisation(ctx: Context, kind: str, free: bool = False) -> Quantity:
-    """training.mfu or training.hfu: FLOPs of a step over what n_dev devices could do at peak in that time."""
+    """training.mfu or training.hfu: FLOPs of a step over what n_dev devices could do at peak in that time (from a
+    measured tokens/s per device or step time when one is given)."""
+    from derive.formulas import measured as MS
+
+    if not free and MS.measured(ctx):
+        return MS.measured_utilisation(ctx, kind)
     parts = step_parts(ctx, free)
     t = stamp(parts.root, time_sentences(ctx, parts.lay))
     f = model_flops_step(ctx, parts.lay) if kind == "mfu" else hardware_flops_step(ctx, parts.lay)
@@ -876,24 +892,55 @@ def tokens_per_second(ctx: Context, per_device: bool) -> Quantity:
 
 def peak_check(ctx: Context, q: Quantity | None = None) -> None:
     """A time of a layout that does not fit in memory is a verdict, not a number."""
+    from derive.formulas import measured as MS
+
+    if q is not None and q.find("training.step_time") is None and MS.measured(ctx):
+        return
     lay = layout(ctx)
     need = training_peak(ctx, lay=lay)
     T.fits(ctx, "training states + activations + the largest backward temporary", need.expanded,
            "memory.training_peak")
 
 
-def compile_numeric(expr: sp.Expr, ctx: Context, free: tuple[sp.Symbol, ...]) -> Callable:
-    """``expr`` with every value but the ``free`` symbols substituted, compiled to NumPy (the planner's evaluator:
-    the same formula the derivation shows, evaluated for many layouts at once)."""
-    import numpy as np
+class Evaluator:
+    """Evaluates quantity trees numerically for many layouts at once: each node's own formula is compiled once to
+    NumPy (over the free layout symbols and its children's values) and reused by every tree that has the same
+    node, so the planner evaluates exactly the formulas a derivation shows without expanding them."""
 
-    vals = {k: v for k, v in ctx.values.items() if k not in free}
-    e = expr.xreplace(vals)
-    left = e.free_symbols - set(free)
-    if left:
-        raise DeriveError(f"the planner needs values for {', '.join(sorted(map(str, left)))}")
-    fn = sp.lambdify(free, e, modules=[{"Max": np.maximum, "Min": np.minimum}, "numpy"])
-    return fn
+    def __init__(self, ctx: Context, free: tuple[sp.Symbol, ...]) -> None:
+        self.free = tuple(free)
+        self.consts: dict[sp.Symbol, sp.Expr] = {}
+        self.cache: dict[tuple, Callable] = {}
+        self.use(ctx)
+
+    def use(self, ctx: Context) -> None:
+        """Take the values a builder filled in (calibration constants, byte sizes); the same for every family."""
+        for k, v in ctx.values.items():
+            if k not in self.free and not sp.sympify(v).free_symbols:
+                self.consts.setdefault(k, v)
+
+    def _fn(self, q: Quantity) -> Callable:
+        key = (q.id, q.expr)
+        fn = self.cache.get(key)
+        if fn is None:
+            import numpy as np
+
+            kids = tuple(dict.fromkeys(c.symbol for c in q.children))
+            e = q.expr.xreplace(self.consts)
+            left = e.free_symbols - set(self.free) - set(kids)
+            if left:
+                raise DeriveError(f"{q.id}: the planner needs values for {', '.join(sorted(map(str, left)))}")
+            fn = sp.lambdify(self.free + kids, e, modules=[{"Max": np.maximum, "Min": np.minimum}, "numpy"])
+            self.cache[key] = fn
+        return fn
+
+    def __call__(self, q: Quantity, arrays: dict[sp.Symbol, object], memo: dict | None = None):
+        memo = {} if memo is None else memo
+        k = id(q)
+        if k not in memo:
+            kids = {c.symbol: self(c, arrays, memo) for c in q.children}
+            memo[k] = self._fn(q)(*[arrays[x] for x in self.free], *kids.values())
+        return memo[k]
 
 
 # ---- registered quantities -------------------------------------------------------------------------

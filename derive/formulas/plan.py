@@ -1,0 +1,310 @@
+"""Planning a training run: every valid parallel layout of a model on a cluster, ranked by time to train.
+
+The search enumerates the layouts the divisibility rules allow (tp divides the query heads, pp·vpp the layers,
+ep the experts, dp·b the global batch, 2·cp the sequence), groups them into families that share one formula
+(the same ZeRO stage, recomputation and schedule), builds each family's trees once with the degrees left free
+(:mod:`derive.formulas.parallel`), and evaluates the step time and the peak memory of all the family's layouts at
+once with NumPy. Only the layouts a user looks at get a derivation tree of their own (``derive show`` of the same
+quantities with the layout's values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from derive import conventions as C
+from derive import hardware as HW
+from derive import options as O
+from derive import symbols as S
+from derive.errors import DeriveError
+from derive.formulas import parallel as PL
+from derive.formulas import throughput as T
+from derive.layers import stack as stack_
+from derive.registry import Context
+
+FREE = (PL.tp, PL.pp, PL.dp, PL.cp, PL.ep, PL.vpp, S.b)
+RECOMPUTE = ("none", "selective", "full")
+ZERO = (0, 1, 2, 3)
+MAX_MICRO_BATCH = 16
+MAX_VPP = 8
+MAX_CP = 16
+#: layouts whose step time is within this fraction of the best tie with it (then less memory ranks first)
+TIE = 0.005
+
+TERMS = {"compute": "matmuls", "memory": "memory-bound work", "comm": "tensor/context/expert/pipeline communication",
+         "bubble": "pipeline bubble", "dp": "data-parallel communication", "optimizer": "optimizer step"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tp: int
+    pp: int
+    dp: int
+    cp: int
+    ep: int
+    vpp: int
+    b: int
+    zero: int
+    recompute: str
+    schedule: str
+    sp: bool
+
+    @property
+    def family(self) -> tuple:
+        return (self.zero, self.recompute, self.schedule, self.sp)
+
+    def label(self) -> str:
+        parts = [f"tp{self.tp}", f"pp{self.pp}", f"dp{self.dp}"]
+        if self.cp > 1:
+            parts.append(f"cp{self.cp}")
+        if self.ep > 1:
+            parts.append(f"ep{self.ep}")
+        if self.vpp > 1:
+            parts.append(f"vpp{self.vpp}")
+        parts += [f"b{self.b}", f"ZeRO-{self.zero}", f"rec={self.recompute}"]
+        if self.schedule == "gpipe":
+            parts.append("gpipe")
+        if self.sp:
+            parts.append("sp")
+        return " ".join(parts)
+
+    def sets(self) -> dict[str, int]:
+        return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "cp": self.cp, "ep": self.ep, "vpp": self.vpp,
+                "b": self.b}
+
+    def options(self) -> dict[str, str]:
+        return {"zero_stage": str(self.zero), "recompute": self.recompute, "schedule": self.schedule,
+                "sp": "yes" if self.sp else "no"}
+
+
+@dataclass
+class Result:
+    cand: Candidate
+    step_time: float
+    memory: float
+    terms: dict[str, float]
+    fits: bool
+    time_to_train: float | None = None
+    cost: float | None = None
+    mfu: float = 0.0
+    hfu: float = 0.0
+    bubble: float = 0.0
+    rank: int = 0
+    reason: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"rank": self.rank, "layout": {**self.cand.sets(), **self.cand.options()}, "label": self.cand.label(),
+                "step_time_s": self.step_time, "time_to_train_s": self.time_to_train, "cost_usd": self.cost,
+                "mfu": self.mfu, "hfu": self.hfu, "bubble_fraction": self.bubble,
+                "memory_per_device_bytes": self.memory, "fits": self.fits, "breakdown_s": self.terms,
+                "reason": self.reason}
+
+
+@dataclass
+class Plan:
+    results: list[Result]  # ranked: the layouts that fit first (fastest first), then those that do not
+    searched: dict[str, list]
+    budget: float
+    steps: float | None
+    notes: list[str]
+    families: int
+
+    @property
+    def valid(self) -> list[Result]:
+        return [r for r in self.results if r.fits]
+
+    @property
+    def best(self) -> Result | None:
+        v = self.valid
+        return v[0] if v else None
+
+
+def _divisors(n: int) -> list[int]:
+    return [x for x in range(1, n + 1) if n % x == 0]
+
+
+def _num(ctx: Context, sym: sp.Symbol, what: str) -> int:
+    v = T.number(ctx, sym)
+    if v is None or not v.is_Integer:
+        raise DeriveError(f"derive plan training needs {what}: --set {sym}=…")
+    return int(v)
+
+
+def candidates(ctx: Context) -> tuple[list[Candidate], dict[str, list]]:
+    """Every layout the divisibility rules allow, and what was searched (the options a user pins narrow it)."""
+    n = _num(ctx, S.n_dev, "the cluster size (devices)")
+    gb = _num(ctx, PL.global_batch, "the global batch in sequences")
+    seq = _num(ctx, S.s, "the sequence length")
+    heads = stack_.heads(ctx.arch) if ctx.model_given else None
+    hq = heads[0] if heads is not None else _num(ctx, S.h, "the query heads h (or a --model)")
+    layers = T.number(ctx, PL.total_layers(ctx))
+    if layers is None:
+        raise DeriveError("derive plan training needs the layer count (a --model or --set L=…)")
+    layers = int(layers)
+    experts = PL._experts(ctx)
+    pinned = {k: ctx.options[k] for k in ("recompute", "zero_stage", "schedule", "sp") if k in ctx.user_options}
+    recs = (pinned["recompute"],) if "recompute" in pinned else RECOMPUTE
+    zeros = (int(pinned["zero_stage"]),) if "zero_stage" in pinned else ZERO
+    scheds = (pinned["schedule"],) if pinned.get("schedule", "auto") != "auto" else ("1f1b", "interleaved", "gpipe")
+    tps = [t for t in _divisors(hq) if n % t == 0]
+    out: list[Candidate] = []
+    cps = [c for c in (1, 2, 4, 8, 16) if c <= MAX_CP and seq % (2 * c) == 0 or c == 1]
+    for t in tps:
+        for p in [p for p in _divisors(layers) if n % (t * p) == 0]:
+            for c in cps:
+                if n % (t * p * c):
+                    continue
+                d = n // (t * p * c)
+                if gb % d:
+                    continue
+                eps = [1] if experts is None else [e for e in _divisors(experts) if (d * c) % e == 0]
+                for bb in [x for x in _divisors(gb // d) if x <= MAX_MICRO_BATCH]:
+                    m = gb // (d * bb)
+                    vpps = [1] + ([v for v in _divisors(layers // p) if 2 <= v <= MAX_VPP and m % p == 0]
+                                  if p > 1 else [])
+                    sp_ = (pinned["sp"] == "yes") if "sp" in pinned else t > 1
+                    for v in vpps:
+                        for sched in scheds:
+                            if (sched == "interleaved") != (v > 1) or (sched == "gpipe" and p == 1):
+                                continue
+                            for e in eps:
+                                for z in zeros:
+                                    for r in recs:
+                                        out.append(Candidate(t, p, d, c, e, v, bb, z, r, sched, sp_))
+    searched = {"tp": tps, "pp": sorted({x.pp for x in out}), "cp": sorted({x.cp for x in out}),
+                "b": sorted({x.b for x in out}), "vpp": sorted({x.vpp for x in out}), "ep": sorted({x.ep for x in out}),
+                "zero_stage": list(zeros), "recompute": list(recs), "schedule": list(scheds)}
+    if not out:
+        raise DeriveError(f"no layout of {n} devices divides this model and batch: tp must divide the {hq} heads, "
+                          f"pp the {layers} layers, and dp = n_dev/(tp·pp·cp) the global batch {gb}")
+    return out, searched
+
+
+def _family_ctx(ctx: Context, fam: tuple) -> Context:
+    zero, rec, sched, sp_ = fam
+    values = {k: v for k, v in ctx.values.items() if k not in FREE}
+    c = dataclasses.replace(ctx, options={**ctx.options, "zero_stage": str(zero), "recompute": rec,
+                                          "schedule": sched, "sp": "yes" if sp_ else "no"}, values=values)
+    c.user_sets = frozenset(x for x in ctx.user_sets if x not in {str(f) for f in FREE})
+    c.user_options = ctx.user_options
+    return c
+
+
+def plan_training(ctx: Context) -> Plan:
+    """Rank every valid layout by time to train (and cost), each with its memory per device and step-time terms."""
+    if ctx.hardware is None:
+        raise DeriveError("derive plan training needs a machine: --hardware PRESET (or a profile)")
+    cands, searched = candidates(ctx)
+    C.set_byte_defaults(ctx)
+    budget = float(T.number(ctx, T.usable_memory(ctx)))
+    ev = PL.Evaluator(ctx, FREE)
+    fams: dict[tuple, list[Candidate]] = {}
+    for c in cands:
+        fams.setdefault(c.family, []).append(c)
+    n = float(ctx.values[S.n_dev])
+    peak = float(ctx.values[S.F_peak])
+    seq, gb = float(ctx.values[S.s]), float(ctx.values[PL.global_batch])
+    dv = T.number(ctx, S.D)
+    steps = float(dv) / (gb * seq) if dv is not None else None
+    price = float(ctx.values.get(S.price, 0))
+    model_flops = None
+    node_size = float(ctx.values.get(HW.n_node, 1))
+    results: list[Result] = []
+    for fam, members in fams.items():
+        fc = _family_ctx(ctx, fam)
+        parts = PL.step_parts(fc, free=True)
+        mem_q = PL.training_peak(fc, free=True, lay=parts.lay)
+        hw_q = PL.hardware_flops_step(fc, parts.lay)
+        if model_flops is None:
+            mq = PL.model_flops_step(fc, parts.lay)
+        ev.use(fc)
+        arr = {sym: np.array([getattr(c, str(sym)) for c in members], dtype=float) for sym in FREE}
+        memo: dict = {}
+        t = np.asarray(ev(parts.root, arr, memo), dtype=float) * np.ones(len(members))
+        mem = np.asarray(ev(mem_q, arr, memo), dtype=float) * np.ones(len(members))
+        hw = float(np.atleast_1d(ev(hw_q, arr, memo))[0])
+        if model_flops is None:
+            model_flops = float(np.atleast_1d(ev(mq, arr, memo))[0])
+        m = gb / (arr[PL.dp] * arr[S.b])
+        vals = {}
+        for key in ("compute", "memory", "comm"):
+            vals[key] = m * np.asarray(ev(parts.nodes[key], arr, memo), dtype=float)
+        for key in ("bubble", "dp", "optimizer"):
+            vals[key] = np.asarray(ev(parts.nodes[key], arr, memo), dtype=float) * np.ones(len(members))
+        comm_detail = {k: np.asarray(ev(q, arr, memo), dtype=float) * np.ones(len(members))
+                       for k, q in parts.nodes.items() if k.startswith("comm:")}
+        for i, c in enumerate(members):
+            r = Result(c, float(t[i]), float(mem[i]), {k: float(v[i]) for k, v in vals.items()},
+                       bool(mem[i] <= budget))
+            r.mfu = model_flops / (n * peak * r.step_time)
+            r.hfu = hw / (n * peak * r.step_time)
+            r.bubble = (c.pp - 1) / (float(m[i]) * c.vpp)
+            r.detail = {k: float(v[i]) for k, v in comm_detail.items()}
+            r.detail["n_node"] = node_size
+            if steps is not None:
+                r.time_to_train = steps * r.step_time
+                r.cost = r.time_to_train * n * price
+            results.append(r)
+    results.sort(key=lambda r: (not r.fits, r.step_time if r.fits else r.memory, r.memory))
+    for i, r in enumerate(results, 1):
+        r.rank = i
+    best = results[0] if results and results[0].fits else None
+    for r in results:
+        r.reason = reason(r, best, budget)
+    notes = [f"searched every layout of n_dev = {int(n)}: " + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}"
+                                                                          for k, v in searched.items()),
+             "sequence parallelism with every tp > 1 (--option sp=no to search without)",
+             f"fits: peak memory per device ≤ mem_util × M_dev = {budget / 2**30:.1f} GiB (memory.training_peak)",
+             f"communication overlap: {O.get(ctx.options, 'comm_overlap')} (--option comm_overlap)"]
+    if steps is None:
+        notes.append("no --set D=…: layouts are ranked by step time; give D for time to train and cost")
+    hwd = ctx.hardware
+    if not (hwd is not None and "training" in (hwd.calibration or {})):
+        notes.append("uncalibrated hardware: times are lower bounds (derive calibrate fits eff_train, eff_comm, "
+                     "eff_bw_train to measured runs)")
+    return Plan(results, searched, budget, steps, notes, len(fams))
+
+
+def _human_s(v: float) -> str:
+    return f"{v * 1e3:.0f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def reason(r: Result, best: Result | None, budget: float) -> str:
+    """Why a layout loses to the best, in one line."""
+    c = r.cand
+    if not r.fits:
+        return (f"does not fit: needs {r.memory / 2**30:.1f} GiB per device, has {budget / 2**30:.1f} GiB "
+                f"({'recompute or shard more' if c.recompute != 'full' or c.zero < 3 else 'split the model more'})")
+    if best is None or r is best:
+        return "fastest layout that fits" if r is best else ""
+    gap = r.step_time - best.step_time
+    if gap <= TIE * best.step_time:
+        more = r.memory > best.memory * (1 + TIE)
+        return f"ties the best (within {TIE:.1%} per step)" + (
+            f" and needs more memory: {r.memory / 2**30:.1f} GiB per device against {best.memory / 2**30:.1f} GiB"
+            if more else "")
+    diffs = {k: r.terms[k] - best.terms.get(k, 0.0) for k in r.terms}
+    key = max(diffs, key=lambda k: diffs[k])
+    what = TERMS[key]
+    detail = ""
+    if key == "bubble":
+        detail = f" (bubble (pp − 1)/(m·vpp) = {r.bubble:.1%} against {best.bubble:.1%})"
+    elif key == "compute" and c.recompute != best.cand.recompute:
+        detail = f" (recompute={c.recompute} runs more FLOPs: HFU/MFU {r.hfu / r.mfu:.2f}×)"
+    elif key == "compute" and c.b != best.cand.b:
+        detail = f" (micro-batch {c.b})"
+    elif key == "comm" and any(k.startswith("comm:") for k in r.detail):
+        top = max((k for k in r.detail if k.startswith("comm:")), key=lambda k: r.detail[k])
+        which = top.split(":", 1)[1]
+        span = {"tp": c.tp, "cp": c.tp * c.cp, "ep": c.tp * c.cp * c.ep, "pp": c.tp * c.cp * c.dp}.get(which, 0)
+        node = int(r.detail.get("n_node", 1))
+        detail = f" (mostly {which} communication" + (", its group spans nodes" if span > node else "") + ")"
+    elif key == "dp" and c.zero == 3:
+        detail = " (ZeRO-3 gathers the weights for every micro-batch)"
+    return (f"{_human_s(gap)} per step slower ({gap / best.step_time:+.1%}): {what} {_human_s(r.terms[key])} "
+            f"against {_human_s(best.terms[key])}{detail}")
