@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from derive.commands import add_context_options, request_from
@@ -77,19 +78,29 @@ def explain(req, best) -> tuple[list[str], dict]:
 
     r2 = dataclasses.replace(req, sets=list(req.sets) + [f"{k}={v}" for k, v in best.cand.sets().items()],
                              options={**req.options, **best.cand.options()})
-    d = show("training.step_time", r2, max_depth=3)
-    lines = []
-    for st in d.steps[:1] + [x for x in d.steps[1:] if x.depth <= 3]:
-        val = st.value
-        try:
-            from derive.units.human import human
+    from derive.units.human import human
 
-            approx = human(val, st.unit) if not getattr(val, "free_symbols", set()) else ""
-        except (TypeError, ValueError):
-            approx = ""
-        lines.append(f"{'  ' * st.depth}{st.symbol_text} = {st.formula_text} = {st.substituted_text}"
-                     f"{' ≈ ' + approx if approx else ''}   [{st.title}]")
-    lines += [f"convention: {c}" for c in d.conventions[:12]]
+    d = show("training.step_time", r2, max_depth=3)
+    lines: list[str] = []
+    seen: set[str] = set()
+    skip_below: int | None = None
+    for st in d.steps:
+        if skip_below is not None and st.depth > skip_below:
+            continue
+        skip_below = None
+        val = st.value
+        approx = human(val, st.unit) if not getattr(val, "free_symbols", set()) else str(val)
+        pad = "  " * st.depth
+        if st.id in seen:  # a shared term (the micro-batch time) is derived once
+            lines.append(f"{pad}{st.symbol_text} ≈ {approx}   (derived above)")
+            skip_below = st.depth
+            continue
+        seen.add(st.id)
+        sub = st.substituted_text
+        long_fraction = re.search(r"\d{9,}/\d|/\d{9,}", sub)
+        shown = f" = {sub}" if len(sub) <= 100 and not long_fraction and sub != st.formula_text else ""
+        lines.append(f"{pad}{st.symbol_text} = {st.formula_text}{shown} ≈ {approx}   [{st.title}]")
+    lines += [f"convention: {c}" for c in d.conventions[:10]]
     return lines, json.loads(render(d, "json"))
 
 

@@ -251,3 +251,30 @@ def _rps(ctx: Context) -> Quantity:
              "sequence/s", expr=S.b / (lat.symbol * T.devices(ctx)), children=(lat,), symbol="R_req",
              latex=r"R_{\mathrm{req}}", note="b requests in flight on n_dev devices, each done after T_req")
     return T.collect_conventions(q)
+
+
+# ---- MoE: where an expert layer turns compute-bound ------------------------------------------------
+
+@quantity("roofline.expert_crossover_batch", "batch at which a MoE expert layer turns compute-bound: ridge point × "
+          "E/k (bf16 weights)", "1")
+def _expert_crossover(ctx: Context) -> Quantity:
+    """An expert's matmuls see b·k/E tokens of a batch of b (uniform routing), and read its weights once: their
+    intensity is 2·(b·k/E)/bytes_w FLOP/byte, which reaches the ridge point at b = I_ridge·(bytes_w/2)·E/k."""
+    C.set_byte_defaults(ctx)
+    ridge = build("roofline.ridge_point", ctx)
+    E, k = S.E, S.k
+    if ctx.model_given:
+        from derive.formulas.parallel import _experts
+
+        if _experts(ctx) is None:
+            from derive.errors import DeriveError
+
+            raise DeriveError("roofline.expert_crossover_batch: this model has no routed experts "
+                              "(roofline.crossover_batch is the whole model's)")
+    q = node("roofline.expert_crossover_batch", "batch where an expert layer turns compute-bound: I_ridge·(bytes_w/2)"
+             "·E/k", "1", expr=ridge.symbol * S.bytes_w / 2 * E / k, children=(ridge,), symbol="b_star_e",
+             latex=r"b^{*}_{e}", note="each expert sees b·k/E tokens; the whole model's crossover "
+                                      "(roofline.crossover_batch) is E/k times lower for the dense layers")
+    q.conventions = ("uniform routing: each of the E experts gets b·k/E of a batch's tokens",
+                     "an expert's weight read dominates its bytes (activations ignored), as in the dense roofline")
+    return q

@@ -296,6 +296,8 @@ def reason(r: Result, best: Result | None, budget: float) -> str:
         detail = f" (bubble (pp − 1)/(m·vpp) = {r.bubble:.1%} against {best.bubble:.1%})"
     elif key == "compute" and c.recompute != best.cand.recompute:
         detail = f" (recompute={c.recompute} runs more FLOPs: HFU/MFU {r.hfu / r.mfu:.2f}×)"
+    elif key == "compute" and c.pp > best.cand.pp:
+        detail = f" (the last of {c.pp} stages runs its layers and the LM head: the slowest stage sets the pace)"
     elif key == "compute" and c.b != best.cand.b:
         detail = f" (micro-batch {c.b})"
     elif key == "comm" and any(k.startswith("comm:") for k in r.detail):
@@ -308,3 +310,199 @@ def reason(r: Result, best: Result | None, budget: float) -> str:
         detail = " (ZeRO-3 gathers the weights for every micro-batch)"
     return (f"{_human_s(gap)} per step slower ({gap / best.step_time:+.1%}): {what} {_human_s(r.terms[key])} "
             f"against {_human_s(best.terms[key])}{detail}")
+
+
+# ---- serving --------------------------------------------------------------------------------------
+
+@dataclass
+class ServingOption:
+    """One way to serve the users: colocated replicas of tp devices (prefill and decode on the same devices), or
+    a decode pool plus a prefill pool (disaggregated)."""
+
+    kind: str  # "colocated" or "disaggregated"
+    tp: int
+    replicas: int
+    batch: int  # users per decode replica
+    ttft: float
+    tpot: float
+    memory: float  # bytes per decode device
+    binding: str
+    tp_prefill: int = 0
+    prefill_instances: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def devices(self) -> int:
+        return self.replicas * self.tp + self.prefill_instances * self.tp_prefill
+
+    def label(self) -> str:
+        if self.kind == "colocated":
+            return f"{self.replicas} × tp{self.tp}"
+        return f"decode {self.replicas} × tp{self.tp} + prefill {self.prefill_instances} × tp{self.tp_prefill}"
+
+    def explain(self) -> str:
+        head = (f"{self.label()} = {self.devices} devices: {self.batch} users per decode replica, "
+                f"{self.tpot * 1e3:.1f} ms per output token, time to first token {self.ttft:.3g} s; "
+                f"binding constraint: {self.binding}")
+        return head + ("; " + "; ".join(self.notes) if self.notes else "")
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "label": self.label(), "devices": self.devices, "tp": self.tp,
+                "replicas": self.replicas, "users_per_replica": self.batch, "tp_prefill": self.tp_prefill,
+                "prefill_instances": self.prefill_instances, "ttft_s": self.ttft, "tpot_s": self.tpot,
+                "memory_per_device_bytes": self.memory, "binding": self.binding, "notes": self.notes}
+
+
+@dataclass
+class ServingPlan:
+    options: list[ServingOption]
+    rejected: list[str]
+    notes: list[str]
+    summary: str
+    why_none: str = ""
+
+    @property
+    def best(self) -> ServingOption | None:
+        return self.options[0] if self.options else None
+
+    def as_dict(self) -> dict:
+        return {"quantity": "plan.serving", "summary": self.summary, "notes": self.notes,
+                "plans": [o.as_dict() for o in self.options], "rejected": self.rejected,
+                "best": None if self.best is None else self.best.as_dict(), "why_none": self.why_none}
+
+
+def _serving_ctx(ctx: Context, tp: int, batch: int | None) -> Context:
+    values = {k: v for k, v in ctx.values.items() if k not in (S.b, T.tp, S.n_dev)}
+    values[T.tp], values[S.n_dev] = sp.Integer(tp), sp.Integer(tp)
+    if batch is not None:
+        values[S.b] = sp.Integer(batch)
+    return dataclasses.replace(ctx, values=values)
+
+
+def plan_serving(ctx: Context) -> ServingPlan:
+    """Tensor-parallel groups × replicas for U users of s tokens at the latency targets (ttft, tpot), the prefill/
+    decode split where it needs fewer devices, and what binds each plan."""
+    from derive.formulas import measured as MS
+    from derive.registry import build
+
+    if ctx.hardware is None:
+        raise DeriveError("derive plan serving needs a machine: --hardware PRESET (or a profile)")
+    if not ctx.model_given:
+        raise DeriveError("derive plan serving needs a model (--model or --hf-config): tensor parallelism splits its "
+                          "heads")
+    users = _num(ctx, S.sym("users"), "the concurrent users")
+    _num(ctx, S.s, "the context length per user")
+    C.set_byte_defaults(ctx)
+    ttft_t = T.number(ctx, MS.ttft)
+    tpot_t = T.number(ctx, MS.tpot)
+    n_out_v = T.number(ctx, MS.n_out)
+    heads = stack_.heads(ctx.arch)
+    hq, g = heads if heads is not None else (1, 1)
+    node_size = int(ctx.values.get(HW.n_node, 1))
+    tps = [t for t in _divisors(hq) if t <= max(node_size, 1)]
+    budget = float(T.number(ctx, T.usable_memory(ctx)))
+    rejected: list[str] = []
+    prefill_time: dict[int, float] = {}
+    colocated: list[ServingOption] = []
+    decode_only: dict[int, ServingOption] = {}
+    for t in tps:
+        c1 = _serving_ctx(ctx, t, 1)
+        w = float(T.number(c1, build("memory.weights", c1).expanded))
+        kv = float(T.number(c1, build("kv_cache.per_sequence", c1).expanded))
+        split = min(t, g) if g else t
+        room = budget - w / t
+        if room <= 0:
+            rejected.append(f"tp{t}: the weights alone need {w / t / 2**30:.1f} GiB per device, more than the "
+                            f"{budget / 2**30:.1f} GiB usable")
+            continue
+        b_mem = int(room * split // kv) if kv > 0 else users
+        if b_mem < 1:
+            rejected.append(f"tp{t}: not one user's KV cache ({kv / split / 2**30:.2f} GiB per device) fits next to "
+                            "the weights")
+            continue
+        cp_ = _serving_ctx(ctx, t, 1)
+        t_pre = float(T.number(cp_, build("prefill.time", cp_).expanded))
+        prefill_time[t] = t_pre
+        cd = _serving_ctx(ctx, t, None)
+        q = build("decode.step_time", cd)
+        ev = PL.Evaluator(cd, (S.b,))
+        bs = np.arange(1, min(b_mem, users) + 1, dtype=float)
+        td = np.asarray(ev(q, {S.b: bs}), dtype=float) * np.ones(len(bs))
+        for kind in ("colocated", "decode"):
+            tau = td.copy()
+            if kind == "colocated" and n_out_v is not None:
+                for _ in range(30):  # prefills of arriving requests pause the replica's decode
+                    t_req = t_pre + float(n_out_v) * tau
+                    f = bs * t_pre / t_req
+                    tau = np.where(f < 1, td / np.maximum(1 - f, 1e-12), np.inf)
+            ok = np.ones(len(bs), dtype=bool) if tpot_t is None else tau <= float(tpot_t)
+            if not ok.any():
+                if kind == "colocated":
+                    rejected.append(f"tp{t}: even one user per replica takes {tau[0] * 1e3:.1f} ms per output token "
+                                    f"(target {float(tpot_t) * 1e3:.1f} ms)")
+                continue
+            b_best = int(bs[ok].max())
+            replicas = -(-users // b_best)
+            per = -(-users // replicas)
+            i = per - 1
+            if per == users and replicas == 1:
+                binding = "users: one replica holds them all"
+            elif b_best >= b_mem or b_best == len(bs) and b_mem <= users:
+                binding = (f"memory: a device holds the KV cache of at most {b_mem} users of "
+                           f"{int(ctx.values[S.s]):,} tokens next to its weights")
+            else:
+                binding = (f"TPOT: {b_best + 1} users per replica would take {tau[b_best] * 1e3:.1f} ms per output "
+                           f"token (target {float(tpot_t) * 1e3:.1f} ms)" if b_best < len(bs) else "TPOT")
+            mem = w / t + per * kv / split
+            opt = ServingOption("colocated", t, replicas, per, t_pre, float(tau[i]), mem, binding)
+            if kind == "colocated":
+                if ttft_t is not None and t_pre > float(ttft_t):
+                    rejected.append(f"tp{t}: the prefill of one {int(ctx.values[S.s]):,}-token prompt takes "
+                                    f"{t_pre:.3g} s (TTFT target {float(ttft_t):.3g} s)")
+                else:
+                    if n_out_v is not None:
+                        opt.notes.append("prefills of arriving requests pause decoding: TPOT includes them")
+                    colocated.append(opt)
+            else:
+                decode_only[t] = opt
+    options = sorted(colocated, key=lambda o: (o.devices, o.tpot))
+    notes = [f"tensor-parallel degrees that divide the {hq} query heads within a node of {node_size}: "
+             f"{', '.join(map(str, tps))}",
+             f"memory per device: weights/tp + users × KV/min(tp, g) ≤ mem_util × M_dev = {budget / 2**30:.1f} GiB",
+             "TTFT = one prompt's prefill (no queueing); TPOT = the decode step at the replica's batch"]
+    cal = ctx.hardware.calibration or {}
+    if "decode" not in cal or "prefill" not in cal:
+        notes.append("decode/prefill uncalibrated on this preset: TTFT and TPOT are lower bounds (derive calibrate "
+                     "fits them)")
+    if n_out_v is not None and decode_only and prefill_time:
+        best_split = None
+        for dec in decode_only.values():
+            t_req = dec.tpot * float(n_out_v) + min(prefill_time.values())
+            rate = users / t_req  # requests per second over all users (each starts a new one when done)
+            for tpp, tpre in prefill_time.items():
+                if ttft_t is not None and tpre > float(ttft_t):
+                    continue
+                inst = max(1, int(np.ceil(rate * tpre)))
+                cand = ServingOption("disaggregated", dec.tp, dec.replicas, dec.batch, tpre, dec.tpot, dec.memory,
+                                     dec.binding, tpp, inst,
+                                     [f"prefill pool: {rate:.3g} requests/s × {tpre:.3g} s each = {rate * tpre:.2f} "
+                                      f"instances busy", "KV transfer from prefill to decode not counted"])
+                if best_split is None or (cand.devices, cand.tpot) < (best_split.devices, best_split.tpot):
+                    best_split = cand
+        if best_split is not None:
+            if not options or best_split.devices < options[0].devices:
+                best_split.notes.append("the split pays: " + (f"{options[0].devices - best_split.devices} fewer "
+                                                              "devices than colocated" if options else
+                                                              "colocated replicas cannot meet the targets"))
+                options.insert(0, best_split)
+            else:
+                notes.append(f"a prefill/decode split does not pay here: {best_split.devices} devices "
+                             f"({best_split.label()}) against {options[0].devices}")
+    elif n_out_v is None:
+        notes.append("no --set n_out=…: prefill interference and the prefill/decode split are not evaluated")
+    summary = (f"{ctx.options.get('model_label') or 'the model'} for {users:,} users of {int(ctx.values[S.s]):,} "
+               f"tokens on {ctx.hardware.id}" +
+               (f", TTFT ≤ {float(ttft_t):.3g} s" if ttft_t is not None else "") +
+               (f", TPOT ≤ {float(tpot_t) * 1e3:.3g} ms" if tpot_t is not None else ""))
+    why = "" if options else ("; ".join(rejected) or "no tensor-parallel degree is valid")
+    return ServingPlan(options, rejected, notes, summary, why)
