@@ -128,11 +128,14 @@ def number(ctx: Context, expr) -> sp.Expr | None:
 def choose(ctx: Context, cond, yes, no):
     """``yes`` where ``cond`` holds for the request's values, ``no`` where not, a Piecewise while it is free (the
     planner): a shown derivation names the branch taken, the compiled formula keeps both."""
-    v = sp.sympify(cond).xreplace(ctx.values)
-    if v is sp.true:
-        return yes
-    if v is sp.false:
-        return no
+    cond = sp.sympify(cond)
+    known = {k for k, v in ctx.values.items() if not sp.sympify(v).free_symbols}
+    if cond.free_symbols <= known:  # decide only when every symbol has a number (SymPy guesses otherwise)
+        v = cond.xreplace(ctx.values)
+        if v is sp.true:
+            return yes
+        if v is sp.false:
+            return no
     return sp.Piecewise((yes, cond), (no, True))
 
 
@@ -458,22 +461,25 @@ def in_flight(ctx: Context, lay: Layout) -> tuple[sp.Expr, str]:
     m = lay.m
     if lay.schedule == "gpipe":
         return m, "GPipe: every forward before any backward, so all m micro-batches are held"
+    # (conditions as products: m = global_batch/(dp·b), and SymPy misjudges ratios of positive integers)
     if lay.schedule == "interleaved":
         chunks = pp * vpp + pp - 1
-        return choose(ctx, sp.Le(chunks, m * vpp), chunks, m * vpp) / vpp, (
+        return choose(ctx, sp.Le(chunks * dp * b, global_batch * vpp), chunks, m * vpp) / vpp, (
             "interleaved 1F1B: the first device holds pp·vpp + pp − 1 chunks of L/(pp·vpp) layers "
             "(Korthikanti et al. 2022 §4.2.3: L·(1 + (pp − 1)/(pp·vpp)) layers' worth)")
-    return choose(ctx, sp.Le(pp, m), pp, m), "1F1B: the first stage holds min(pp, m) micro-batches in flight"
+    return choose(ctx, sp.Le(pp * dp * b, global_batch), pp, m), ("1F1B: the first stage holds min(pp, m) "
+                                                                   "micro-batches in flight")
 
 
 def temporary(ctx: Context, lay: Layout, stage: str, full_layer: Quantity) -> Quantity:
     """The largest tensor backward creates on top: the logits' gradient (fp32, vocabulary-parallel) on the last
     stage; with full recomputation, the activations of the segment being recomputed."""
     parts = []
-    if stage == "last" and ctx.arch.head in ("lm", "mlm"):
+    head_here = sp.Integer(1) if stage == "last" else choose(ctx, sp.Eq(pp, 1), 1, 0)
+    if head_here != 0 and ctx.arch.head in ("lm", "mlm"):
         parts.append(leaf(f"memory.training_peak.{stage}.logits_grad", "the logits' gradient: b·s·V in fp32 "
                           "(the loss runs in fp32), vocabulary-parallel over tp", "byte",
-                          b * s * V * S.bytes_f32 / (tp * cp), symbol="T_lg", latex=r"T_{\nabla z}"))
+                          head_here * b * s * V * S.bytes_f32 / (tp * cp), symbol="T_lg", latex=r"T_{\nabla z}"))
     if lay.recompute == "full":
         seg = M.ckpt_segment(ctx)
         parts.append(node(f"memory.training_peak.{stage}.recomputed", "one checkpointed segment's activations, "
@@ -520,7 +526,7 @@ def stage_peak(ctx: Context, lay: Layout, stage: str) -> Quantity:
                 symbol="A_held", latex=r"A_{\mathrm{held}}", note=why)
     tmp = temporary(ctx, lay, stage, full)
     grads = pdev.symbol * bg_
-    accumulating = choose(ctx, sp.Gt(lay.m, 1), 1, 0)
+    accumulating = choose(ctx, sp.Gt(global_batch, dp * b), 1, 0)  # m > 1
     start = accumulating * grads + held.symbol + tmp.symbol
     expr = pdev.symbol * (bw_ + bo_) + (start if accumulating == 1 else sp.Max(start, grads))
     where = {"first": "first stage (embedding, most micro-batches in flight)",
