@@ -156,7 +156,7 @@ def measured_utilisation(ctx: Context, kind: str) -> Quantity:
         per = leaf("training.hardware_flops_per_token", "8N per token (full recomputation)" if full else "6N per token",
                    "FLOP/token", (8 if full else 6) * N, symbol="F_hwtok", latex=r"F_{\mathrm{hw/tok}}")
         per.approximation = True
-    if tps_device in ctx.values:
+    if t_step not in ctx.values:
         rate: sp.Expr = tps_device
         what = "tokens/s per device"
     else:
@@ -172,7 +172,11 @@ def measured_utilisation(ctx: Context, kind: str) -> Quantity:
 
 
 def measured(ctx: Context) -> bool:
-    return tps_device in ctx.values or t_step in ctx.values
+    """MFU/HFU from a measured rate: when one is given, or when there is no shape to predict one from (only N: the
+    rate stays free, so 'which tokens/s is 50% MFU' solves)."""
+    if tps_device in ctx.values or t_step in ctx.values:
+        return True
+    return not ctx.model_given and S.d not in ctx.values
 
 
 # ---- decode bandwidth utilisation ------------------------------------------------------------------

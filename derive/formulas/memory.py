@@ -216,6 +216,8 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
         group = gs[0]
     prefix = group.prefix
     rec = C.get(ctx, "recompute")
+    if "recompute" not in ctx.user_options:
+        ckpt_segment(ctx)  # a ckpt_every without full recomputation is refused, not ignored
     env = Env(ctx.arch, None, ctx.options)
     if rec == "full":
         seg = ckpt_segment(ctx)

@@ -544,6 +544,7 @@ def stage_peak(ctx: Context, lay: Layout, stage: str) -> Quantity:
 def training_peak(ctx: Context, free: bool = False, lay: Layout | None = None) -> Quantity:
     """memory.training_peak: the bytes the fullest device holds during backward, under the layout."""
     lay = lay or layout(ctx, free)
+    M.ckpt_segment(ctx)  # refuses a ckpt_every without full recomputation
     first = stage_peak(ctx, lay, "first")
     pv = number(ctx, pp)
     if free:  # the planner compiles the tree; it needs no sentences
