@@ -129,14 +129,14 @@ def choose(ctx: Context, cond, yes, no):
     """``yes`` where ``cond`` holds for the request's values, ``no`` where not, a Piecewise while it is free (the
     planner): a shown derivation names the branch taken, the compiled formula keeps both."""
     cond = sp.sympify(cond)
-    known = {k for k, v in ctx.values.items() if not sp.sympify(v).free_symbols}
-    if cond.free_symbols <= known:  # decide only when every symbol has a number (SymPy guesses otherwise)
-        v = cond.xreplace(ctx.values)
+    vals = ctx.values
+    if all(x in vals and not sp.sympify(vals[x]).free_symbols for x in cond.free_symbols):
+        v = cond.xreplace(vals)  # decide only when every symbol has a number (SymPy guesses otherwise)
         if v is sp.true:
             return yes
         if v is sp.false:
             return no
-    return sp.Piecewise((yes, cond), (no, True))
+    return sp.Piecewise((yes, cond), (no, True), evaluate=False)
 
 
 def _int(ctx: Context, sym: sp.Symbol) -> int | None:
@@ -309,6 +309,21 @@ EMBEDDING_IDS = ("params.embedding", "params.embedding_projection", "params.posi
                  "params.embedding_norm")
 
 
+def linear_leaves(q: Quantity, mult: sp.Expr = sp.S.One) -> list[tuple[Quantity, sp.Expr]]:
+    """(leaf, multiplicity) of a tree that is a sum of its parts: from the terms a node was built with, so that
+    no derivative is taken (Quantity.leaf_coefficients does the same for any linear tree, more slowly)."""
+    if not q.children:
+        return [(q, mult)]
+    terms = q.meta.get("terms")
+    if not terms:
+        return [(lf, sp.expand(mult * m)) for lf, m in q.leaf_coefficients()]
+    by_sym = {c.symbol: c for c in q.children}
+    out: list[tuple[Quantity, sp.Expr]] = []
+    for coeff, sym_ in terms:
+        out += linear_leaves(by_sym[sym_], mult * coeff)
+    return out
+
+
 def _sum(parts: list[tuple[sp.Expr, Quantity]]) -> sp.Expr:
     return sp.Add(*[c * q.expanded for c, q in parts])
 
@@ -345,7 +360,7 @@ def stage_params(ctx: Context) -> StageParams:
     norms = sp.Integer(0)
     experts = sp.Integer(0)
     if layer_node is not None:
-        for lf, mult in layer_node.leaf_coefficients():
+        for lf, mult in linear_leaves(layer_node):
             if lf.category == "norm":
                 norms += mult * lf.expanded
             elif lf.category == "moe_experts":
@@ -409,7 +424,7 @@ def _split_layer(ctx: Context, lay: Layout, q: Quantity, qid: str) -> Quantity:
     """One layer's activations on one device: the residual-stream tensors whole on every tp rank (split by tp too
     with sequence parallelism), the tensors inside the tensor-parallel region split by tp; everything by cp."""
     rep, split = [], []
-    for lf, mult in q.leaf_coefficients():
+    for lf, mult in linear_leaves(q):
         (rep if lf.id.endswith(RESIDUAL_STREAM) else split).append((mult, lf))
     parts = []
     if split:
@@ -441,7 +456,7 @@ def nonlayer_activations(ctx: Context, lay: Layout, prefix: str) -> Quantity:
     """Final norm and LM head inputs (residual stream) and the loss's log-softmax (vocabulary-parallel over tp)."""
     q = M.activations_nonlayer(ctx)
     rep, split = [], []
-    for lf, mult in q.leaf_coefficients():
+    for lf, mult in linear_leaves(q):
         (split if lf.id.endswith(".loss") else rep).append((mult, lf))
     parts = []
     if split:
@@ -489,7 +504,7 @@ def temporary(ctx: Context, lay: Layout, stage: str, full_layer: Quantity) -> Qu
     if not parts:
         return leaf(f"memory.training_peak.{stage}.temporary", "largest backward temporary: none counted", "byte", 0,
                     symbol="T_bw", latex=r"T_{\mathrm{bw}}")
-    expr = parts[0].symbol if len(parts) == 1 else sp.Max(*[x.symbol for x in parts])
+    expr = parts[0].symbol if len(parts) == 1 else sp.Max(*[x.symbol for x in parts], evaluate=False)
     return node(f"memory.training_peak.{stage}.temporary", "the largest backward temporary", "byte", expr=expr,
                 children=tuple(parts), symbol="T_bw", latex=r"T_{\mathrm{bw}}")
 
@@ -528,7 +543,7 @@ def stage_peak(ctx: Context, lay: Layout, stage: str) -> Quantity:
     grads = pdev.symbol * bg_
     accumulating = choose(ctx, sp.Gt(global_batch, dp * b), 1, 0)  # m > 1
     start = accumulating * grads + held.symbol + tmp.symbol
-    expr = pdev.symbol * (bw_ + bo_) + (start if accumulating == 1 else sp.Max(start, grads))
+    expr = pdev.symbol * (bw_ + bo_) + (start if accumulating == 1 else sp.Max(start, grads, evaluate=False))
     where = {"first": "first stage (embedding, most micro-batches in flight)",
              "last": "last stage (LM head, loss, logits' gradient)"}[stage]
     opt = C.OPTIMIZERS[C.get(ctx, "optimizer")]
@@ -549,16 +564,17 @@ def training_peak(ctx: Context, free: bool = False, lay: Layout | None = None) -
     pv = number(ctx, pp)
     if free:  # the planner compiles the tree; it needs no sentences
         last = stage_peak(ctx, lay, "last")
-        return node("memory.training_peak", "peak memory per device", "byte", expr=sp.Max(first.symbol, last.symbol),
-                    children=(first, last), symbol="M_peak", latex=r"M_{\mathrm{peak}}")
+        return node("memory.training_peak", "peak memory per device", "byte",
+                    expr=sp.Max(first.symbol, last.symbol, evaluate=False), children=(first, last), symbol="M_peak",
+                    latex=r"M_{\mathrm{peak}}")
     if pv == 1:
         q = node("memory.training_peak", "peak memory per device during backward (one pipeline stage)", "byte",
                  [(1, first)], symbol="M_peak", latex=r"M_{\mathrm{peak}}")
     else:
         last = stage_peak(ctx, lay, "last")
         q = node("memory.training_peak", "peak memory per device during backward: the fuller of the first and last "
-                 "pipeline stages", "byte", expr=sp.Max(first.symbol, last.symbol), children=(first, last),
-                 symbol="M_peak", latex=r"M_{\mathrm{peak}}")
+                 "pipeline stages", "byte", expr=sp.Max(first.symbol, last.symbol, evaluate=False),
+                 children=(first, last), symbol="M_peak", latex=r"M_{\mathrm{peak}}")
     return stamp(q, (LAYOUT_SENTENCE, M._dtype_sentence(ctx), M._optimizer_sentence(ctx)) +
                  C.activation_sentences(ctx) +
                  ("not counted: communication buffers, the allocator's fragmentation, the optimizer step's "
@@ -577,7 +593,7 @@ def step_flops(ctx: Context, recompute: str, qid: str) -> Quantity:
 
 
 def head_flops(step: Quantity, qid: str) -> Quantity:
-    pairs = [(m, lf) for lf, m in step.leaf_coefficients() if lf.category == "lm_head"]
+    pairs = [(m, lf) for lf, m in linear_leaves(step) if lf.category == "lm_head"]
     if not pairs:
         return leaf(qid, "LM head FLOPs: none", "FLOP", 0, symbol="F_hd", latex=r"F_{\mathrm{head}}")
     return node(qid, "LM head FLOPs of the step (forward and backward)", "FLOP", pairs, symbol="F_hd",
@@ -727,7 +743,8 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
     comm_sum = sp.Add(*[c.symbol for c in comm])
     if lay.overlap == "all":
         exposed = node("training.comm_exposed", "communication of one micro-batch not hidden behind its matmuls "
-                       "(--option comm_overlap=all)", "s", expr=sp.Max(0, comm_sum - t_comp.symbol),
+                       "(--option comm_overlap=all)", "s",
+                       expr=sp.Max(0, comm_sum - t_comp.symbol, evaluate=False),
                        children=tuple(comm) + (t_comp,), symbol="T_cx", latex=r"T_{\mathrm{comm}}")
     else:
         exposed = node("training.comm_exposed", "communication of one micro-batch (exposed: it waits for the data)",
@@ -745,7 +762,7 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
     pl = device_params(ctx, lay, "last")
     pf = device_params(ctx, lay, "first")
     pmax = node("training.params.device", "parameters on the fullest device (first or last stage)", "param",
-                expr=sp.Max(pf.symbol, pl.symbol) if pv != 1 else pf.symbol,
+                expr=sp.Max(pf.symbol, pl.symbol, evaluate=False) if pv != 1 else pf.symbol,
                 children=(pf, pl) if pv != 1 else (pf,), symbol="P_dev", latex=r"P_{\mathrm{dev}}")
     rep = lay.replicas
     dbw, dlat, dwhere = link(ctx, tp * cp * dp)
@@ -773,7 +790,7 @@ def step_parts(ctx: Context, free: bool = False) -> StepParts:
         hide = t_mb.symbol if lay.zero < 2 else lay.m * t_mb.symbol
         dpx = node("training.dp_comm", "data-parallel communication not hidden behind "
                    + ("the last micro-batch" if lay.zero < 2 else "each micro-batch's compute"), "s",
-                   expr=sp.Max(0, dp_total.symbol - hide), children=(dp_total, t_mb), symbol="T_dp",
+                   expr=sp.Max(0, dp_total.symbol - hide, evaluate=False), children=(dp_total, t_mb), symbol="T_dp",
                    latex=r"T_{dp,\mathrm{exp}}",
                    note="buckets of gradients are reduced while the backward goes on (and sharded weights gathered "
                         "ahead of the next forward)")

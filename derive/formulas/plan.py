@@ -27,6 +27,7 @@ from derive.layers import stack as stack_
 from derive.registry import Context
 
 FREE = (PL.tp, PL.pp, PL.dp, PL.cp, PL.ep, PL.vpp, S.b)
+FREE_NAMES = tuple((x, str(x)) for x in FREE)
 RECOMPUTE = ("none", "selective", "full")
 ZERO = (0, 1, 2, 3)
 MAX_MICRO_BATCH = 16
@@ -223,7 +224,7 @@ def plan_training(ctx: Context) -> Plan:
         if model_flops is None:
             mq = PL.model_flops_step(fc, parts.lay)
         ev.use(fc)
-        arr = {sym: np.array([getattr(c, str(sym)) for c in members], dtype=float) for sym in FREE}
+        arr = {sym: np.array([getattr(c, name) for c in members], dtype=float) for sym, name in FREE_NAMES}
         memo: dict = {}
         t = np.asarray(ev(parts.root, arr, memo), dtype=float) * np.ones(len(members))
         mem = np.asarray(ev(mem_q, arr, memo), dtype=float) * np.ones(len(members))
