@@ -259,22 +259,24 @@ def _rps(ctx: Context) -> Quantity:
 
 # ---- MoE: where an expert layer turns compute-bound ------------------------------------------------
 
+def _has_experts(ctx: Context, q: Quantity | None = None) -> None:
+    from derive.formulas.parallel import _experts
+
+    if ctx.model_given and _experts(ctx) is None:
+        from derive.errors import DeriveError
+
+        raise DeriveError("roofline.expert_crossover_batch: this model has no routed experts "
+                          "(roofline.crossover_batch is the whole model's)")
+
+
 @quantity("roofline.expert_crossover_batch", "batch at which a MoE expert layer turns compute-bound: ridge point × "
-          "E/k (bf16 weights)", "1")
+          "E/k (bf16 weights)", "1", check=_has_experts)
 def _expert_crossover(ctx: Context) -> Quantity:
     """An expert's matmuls see b·k/E tokens of a batch of b (uniform routing), and read its weights once: their
     intensity is 2·(b·k/E)/bytes_w FLOP/byte, which reaches the ridge point at b = I_ridge·(bytes_w/2)·E/k."""
     C.set_byte_defaults(ctx)
     ridge = build("roofline.ridge_point", ctx)
     E, k = S.E, S.k
-    if ctx.model_given:
-        from derive.formulas.parallel import _experts
-
-        if _experts(ctx) is None:
-            from derive.errors import DeriveError
-
-            raise DeriveError("roofline.expert_crossover_batch: this model has no routed experts "
-                              "(roofline.crossover_batch is the whole model's)")
     q = node("roofline.expert_crossover_batch", "batch where an expert layer turns compute-bound: I_ridge·(bytes_w/2)"
              "·E/k", "1", expr=ridge.symbol * S.bytes_w / 2 * E / k, children=(ridge,), symbol="b_star_e",
              latex=r"b^{*}_{e}", note="each expert sees b·k/E tokens; the whole model's crossover "
