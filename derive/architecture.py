@@ -318,6 +318,9 @@ class Architecture:
     token_types: int = 0  # rows of a token-type (segment) embedding (BERT)
     pooler: bool = False  # a d×d pooler with bias on the first token (BertModel)
     dtype: str = "bf16"
+    #: how the checkpoint stores some weights (its quantization_config): (format, parameter categories) pairs,
+    #: e.g. ("mxfp4", ("moe_experts",)); counts never change, weight bytes do
+    quant: tuple[tuple[str, tuple[str, ...]], ...] = ()
     source: str = ""
     notes: tuple[str, ...] = ()
     #: parts of the real checkpoint that transformers does not build (DeepSeek-V3's MTP layer): name → Stack.

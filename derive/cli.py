@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, one_line
 
 #: command → the module of derive.commands that adds its parser (add_parser) and runs it, in the order
 #: ``--help`` lists them. Only the module of the command asked for is imported, so one query does not load
@@ -28,7 +29,7 @@ examples:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, exit 2 (argparse's own convention)
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)\n")
 
 
 class _Version(argparse.Action):
@@ -59,23 +60,43 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+#: the exit code of an internal error (a bug): not 2, so that scripts and tests tell it from bad input.
+EXIT_BUG = 70
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code: 0 done, 1 done with warnings, 2 bad input (one line on stderr),
+    130 interrupted, 70 a bug in derive. Argparse's own exits (--help, a wrong flag) are returned, not
+    raised, so that calling ``main([...])`` in-process behaves as the command does."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    p = parser(argv[0] if argv and argv[0] in COMMANDS else None)
-    args = p.parse_args(argv)
+    if not all(isinstance(a, str) for a in argv):
+        print("derive: error: every argument must be a string", file=sys.stderr)
+        return 2
+    try:
+        p = parser(argv[0] if argv and argv[0] in COMMANDS else None)
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "command", None):
         p.print_help()
         return 0
     try:
         return int(args.run(args) or 0)
     except DeriveError as exc:
-        print(f"derive: error: {exc}", file=sys.stderr)
+        print(f"derive: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         print("derive: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: every known cause is fixed at its source
+        if os.environ.get("DERIVE_TRACEBACK"):
+            raise
+        print(f"derive: internal error (a bug in derive, not in your input): {type(exc).__name__}: "
+              f"{one_line(exc)[:300]}; please report it with the command line "
+              "(DERIVE_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derive import layers, parse
+from derive import inputs, layers, parse
 from derive import symbols as S
 from derive.errors import DeriveError, suggest
 from derive.hf.build import MLP_BIASES, QKVO, decoder
@@ -35,13 +36,38 @@ class Request:
 
 
 def _check_integer(name: str, val: sp.Expr) -> int:
+    """A whole-number symbol's value: positive (or non-negative) and at most inputs.MAX_SIZE."""
     info = S.info(name)
     if not val.is_Integer:
         raise DeriveError(f"{name} ({info.meaning}) must be a whole number, got {val}")
     if int(val) < 0 or (int(val) == 0 and not info.nonnegative):
         raise DeriveError(f"{name} ({info.meaning}) must be {'non-negative' if info.nonnegative else 'positive'}, "
                           f"got {val}")
-    return int(val)
+    return inputs.size(val, f"{name} ({info.meaning})", lo=0)
+
+
+def check_request(req: Request) -> None:
+    """Every field of a Request of the type it must have (the API can be handed anything), each named."""
+    if not isinstance(req, Request):
+        raise DeriveError(f"req must be a derive.context.Request (see derive.api.request), got {inputs.kind(req)}")
+    for name, example in (("model", 'model="gpt2"'), ("hardware", 'hardware="h100"')):
+        val = getattr(req, name)
+        if val is not None:
+            inputs.require_str(val, name, example)
+    if req.hf_config is not None and not isinstance(req.hf_config, str | os.PathLike):
+        raise DeriveError(f"hf_config must be a path (a string), got {inputs.kind(req.hf_config)}")
+    if not isinstance(req.sets, list | tuple):
+        raise DeriveError(f"sets must be a list of 'SYMBOL=VALUE' strings, got {inputs.kind(req.sets)}")
+    for item in req.sets:
+        inputs.require_str(item, "each --set", "'s=4096'")
+    for field_ in ("options", "defaults"):
+        given = getattr(req, field_)
+        if not isinstance(given, dict):
+            raise DeriveError(f"{field_} must be a mapping of strings, e.g. {{'dtype': 'int4'}}, got "
+                              f"{inputs.kind(given)}")
+        for key, val in given.items():
+            inputs.require_str(key, "an option name")
+            inputs.require_str(val, f"{field_}[{key!r}]", "'int4'")
 
 
 def parse_sets(sets: list[str]) -> dict[str, sp.Expr]:
@@ -77,6 +103,7 @@ def _generic_checks(v: dict[str, sp.Expr]) -> None:
 
 
 def build_context(req: Request) -> Context:
+    check_request(req)
     if req.model and req.hf_config:
         raise DeriveError("give either --model or --hf-config, not both")
     if req.model or req.hf_config:

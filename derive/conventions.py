@@ -53,6 +53,19 @@ DTYPE_BYTES: dict[str, sp.Rational] = {
 }
 QUANTIZED = ("fp8", "int8", "int4")
 
+
+def format_bytes(fmt: str) -> sp.Rational:
+    """Bytes per weight of a checkpoint format, scales included: MXFP4 is 4 bits + an 8-bit scale per 32 weights
+    (17/32 B); fp8 with blocks a×b is 1 B + an fp32 scale per block."""
+    if fmt == "mxfp4":
+        return sp.Rational(4 * 32 + 8, 32 * 8)
+    if fmt.startswith("fp8_block"):
+        a, b = (int(x) for x in fmt[len("fp8_block"):].split("x"))
+        return 1 + sp.Rational(4, a * b)
+    if fmt == "fp8":
+        return sp.Integer(1)
+    raise KeyError(fmt)
+
 O.option("dtype", "bf16", tuple(DTYPE_BYTES), "storage dtype of the weights (sets bytes_w)",
          source="IEEE 754 / bfloat16 / OCP FP8 element sizes; int4 packs two weights per byte")
 O.option("kv_dtype", "bf16", ("fp32", "bf16", "fp16", "fp8", "int8", "int4"),

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import formulas  # noqa: F401  (registers every formula topic)
+from derive import (
+    formulas,  # noqa: F401  (registers every formula topic)
+    inputs,
+)
 from derive import options as O
-from derive.context import Request, build_context
+from derive.context import Request, build_context, check_request
 from derive.derivation import Derivation, derive
+from derive.errors import DeriveError
 from derive.layers.stack import describe as describe_arch
 from derive.quantity import Quantity
 from derive.registry import REGISTRY, Context, build
@@ -20,10 +24,17 @@ from derive.registry import REGISTRY, Context, build
 def request(model: str | None = None, hf_config: str | None = None, hardware: str | None = None,
             options: dict[str, str] | None = None, defaults: dict[str, str] | None = None, **sets) -> Request:
     """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``; ``defaults`` are pinned
-    conventions (options or symbol values that apply where nothing else sets them)."""
-    return Request(model=model, hf_config=hf_config, hardware=hardware,
-                   sets=[f"{k}={v}" for k, v in sets.items()], options=dict(options or {}),
-                   defaults=dict(defaults or {}))
+    conventions (options or symbol values that apply where nothing else sets them). Arguments of the wrong
+    type (``model=7``, ``options={"mac": 4}``) are a DeriveError naming the argument."""
+    for name, given in (("options", options), ("defaults", defaults)):
+        if given is not None and not isinstance(given, dict):
+            raise DeriveError(f"{name} must be a mapping of strings, e.g. {{'dtype': 'int4'}}, "
+                              f"got {inputs.kind(given)}")
+    req = Request(model=model, hf_config=hf_config, hardware=hardware,
+                  sets=[f"{k}={inputs.set_text(k, v)}" for k, v in sets.items()], options=dict(options or {}),
+                  defaults=dict(defaults or {}))
+    check_request(req)
+    return req
 
 
 def context(req: Request | None = None, **kw) -> Context:
@@ -34,6 +45,7 @@ def context(req: Request | None = None, **kw) -> Context:
 
 def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Context]:
     """The quantity's tree in the request's context; a configuration that cannot run gets its verdict here."""
+    inputs.require_str(qid, "the quantity", '"params.total"')
     ctx = context(req, **kw)
     q = build(qid, ctx)
     qdef = REGISTRY.get(qid)
@@ -43,6 +55,8 @@ def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Cont
 
 
 def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> Derivation:
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 0 <= max_depth <= 1000:
+        raise DeriveError(f"max_depth must be a whole number from 0 to 1000, got {inputs.kind(max_depth)}")
     q, ctx = quantity(qid, req, **kw)
     ctx_info = {}
     label = ctx.options.get("model_label")

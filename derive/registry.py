@@ -38,6 +38,24 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """Whether a configuration can run, as expressions: the bytes one device must hold and the bytes it may
+    hold (both in catalog symbols, values from the context). The query layer's check compares their values;
+    the site prints them as JavaScript, so a calculator gives the same verdict as ``derive show``."""
+
+    quantity: str  # the id the verdict names (decode.step_time for every decode rate)
+    needed: sp.Expr
+    available: sp.Expr
+    needed_what: str  # what ``needed`` counts: "weights + KV cache of the b sequences"
+    available_what: str  # what ``available`` is: "mem_util × M_dev"
+
+    def message(self, needed_text: str, available_text: str) -> str:
+        """The verdict line, given the two amounts as text (human units): one wording for the CLI and the site."""
+        return (f"does not fit: needs {needed_text} per device ({self.needed_what}), has {available_text} "
+                f"({self.available_what})")
+
+
+@dataclass(frozen=True)
 class QuantityDef:
     id: str
     title: str
@@ -51,6 +69,9 @@ class QuantityDef:
     #: a verdict before any number is given (raise DoesNotFit when the configuration cannot run); asked by the
     #: query layer for a quantity a user asked for, not by the solver exploring other values
     check: Callable[[Context, Quantity], None] | None = None
+    #: the expressions behind that check, (ctx) -> Fit | None (None: nothing to check in this context), built
+    #: whatever --option fit says; for documents that evaluate the check themselves (the site's calculators)
+    fit: Callable[[Context], Fit | None] | None = None
 
 
 REGISTRY: dict[str, QuantityDef] = {}
@@ -58,14 +79,15 @@ REGISTRY: dict[str, QuantityDef] = {}
 
 def quantity(qid: str, title: str, unit: str, *, needs: tuple[str, ...] = (), help: str = "",
              extras: Callable[[Context, Quantity, sp.Expr], dict] | None = None,
-             check: Callable[[Context, Quantity], None] | None = None):
+             check: Callable[[Context, Quantity], None] | None = None,
+             fit: Callable[[Context], Fit | None] | None = None):
     """Decorator registering a builder ``(ctx) -> Quantity`` under ``qid``."""
 
     def wrap(fn: Callable[[Context], Quantity]) -> Callable[[Context], Quantity]:
         if qid in REGISTRY:
             raise ValueError(f"quantity {qid!r} registered twice")
         REGISTRY[qid] = QuantityDef(qid, title, unit, fn, qid.split(".")[0], needs,
-                                    help or (fn.__doc__ or "").strip(), extras, check)
+                                    help or (fn.__doc__ or "").strip(), extras, check, fit)
         return fn
 
     return wrap

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from derive import inputs as inp
 from derive import parse
 from derive import symbols as S
 from derive.context import ARCH_SYMBOLS, Request
@@ -40,8 +41,15 @@ UPPER_BOUNDS: dict[str, sp.Expr] = {"MFU": sp.Integer(1)}
 WIDTH_LINKED = ("d_ff", "d_k", "h", "g", "d_ffe", "d_ffs", "d_e", "d_ssm")
 #: at most this many Max/Min pieces are enumerated (2 per Max with two arguments).
 MAX_PIECES = 64
-#: how far the neighbour search walks from the exact solution looking for admissible values.
-MAX_WALK = 4096
+#: how far the neighbour search walks from the exact solution looking for admissible values (each step is a
+#: design check of about a millisecond, so both walks stay near a second when nothing nearby is admissible).
+MAX_WALK = 256
+#: the highest polynomial degree solved at all, and exactly (root isolation grows fast with the degree;
+#: beyond MAX_EXACT_DEGREE roots are found numerically to 30 digits).
+MAX_DEGREE = 32
+MAX_EXACT_DEGREE = 4
+#: admissible values shown on each side of the solution (--neighbours) at most.
+MAX_NEIGHBOURS = 50
 
 
 # ---- the problem: a quantity with some symbols set free ------------------------------------------
@@ -87,13 +95,29 @@ class Problem:
 
     def apply(self, expr: sp.Expr) -> sp.Expr:
         """Substitute the ties (resolved against each other) into ``expr``."""
-        return sp.expand(expr.xreplace(self._resolved)) if self.ties else expr
+        return sp.expand(_subs(expr, self._resolved)) if self.ties else expr
 
     @property
     def _resolved(self) -> dict[sp.Symbol, sp.Expr]:
         mapping = {t.symbol: t.expr for t in self.ties}
+        # a cycle is found on the dependency graph first: substituting round it would grow the expressions
+        # (d_ff = f(d_ff) inside params.total) for seconds before the fixed point below gave up
+        deps = {k: v.free_symbols & set(mapping) for k, v in mapping.items()}
+        state: dict[sp.Symbol, int] = {}
+
+        def cyclic(k: sp.Symbol) -> bool:
+            state[k] = 1
+            for n in deps[k]:
+                if state.get(n) == 1 or (n not in state and cyclic(n)):
+                    return True
+            state[k] = 2
+            return False
+
+        if any(k not in state and cyclic(k) for k in mapping):
+            cyc = ", ".join(t.name for t in self.ties)
+            raise DeriveError(f"--let ties refer to each other in a cycle ({cyc}); tie each to the unknowns only")
         for _ in range(len(mapping) + 1):
-            new = {k: v.xreplace(mapping) for k, v in mapping.items()}
+            new = {k: _subs(v, mapping) for k, v in mapping.items()}
             if new == mapping:
                 return mapping
             mapping = new
@@ -102,7 +126,7 @@ class Problem:
 
     def substituted(self, expr: sp.Expr | None = None) -> sp.Expr:
         """The expression with every known value in: only the unknowns (and unset symbols) remain."""
-        return (self.expr if expr is None else expr).xreplace(self.values)
+        return _subs(self.expr if expr is None else expr, self.values)
 
     def used_ties(self, *exprs: sp.Expr) -> list[Tie]:
         """The ties that actually enter these formulas (directly or through other ties)."""
@@ -116,8 +140,10 @@ class Problem:
                 todo |= by_sym[s].expr.free_symbols
         return [t for t in self.ties if t.symbol in seen]
 
-    def tie_values(self, point: Mapping[sp.Symbol, sp.Expr], exprs: Iterable[sp.Expr] = ()) -> dict[sp.Symbol, sp.Expr]:
-        """The tied symbols' exact values at a point (e.g. d_ff = 8·d/3 at d = 2304)."""
+    def tie_values(self, point: Mapping[sp.Symbol, sp.Expr], exprs: Iterable[sp.Expr] = (),
+                   fast: bool = False) -> dict[sp.Symbol, sp.Expr]:
+        """The tied symbols' exact values at a point (e.g. d_ff = 8·d/3 at d = 2304); ``fast``: good enough
+        to decide validity (see _fast)."""
         env = dict(self.values)
         env.update(point)
         ties = self.used_ties(*exprs) if exprs else self.ties
@@ -125,7 +151,7 @@ class Problem:
         for t in ties:
             if t.symbol in (S.N, S.N_act):
                 continue
-            out[t.symbol] = _number(self._resolved[t.symbol].xreplace(env))
+            out[t.symbol] = (_fast if fast else _number)(_subs(self._resolved[t.symbol], env))
         return out
 
     def check(self, point: Mapping[sp.Symbol, sp.Expr]) -> str | None:
@@ -133,11 +159,13 @@ class Problem:
         Every tie is checked, used by the formula or not: d_k = d/h must be whole even where the
         formula only has d/h."""
         full = dict(point)
-        full.update(self.tie_values(point))
+        full.update(self.tie_values(point, fast=True))
         for sym_, val in full.items():
             info = S.CATALOG.get(str(sym_))
             if info is None or val.free_symbols:
                 continue
+            if info.integer and val.is_number and abs(val) > inp.MAX_SIZE:
+                return f"{sym_} = {_short(val)} exceeds 10^15"
             if info.integer and not val.is_Integer:
                 tie = next((t for t in self.ties if t.symbol == sym_), None)
                 how = f"{t_text(tie)} = " if tie is not None else ""
@@ -170,17 +198,55 @@ class Problem:
         return None
 
 
+def _subs(expr: sp.Expr, mapping: Mapping) -> sp.Expr:
+    """``expr.xreplace(mapping)``, where a --let tie that is not a real number at these values (sqrt or log of
+    a negative: sympy cannot order it inside max()/min(), nor take the integer part of it) is the user's
+    error, said in one line."""
+    from sympy.core.evalf import PrecisionExhausted
+
+    try:
+        return expr.xreplace(mapping)
+    except (ValueError, PrecisionExhausted) as exc:
+        raise DeriveError("the formula with its --let ties is not a real number of bounded size at these "
+                          f"values ({inp.short(exc, 80) or type(exc).__name__})") from None
+
+
 def t_text(tie: Tie) -> str:
     return text_of(tie.expr)
 
 
+#: sp.simplify is given closed values at most this large (operations): beyond, or with a transcendental
+#: function (exp(4096), log(10^15) make it factor huge integers for minutes), the value is kept as it is
+#: and shown numerically.
+MAX_SIMPLIFY_OPS = 100
+
+
 def _number(v: sp.Expr) -> sp.Expr:
     """Full simplification of a closed value. Unlike Quantity.evaluate (which only tidies, to stay
-    fast), a root substituted back must cancel exactly, so the solver pays for sp.simplify."""
+    fast), a root substituted back must cancel exactly, so the solver pays for sp.simplify — of algebraic
+    values of bounded size only (see MAX_SIMPLIFY_OPS)."""
     v = sp.sympify(v)
     if v.is_Number or v.free_symbols:
         return v
-    return sp.nsimplify(v, rational=False) if v.has(sp.Float) else sp.simplify(v)
+    if v.has(sp.Float):
+        return sp.nsimplify(v, rational=False)
+    if v.has(sp.exp, sp.log) or sp.count_ops(v) > MAX_SIMPLIFY_OPS:
+        return v
+    return sp.simplify(v)
+
+
+def _fast(v: sp.Expr) -> sp.Expr:
+    """A tie's value at a candidate, for deciding validity only: exact when rational; a transcendental or
+    irrational value that is clearly not whole is decided from 30 digits, without simplifying it."""
+    v = sp.sympify(v)
+    if v.is_Rational or v.free_symbols:
+        return v
+    approx = sp.N(v, 30)
+    if not (approx.is_real and approx.is_finite) or abs(approx) > inp.MAX_SIZE:
+        return approx  # complex, infinite or past any size: invalid as it is (and round() of 1e(10^100) never ends)
+    if abs(approx - sp.Integer(round(approx))) > 1e-20 * max(1, abs(approx)):
+        return approx
+    return _number(v)
 
 
 def _short(v: sp.Expr) -> str:
@@ -417,6 +483,8 @@ class Solution:
     context: dict = field(default_factory=dict)
     approximation: bool = False
     lhs_latex: str = ""
+    #: the does-not-fit verdict of the recommended value (DoesNotFit.verdict()), None when it fits or no check applies
+    verdict: dict | None = None
 
     @property
     def recommended(self) -> Candidate | None:
@@ -476,18 +544,21 @@ def _pieces(expr: sp.Expr, x: sp.Symbol, labels: Mapping[sp.Expr, str]) -> list[
     for i, arg in enumerate(m.args):
         conds = [(arg, o, kind) for j, o in enumerate(m.args) if j != i]
         name = labels.get(arg) or text_of(arg)
-        for sub, more, lab in _pieces(expr.xreplace({m: arg}), x, labels):
+        for sub, more, lab in _pieces(_subs(expr, {m: arg}), x, labels):
             out.append((sub, conds + more, name + (f"; {lab}" if lab else "")))
             if len(out) > MAX_PIECES:
                 raise DeriveError(f"too many Max/Min pieces (> {MAX_PIECES}) to solve piece by piece")
     return out
 
 
-def _missing(extra: set[sp.Symbol]) -> DeriveError:
+def _missing(extra: set[sp.Symbol], what: str = "the equation") -> DeriveError:
+    """Symbols left free once every value is in: the solver cannot decide a root (nor which Max piece is
+    active) without them, so it says which to give instead of comparing symbolic expressions."""
     names = sorted(str(s) for s in extra)
     desc = "; ".join(f"{n} ({S.CATALOG[n].meaning})" if n in S.CATALOG else n for n in names)
-    return DeriveError(f"the equation still depends on {desc}: give {'it' if len(names) == 1 else 'them'} "
-                       "with --set NAME=VALUE, a --model or a --hardware")
+    give = " ".join(f"--set {n}=…" for n in names)
+    return DeriveError(f"{what} still depends on {desc}: give {'it' if len(names) == 1 else 'them'} "
+                       f"with {give}, a --model or a --hardware")
 
 
 def _numeric_roots(F: sp.Expr, xr: sp.Symbol) -> tuple[list[sp.Expr], str, list[str]]:
@@ -546,20 +617,21 @@ def _numeric_roots(F: sp.Expr, xr: sp.Symbol) -> tuple[list[sp.Expr], str, list[
     return roots, method, notes
 
 
-def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol) -> tuple[list[sp.Expr], sp.Expr, str, list[str]]:
+def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol,
+                 what: str = "the equation") -> tuple[list[sp.Expr], sp.Expr, str, list[str]]:
     """(roots, denominator, method, notes) of F = 0 in the fresh symbol xr."""
     notes: list[str] = []
     F = F.xreplace({x: xr})
     extra = F.free_symbols - {xr}
     if not F.has(xr):
         if extra:
-            raise _missing(extra)
-        if sp.simplify(F) == 0:
+            raise _missing(extra, what)
+        if _is_zero(F):
             return [], sp.S.One, "identity", [f"holds for every {x}"]
         return [], sp.S.One, "constant", []
     if not F.is_rational_function(xr):
         if extra:
-            raise _missing(extra)
+            raise _missing(extra, what)
         roots, method, more = _numeric_roots(F, xr)
         return roots, sp.S.One, method, more
     num, den = sp.fraction(sp.together(F))
@@ -571,24 +643,63 @@ def _piece_roots(F: sp.Expr, x: sp.Symbol, xr: sp.Symbol) -> tuple[list[sp.Expr]
         num = sp.Mul(*keep)
         rest = num.free_symbols - {xr}
         if rest:
-            raise _missing(rest)
+            raise _missing(rest, what)
         if gone:
             notes.append(f"{', '.join(gone)} cancel{'s' if len(gone) == 1 else ''} out: the answer does not "
                          "depend on " + ("it" if len(gone) == 1 else "them"))
         den = sp.Mul(*[f**m for f, m in sp.factor_list(den)[1] if f.has(xr)])
     poly = sp.Poly(num, xr)
     deg = poly.degree()
-    if poly.domain.is_Exact and deg > 2:
-        roots = list(poly.all_roots())
-    elif poly.domain.is_Exact:
+    if deg > MAX_DEGREE:
+        raise DeriveError(f"{what} = target is a polynomial of degree {deg} in {x}; at most {MAX_DEGREE} is solved "
+                          "(simplify the --let ties)")
+    kind = "rational function; numerator" if den.has(xr) else "polynomial"
+    if poly.domain.is_Exact and not (poly.domain.is_ZZ or poly.domain.is_QQ):
+        # coefficients with exp(14336), pi, log…: exact root formulas would factor them for minutes; the roots
+        # are found from the coefficients' 40-digit values instead
+        poly = sp.Poly([sp.N(c, 40) for c in poly.all_coeffs()], xr)
+        roots = _poly_roots(poly, xr)
+        return roots, den, f"numeric: {kind} of degree {deg} in {x} with irrational coefficients (30 digits)", notes
+    if poly.domain.is_Exact and deg <= 2:
         found = sp.roots(poly)
         roots = [r for r, mult in found.items() for _ in range(mult)]
+    elif poly.domain.is_Exact and deg <= MAX_EXACT_DEGREE:
+        # the real roots isolated exactly; the complex ones (dropped) only approximated: evaluating a complex
+        # CRootOf of a polynomial with 20-digit coefficients takes seconds each
+        roots = list(poly.real_roots()) + [r for r in _poly_roots(poly, xr) if not r.is_real]
     else:
-        roots = [sp.Float(r, 30) for r in poly.nroots(n=30)]
-    kind = "rational function; numerator" if den.has(xr) else "polynomial"
+        roots = _poly_roots(poly, xr)
+        return roots, den, f"numeric: {kind} of degree {deg} in {x} (roots to 30 digits)", notes
     closed = {1: "linear", 2: "quadratic formula"}.get(deg, "roots isolated exactly")
     method = f"exact: {kind} of degree {deg} in {x} ({closed})"
     return roots, den, method, notes
+
+
+def _is_zero(F: sp.Expr) -> bool:
+    """Whether a closed value is exactly zero: decided from 30 digits when it clearly is not, by
+    simplification only when it is algebraic and small (see _number)."""
+    if F.is_Number:
+        return F == 0
+    approx = sp.N(F, 30)
+    if approx.is_number and approx.is_finite and abs(approx) > 1e-20:
+        return False
+    return _number(F) == 0 or (approx.is_number and approx.is_finite and abs(approx) <= 1e-25)
+
+
+def _poly_roots(poly: sp.Poly, xr: sp.Symbol) -> list[sp.Expr]:
+    """Every root of ``poly`` to 30 digits (real ones as Floats, complex ones as a + b·I); if the numeric
+    iteration does not converge, the real positive roots by the bracketing scan of non-polynomials."""
+    from mpmath.libmp.libhyper import NoConvergence
+
+    try:
+        found = poly.nroots(n=30, maxsteps=200)
+    except NoConvergence:
+        return _numeric_roots(poly.as_expr(), xr)[0]
+    out = []
+    for r in found:
+        re_, im_ = (sp.Float(v, 30) for v in r.as_real_imag())
+        out.append(re_ if abs(im_) <= 1e-25 * max(abs(re_), 1) else re_ + sp.I * im_)
+    return out
 
 
 def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list, values: Mapping,
@@ -607,8 +718,8 @@ def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list
     if den.has(xr) and sp.N(den.xreplace({xr: r}), 30) == 0:
         return False, "a pole of the formula, not a solution"
     for chosen, other, kind in conds:
-        cv = sp.N(chosen.xreplace(values).xreplace({x: r}), 30)
-        ov = sp.N(other.xreplace(values).xreplace({x: r}), 30)
+        cv = sp.N(_subs(_subs(chosen, values), {x: r}), 30)
+        ov = sp.N(_subs(_subs(other, values), {x: r}), 30)
         tol = 1e-20 * max(abs(cv), abs(ov), 1)
         if (kind == "max" and cv < ov - tol) or (kind == "min" and cv > ov + tol):
             name = labels.get(other) or text_of(other)
@@ -623,9 +734,12 @@ _EQUATION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|=)\s*(.+?)\s*$")
 
 def split_equation(text: str) -> tuple[str, str, str]:
     """'params.total=1B' -> ('params.total', '=', '1B'); also '>=' (at least) and '<=' (at most)."""
-    m = _EQUATION.match(text)
+    inp.require_str(text, "the equation", "'params.total=1B'")
+    if len(text) > inp.MAX_TEXT:
+        raise DeriveError(f"the equation is {len(text):,} characters, more than the {inp.MAX_TEXT:,} accepted")
+    m = _EQUATION.match(text.strip())
     if not m:
-        raise DeriveError(f"expected QUANTITY=TARGET (e.g. params.total=1B), got {text!r}")
+        raise DeriveError(f"expected QUANTITY=TARGET (e.g. params.total=1B), got {inp.short(text)!r}")
     return m.group(1), m.group(2), m.group(3)
 
 
@@ -635,9 +749,15 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
     from derive.registry import REGISTRY, build
     from derive.units.check import compatible, infer_unit
 
+    if isinstance(text, bool):
+        raise DeriveError(f"the target must be a value such as '1B' or 10**9, got {inp.kind(text)}")
     if isinstance(text, (int, sp.Rational, sp.Integer)):
-        val = sp.Rational(text)
+        if isinstance(text, int) and text.bit_length() > 400:
+            raise DeriveError(f"target: {inp.kind(text)}; at most {inp.MAX_DIGITS} digits are accepted")
+        val = inp.in_range(sp.Rational(text), "target")
         return val, f"{exact_text(val)} {unit}", "", None
+    if not isinstance(text, str | float):
+        raise DeriveError(f"the target must be text such as '1B' or an exact number, got {inp.kind(text)}")
     if isinstance(text, float):
         raise DeriveError("give the target as text or an exact number (e.g. '1B' or 10**9), not a float")
     text = str(text).strip()
@@ -746,16 +866,22 @@ def _step(x: sp.Symbol, integer: bool, multiple_of: int | None, divisible_by, va
     step = 1
     parts: list[str] = []
     if multiple_of is not None:
+        if isinstance(multiple_of, bool) or not isinstance(multiple_of, int):
+            raise DeriveError(f"--multiple-of must be a positive whole number, got {inp.kind(multiple_of)}")
         m = int(multiple_of)
         if m <= 0:
             raise DeriveError(f"--multiple-of must be a positive whole number, got {multiple_of}")
+        inp.size(m, "--multiple-of")
         step = math.lcm(step, m)
         parts.append(f"multiple of {m}")
     for item in ([] if divisible_by is None else divisible_by if isinstance(divisible_by, (list, tuple))
                  else [divisible_by]):
-        item = str(item).strip()
+        item = inp.require_str(item, "--divisible-by", "'128' or 'h'") if not isinstance(item, int) else str(item)
+        item = item.strip()
         if re.fullmatch(r"\d+", item):
-            m = int(item)
+            if len(item) > 16:
+                raise DeriveError(f"--divisible-by must be at most 10^15, got {inp.short(item)}")
+            m = inp.size(sp.Integer(int(item)), "--divisible-by")
             if m <= 0:
                 raise DeriveError("--divisible-by must be positive")
             parts.append(f"divisible by {m}")
@@ -770,6 +896,8 @@ def _step(x: sp.Symbol, integer: bool, multiple_of: int | None, divisible_by, va
             m = int(v)
             parts.append(f"divisible by {item} = {m}")
         step = math.lcm(step, m)
+    if step > inp.MAX_SIZE:
+        raise DeriveError(f"the values that are {', '.join(parts)} are more than 10^15 apart; drop a constraint")
     if step > 1 or integer:
         parts.insert(0, "whole number")
     return step, ", ".join(parts)
@@ -801,8 +929,8 @@ def _candidates(prob: Problem, x: sp.Symbol, root: sp.Expr, step: int, lhs: sp.E
     out = []
     for c in values:
         cv = sp.Integer(c)
-        lv = _number(lhs.xreplace({x: cv}))
-        rv = _number(rhs.xreplace({x: cv}))
+        lv = _number(_subs(lhs, {x: cv}))
+        rv = _number(_subs(rhs, {x: cv}))
         cand = Candidate(cv, lv, rv, ties={str(k): v for k, v in prob.tie_values({x: cv}, exprs).items()})
         gap = cand.distance if not cand.distance.free_symbols else cand.relative
         if sense != "=" and gap is not None:
@@ -852,8 +980,12 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
 
     if at_least and at_most:
         raise DeriveError("give --at-least or --at-most, not both")
-    if neighbours < 1:
-        raise DeriveError("--neighbours must be at least 1")
+    if isinstance(neighbours, bool) or not isinstance(neighbours, int) or not 1 <= neighbours <= MAX_NEIGHBOURS:
+        raise DeriveError(f"--neighbours must be a whole number from 1 to {MAX_NEIGHBOURS}, "
+                          f"got {inp.kind(neighbours)}")
+    inp.require_str(for_, "the unknown (--for)", "'d'")
+    if not isinstance(quantity, str | Quantity):
+        inp.require_str(quantity, "the quantity", "'params.total'")
     sense = ">=" if at_least else "<=" if at_most else "="
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, defaults=defaults,
@@ -879,8 +1011,12 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     notes: list[str] = list(prob.held)
     piece_lines: list[str] = []
     for piece, conds, label in _pieces(sp.expand(lhs - rhs), x, labels):
-        F = piece.xreplace(prob.values)
-        found, den, method, more = _piece_roots(F, x, xr)
+        F = _subs(piece, prob.values)
+        found, den, method, more = _piece_roots(F, x, xr, q.id)
+        if found and conds:  # which piece is active is decided by comparing values: they must be numbers
+            extra = set().union(*(e.xreplace(prob.values).free_symbols for c in conds for e in c[:2])) - {x}
+            if extra:
+                raise _missing(extra, q.id)
         notes += more
         methods.append(method)
         if label:
@@ -922,12 +1058,13 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
             raise Infeasible(f"no admissible {x} near {best.text}: every value {constraint} within "
                              f"{MAX_WALK} steps is excluded ({more[0] if more else 'no positive value'})")
     else:
-        cands = [Candidate(best.value, _number(lhs_sub.xreplace({x: best.value})),
-                           _number(rhs_sub.xreplace({x: best.value})),
+        cands = [Candidate(best.value, _number(_subs(lhs_sub, {x: best.value})),
+                           _number(_subs(rhs_sub, {x: best.value})),
                            ties={str(k): v for k, v in prob.tie_values({x: best.value}, exprs).items()})]
         if sense != "=":
             cands[0].meets = True
     _recommend(cands, sense, what, q.unit, best.value)
+    verdict = _fit_verdict(prob, x, next(c for c in cands if c.recommended))
 
     steps = _steps(prob, q, x, lhs, rhs, rhs_name, rhs_sub, lhs_sub, roots, piece_lines, methods,
                    cands, constraint, sense, best, exprs)
@@ -955,8 +1092,30 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
         target_text=rhs_text, lhs_name=q.symbol_name, expression=prob.expr, rhs_expression=rhs, method=method,
         roots=roots, value=best.value, candidates=cands, constraint=constraint, steps=steps, ties=ties,
         inputs=inputs, notes=list(dict.fromkeys(notes + qnotes)), conventions=conventions, context=context,
-        approximation=q.approximation or any(n.approximation for n in q.walk()), lhs_latex=q.latex,
+        approximation=q.approximation or any(n.approximation for n in q.walk()), lhs_latex=q.latex, verdict=verdict,
     )
+
+
+def _fit_verdict(prob: Problem, x: sp.Symbol, rec: Candidate) -> dict | None:
+    """Whether the answer runs at all: the quantity's own check (a decode step must fit in memory) at the
+    recommended value, so a solve never recommends a batch that does not fit without saying so."""
+    from dataclasses import replace
+
+    from derive.errors import DoesNotFit
+    from derive.numbers import json_value
+    from derive.registry import REGISTRY
+
+    qdef = REGISTRY.get(prob.quantity.id)
+    if qdef is None or qdef.check is None:
+        return None
+    if any(t.symbol in (S.N, S.N_act) for t in prob.used_ties(prob.quantity.expanded)):
+        return None  # the parameter count moves with the unknown: the check would read the model's fixed N
+    values = {**prob.ctx.values, **prob.tie_values({x: rec.value}, (prob.quantity.expanded,)), x: rec.value}
+    try:
+        qdef.check(replace(prob.ctx, values=values), prob.quantity)
+    except DoesNotFit as exc:
+        return {**exc.verdict(), "symbol": str(x), "value": json_value(rec.value)}
+    return None
 
 
 def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr, rhs_name: str,
@@ -1064,6 +1223,7 @@ def to_dict(sol: Solution) -> dict:
         "notes": sol.notes,
         "conventions": sol.conventions,
         "approximation": sol.approximation,
+        "verdict": sol.verdict,
         **sol.context,
     }
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derive import parse
+from derive import inputs, parse
 from derive import symbols as S
 from derive.context import Request
 from derive.derivation import text as text_of
@@ -31,8 +31,20 @@ from derive.solve import Problem, Tie, prepare, show_value
 
 #: points evaluated per chunk (a chunk is a slice of the first axis); bounds memory, paces progress.
 CHUNK = 1 << 21
-#: at most this many configurations in one sweep.
-MAX_POINTS = 10**9
+#: at most this many configurations in one sweep: the float64 grid (80 MB) and the ranking arrays made
+#: from it (a few more of the same size) stay well inside a laptop's memory, and it evaluates in seconds.
+MAX_POINTS = 10**7
+#: at most this many values on one axis (each is an exact rational until it is compiled to floats).
+MAX_AXIS = 100_000
+#: an exact grid value (a geometric grid's a·r^k) may have at most this many bits in its numerator or
+#: denominator (~1,000 digits): a factor like 1.03 makes them grow by 2 digits a step.
+MAX_VALUE_BITS = 3322
+#: rows a table or JSON prints at most (CSV: MAX_CSV_ROWS); past that, narrow the grid or give a --target.
+MAX_ROWS = 100_000
+MAX_CSV_ROWS = 1_000_000
+#: configurations checked for validity (h dividing d, …; about a millisecond each) while looking for the
+#: closest valid ones.
+MAX_CHECKS = 2_000
 
 
 @dataclass
@@ -65,6 +77,7 @@ _RANGE = re.compile(r"^(?P<a>[^:]+):(?P<b>[^:]+)(?::(?P<mul>\*)?(?P<c>[^:]+))?$"
 
 def parse_grid(spec: str) -> Axis:
     """'d=1024:8192:128' (inclusive), 'b=1:1024:*2' (geometric), 's=1K:32K:1K', 'd=2048,4096'."""
+    inputs.require_str(spec, "a --grid", "'d=1024:8192:128'")
     name, sep, rhs = spec.partition("=")
     name, rhs = name.strip(), rhs.strip()
     if not sep or not name or not rhs:
@@ -80,7 +93,10 @@ def parse_grid(spec: str) -> Axis:
         return sp.Rational(v)
 
     if "," in rhs:
-        values = [val(t) for t in rhs.split(",") if t.strip()]
+        items = [t for t in rhs.split(",") if t.strip()]
+        if len(items) > MAX_AXIS:
+            raise DeriveError(f"--grid {name}: {len(items):,} values is more than the {MAX_AXIS:,} an axis may have")
+        values = [val(t) for t in items]
     else:
         m = _RANGE.match(rhs)
         if not m:
@@ -90,11 +106,21 @@ def parse_grid(spec: str) -> Axis:
             if b < a:
                 raise DeriveError(f"--grid {name}: the stop {_num(b)} is below the start {_num(a)}")
             if m.group("mul"):
-                r = sp.Rational(parse.number(m.group("c")))
+                r = sp.Rational(parse.number(m.group("c"), f"--grid {name} factor"))
                 if r <= 1 or a <= 0:
                     raise DeriveError(f"--grid {name}: a geometric step needs a factor > 1 and a positive start")
+                # the count first (log(b/a)/log(r), in floats: a and b are within 1e±100), then the values
+                n = int(math.log(float(b / a)) / math.log1p(float(r - 1))) + 1 if b > a else 1
+                if n > MAX_AXIS:
+                    raise DeriveError(f"--grid {name}: a factor of {m.group('c').strip()} from {_num(a)} to {_num(b)} "
+                                      f"gives about {n:,} values, more than the {MAX_AXIS:,} an axis may have; use a "
+                                      "larger factor")
                 values, v = [], a
                 while v <= b:
+                    if max(abs(int(v.p)).bit_length(), int(v.q).bit_length()) > MAX_VALUE_BITS:
+                        raise DeriveError(f"--grid {name}: the values of a geometric grid with factor {_num(r)} "
+                                          f"need more than 1,000 digits after {len(values):,} steps; use a whole "
+                                          "or simpler factor (2, 1.5) or fewer steps")
                     values.append(v)
                     v *= r
             else:
@@ -102,8 +128,9 @@ def parse_grid(spec: str) -> Axis:
                 if step <= 0:
                     raise DeriveError(f"--grid {name}: the step must be positive")
                 n = int(sp.floor((b - a) / step)) + 1
-                if n > MAX_POINTS:
-                    raise DeriveError(f"--grid {name}: {n:,} values is too many")
+                if n > MAX_AXIS:
+                    raise DeriveError(f"--grid {name}: {n:,} values is more than the {MAX_AXIS:,} an axis may have; "
+                                      "use a larger step")
                 values = [a + i * step for i in range(n)]
     if not values:
         raise DeriveError(f"--grid {name}: no values")
@@ -145,9 +172,10 @@ class SweepResult:
 
     def exact(self, flat: int) -> sp.Expr:
         """The exact value at one configuration (the float grid is for ranking only)."""
+        from derive.solve import _number, _subs
+
         pt = {S.sym(k): v for k, v in self.point(flat).items()}
-        v = self.compiled.xreplace(pt)
-        return v if v.is_Number else sp.nsimplify(v) if v.has(sp.Float) else sp.simplify(v)
+        return _number(_subs(self.compiled, pt))  # simplified when algebraic and small (solve.MAX_SIMPLIFY_OPS)
 
     def invalid(self, flat: int) -> str | None:
         return self.problem.check({S.sym(k): v for k, v in self.point(flat).items()})
@@ -168,14 +196,29 @@ class SweepResult:
         n = flat.size
         want = max(k, 1)
         pool = min(n, 4 * want)
+        verdict: dict[int, bool] = {}
         while True:
             idx = np.argpartition(dist, pool - 1)[:pool] if pool < n else np.arange(n)
             idx = idx[np.lexsort((idx, dist[idx]))]
             idx = [int(i) for i in idx if np.isfinite(dist[i])]
-            good = [i for i in idx if not valid_only or self.invalid(i) is None]
-            if len(good) >= k or pool >= n:
+            good = []
+            for i in idx:
+                if valid_only and i not in verdict:
+                    if len(verdict) >= MAX_CHECKS:
+                        break
+                    verdict[i] = self.invalid(i) is None
+                if not valid_only or verdict[i]:
+                    good.append(i)
+                if len(good) >= k:
+                    break
+            if len(good) >= k or pool >= n or len(verdict) >= MAX_CHECKS:
                 break
             pool = min(n, pool * 4)
+        if not good and len(verdict) >= MAX_CHECKS:
+            example = next(i for i, ok in verdict.items() if not ok)
+            raise Infeasible(f"none of the {MAX_CHECKS:,} configurations nearest the target is a valid design "
+                             f"(e.g. {self.invalid(example)}); narrow the grid to valid values (a step that keeps h "
+                             "dividing d)")
         if not good:
             raise Infeasible("no configuration of the grid " + ("meets the target" if self.sense != "=" else
                                                                "is a valid design"))
@@ -196,8 +239,40 @@ class SweepResult:
         return out
 
 
+def _values_text(name: str, v: object) -> str:
+    """A grid given to the API as a spec string or as a list of values, as the text of a --grid (so both go
+    through the same parser and bounds: sp.Rational('1e999999999') would never return)."""
+    if isinstance(v, str):
+        return v
+    if not isinstance(v, Iterable):
+        raise DeriveError(f"grid {name}: give a spec like '1:8:1' or a list of values, got {inputs.kind(v)}")
+    out = []
+    for i, x in enumerate(v):
+        if i >= MAX_AXIS:
+            raise DeriveError(f"grid {name}: more than the {MAX_AXIS:,} values an axis may have")
+        out.append(inputs.set_text(f"grid {name}", x))
+    return ",".join(out)
+
+
 def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
-    return sp.lambdify(syms, expr, modules="numpy", cse=True)
+    """The formula as a NumPy function of float64 arrays. Its constants are made floats first: an exact
+    10^100 or 2^400 in the formula would make NumPy fall back to arrays of Python ints, on which sqrt and
+    exp do not exist."""
+    import warnings
+
+    floats = expr.xreplace({n: sp.Float(n, 17) for n in expr.atoms(sp.Rational)
+                            if max(abs(int(n.p)), int(n.q)) > 2**53})
+    fn = sp.lambdify(syms, floats, modules="numpy", cse=True)
+
+    def real(*arrays: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # overflow to inf, sqrt of a negative: NaN, ranked last
+            out = np.asarray(fn(*arrays))
+            if np.iscomplexobj(out):  # a tie such as sqrt(b - 4) is not real at b < 4: not a design
+                out = np.where(out.imag == 0, out.real, np.nan)
+            return np.asarray(out, dtype=np.float64)
+
+    return real
 
 
 def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, target=None, sense: str = "=",
@@ -212,15 +287,18 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     :meth:`SweepResult.closest`. ``progress(done, total)`` is called after each chunk.
     """
     from derive import query as api
+    from derive.quantity import Quantity
 
+    if not isinstance(quantity, str | Quantity):
+        inputs.require_str(quantity, "the quantity", "'params.total'")
+    if sense not in ("=", ">=", "<="):
+        raise DeriveError(f"sense must be '=', '>=' or '<=', got {inputs.kind(sense)}")
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
     if isinstance(grids, Mapping):
-        axes = [parse_grid(f"{k}={v}") if isinstance(v, str) else
-                Axis(k, [sp.Rational(x) for x in v]) for k, v in grids.items()]
-        for a in axes:
-            if not isinstance(grids[a.name], str):
-                parse_grid(f"{a.name}=" + ",".join(str(v) for v in a.values))  # validate
+        axes = [parse_grid(f"{inputs.require_str(k, 'a grid symbol')}={_values_text(k, v)}") for k, v in grids.items()]
+    elif isinstance(grids, str) or not isinstance(grids, Iterable):
+        raise DeriveError(f"grids must be a list of 'SYMBOL=SPEC' strings or a mapping, got {inputs.kind(grids)}")
     else:
         axes = [parse_grid(g) for g in grids]
     if not axes:
@@ -230,7 +308,8 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
         raise DeriveError("a symbol has two --grid options")
     total = math.prod(len(a.values) for a in axes)
     if total > MAX_POINTS:
-        raise DeriveError(f"{total:,} configurations is more than {MAX_POINTS:,}; coarsen a grid")
+        raise DeriveError(f"{total:,} configurations is more than the {MAX_POINTS:,} a sweep evaluates at once "
+                          f"(a float64 grid of {MAX_POINTS * 8 / 1e6:,.0f} MB); coarsen a grid or split the sweep")
     prob = prepare(quantity, names, req, let)
     q = prob.quantity
     syms = [S.sym(n) for n in names]
@@ -246,8 +325,12 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
                           "or sweep it with another --grid")
     tval = None
     if target is not None:
-        tval = sp.Rational(target) if isinstance(target, (int, sp.Rational)) else parse.value(str(target), q.unit,
-                                                                                                what="--target")
+        if isinstance(target, bool) or not isinstance(target, int | float | str | sp.Rational):
+            raise DeriveError(f"the target must be a value such as '1B' or 10**9, got {inputs.kind(target)}")
+        if isinstance(target, int) and target.bit_length() > 400:
+            raise DeriveError(f"--target: {inputs.kind(target)}; at most {inputs.MAX_DIGITS} digits are accepted")
+        tval = inputs.in_range(sp.Rational(target), "--target") if isinstance(target, int | sp.Rational) else \
+            parse.value(str(target), q.unit, what="--target")
     fn = _compile(compiled, syms)
     arrays = [a.array for a in axes]
     shape = tuple(len(a) for a in arrays)
@@ -277,7 +360,8 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     assert out is not None
     seconds = time.perf_counter() - t0
     notes = list(prob.held)
-    big = np.nanmax(np.abs(out)) if out.size else 0
+    finite = np.abs(out[np.isfinite(out)])
+    big = finite.max() if finite.size else 0
     if big >= 2**53:
         notes.append("values above 2^53 are ranked in float64; the rows shown are recomputed exactly")
     return SweepResult(quantity=q.id, title=q.title, unit=q.unit, expression=prob.expr, compiled=compiled,
@@ -295,8 +379,9 @@ def _cell(v: sp.Expr) -> str:
 
 
 def table(r: SweepResult, indices: list[int], header: str) -> str:
-    """A plain-text table: the grid symbols, the exact value, human units, distance to the target."""
-    rows = r.rows(indices)
+    """A plain-text table: the grid symbols, the exact value, human units, distance to the target
+    (exact values for up to 5,000 rows, as CSV and JSON; the float grid beyond)."""
+    rows = r.rows(indices, exact=len(indices) <= 5000)
     cols = [a.name for a in r.axes] + [r.quantity, "human"]
     if r.target is not None:
         cols.append("vs target")
@@ -350,9 +435,15 @@ def render(r: SweepResult, fmt: str = "table", closest: int | None = None, limit
     import json
 
     if r.target is not None:
+        if not 1 <= (closest or 10) <= MAX_ROWS:
+            raise DeriveError(f"--closest must be between 1 and {MAX_ROWS:,}")
         indices = r.closest(closest or 10)
     else:
         n = r.size if (limit <= 0 or fmt == "csv") else min(r.size, limit)
+        most = MAX_CSV_ROWS if fmt == "csv" else MAX_ROWS
+        if n > most:
+            raise DeriveError(f"{n:,} rows is more than the {most:,} a {fmt} output prints; narrow the grid, give "
+                              "--limit N, or a --target to list the closest configurations")
         indices = list(range(n))
     if fmt == "table":
         head = "\n".join(describe(r)) + "\n\n"

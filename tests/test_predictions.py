@@ -106,3 +106,16 @@ def test_does_not_fit_is_a_verdict_not_a_number():
 def test_tp_degree_must_divide_the_query_heads():
     with pytest.raises(Exception, match="does not divide the 64 query heads"):
         api.value("decode.step_time", model="llama-2-70b", hardware="h100-sxm", b=1, s=1024, n_dev=3)
+
+
+def test_checkpoint_formats_decide_weight_bytes():
+    # gpt-oss-120b stores its experts in MXFP4 (4 bits + an 8-bit scale per 32 weights = 17/32 B), the rest in
+    # bf16: 36 layers × 128 experts × (2880·5760 + 5760 + 2880·2880 + 2880) expert parameters at 17/32 B
+    experts = 36 * 128 * (2880 * 5760 + 5760 + 2880 * 2880 + 2880)
+    total = 116_829_156_672
+    w = api.value("memory.weights", model="gpt-oss-120b")
+    assert w == experts * sp.Rational(17, 32) + (total - experts) * 2
+    assert float(w) == pytest.approx(65.19e9, rel=1e-3)  # the 65 GB checkpoint that fits one 80 GB card
+    # --option dtype stores every weight in one dtype instead; the count never changes
+    assert api.value("memory.weights", model="gpt-oss-120b", options={"dtype": "bf16"}) == 2 * total
+    assert api.value("params.total", model="gpt-oss-120b") == total

@@ -14,7 +14,13 @@ from tests.conftest import run_cli
 GiB = 2**30
 W70 = 2 * 68_976_648_192  # LLaMA 2 70B weights in BF16: 137,953,296,384 B
 KV70_SEQ = 2 * 80 * 8 * 128 * 2 * 4096  # one 4096-token sequence: 1,342,177,280 B
-H100 = dict(model="llama-2-70b", hardware="h100-sxm")
+#: the textbook serving arithmetic these exercises were written under: any whole number of devices in one
+#: tensor-parallel group, all memory usable, no all-reduce, every weight read per step, the 2N rule
+TEXTBOOK = {"tp_degrees": "any", "mem_util": "1", "allreduce": "none", "weight_reads": "all", "flops_model": "rule",
+            "fit": "ignore"}
+TEXTBOOK_ARGS = [x for k, v in TEXTBOOK.items() for x in (("--set", f"{k}={v}") if k == "mem_util" else
+                                                          ("--option", f"{k}={v}"))]
+H100 = dict(model="llama-2-70b", hardware="h100-sxm", defaults=TEXTBOOK)
 
 
 def test_ex_7_7_min_gpus_memory():
@@ -54,7 +60,7 @@ def test_serving_plan_speed_binds():
 
 
 def test_serving_plan_from_the_command_line():
-    out = run_cli("show", "serving.min_gpus", "--model", "llama-2-70b", "--hardware", "h100-sxm",
+    out = run_cli("show", "serving.min_gpus", *TEXTBOOK_ARGS, "--model", "llama-2-70b", "--hardware", "h100-sxm",
                   "--set", "users=100", "--set", "s=4096", "--set", "tps_target=30")
     assert out.returncode == 0, out.stderr
     text = out.stdout
@@ -62,7 +68,7 @@ def test_serving_plan_from_the_command_line():
     assert "answer: 4 device(s); binding constraint: memory" in text
     assert "n_mem = ceiling(M_need/M_dev)" in text and "272,171,024,384" in text
     assert "at n = 3:" in text and "DOES NOT FIT" in text
-    out = run_cli("show", "serving.min_gpus", "--model", "llama-2-70b", "--hardware", "h100-sxm",
+    out = run_cli("show", "serving.min_gpus", *TEXTBOOK_ARGS, "--model", "llama-2-70b", "--hardware", "h100-sxm",
                   "--set", "users=100", "--set", "s=4096", "--set", "tps_target=30", "--format", "json")
     data = json.loads(out.stdout)
     assert data["value"] == 4 and data["unit"] == "1" and data["binding"] == "memory"
@@ -81,14 +87,14 @@ def test_cannot_fit_any_number_of_cards():
     # per-card limit M_dev = 1 GB: beyond 8 cards each still holds KV/8 = 134.2e9/8 = 16.8 GB > 1 GB
     with pytest.raises(Infeasible, match="does not fit on any number of devices"):
         api.value("serving.min_gpus", users=100, s=4096, M_dev="1GB", **H100)
-    out = run_cli("show", "serving.min_gpus", "--model", "llama-2-70b", "--hardware", "h100-sxm",
+    out = run_cli("show", "serving.min_gpus", *TEXTBOOK_ARGS, "--model", "llama-2-70b", "--hardware", "h100-sxm",
                   "--set", "users=1000", "--set", "s=32768")
     assert out.returncode == 2 and "does not fit on any number of devices" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_group_size_limit_and_unreachable_speed():
-    out = run_cli("show", "serving.min_gpus", "--model", "llama-2-70b", "--hardware", "h100-sxm",
+    out = run_cli("show", "serving.min_gpus", *TEXTBOOK_ARGS, "--model", "llama-2-70b", "--hardware", "h100-sxm",
                   "--set", "users=100", "--set", "s=4096", "--set", "n_max=2")
     assert out.returncode == 2 and "n_max = 2" in out.stderr and "needs 4" in out.stderr
     # 300 token/s each for 400 users: every card still reads KV/8 = 68.7 GB per step = 20 ms > 3.3 ms
@@ -133,3 +139,37 @@ def test_ex_8_4_largest_int4_model_in_3gb():
     assert api.value("serving.max_params", options={"dtype": "int4"}, M_dev="3GB") == 6 * 10**9
     # on the phone's 6 GiB: floor(6·2^30 / 0.5) = 12,884,901,888
     assert api.value("serving.max_params", options={"dtype": "int4"}, hardware="phone") == 12 * GiB
+
+
+# ---- the engine's default plan: valid tensor-parallel degrees × data-parallel replicas --------------------
+
+PLAN = dict(model="llama-2-70b", hardware="h100-sxm", s=4096)
+
+
+def test_min_gpus_proposes_valid_degrees_and_replicas():
+    # memory only, 100 users: a device may hold 0.9 × 80 GiB = 77.31 GB; tp 2 needs 137.95/2 + 134.2/2 = 136.1 GB,
+    # tp 4 needs 34.49 + 33.55 = 68.04 GB: 4 devices (a power of two dividing the 64 query heads)
+    d = api.show("serving.min_gpus", users=100, **PLAN)
+    assert d.value == 4 and d.extra["tp"] == 4 and d.extra["replicas"] == 1
+    # 1000 users at 30 token/s each: tp 8 holds 17.24 GB of weights + 125 users' caches per 77.31 GB device at most,
+    # so 3 replicas of 334 users (73.28 GB each); their step (21.9 ms of reads + 7.9 ms of all-reduces) meets 30/s
+    d = api.show("serving.min_gpus", users=1000, tps_target=30, **PLAN)
+    assert (d.value, d.extra["tp"], d.extra["replicas"], d.extra["users_per_replica"]) == (24, 8, 3, 334)
+
+
+def test_min_gpus_never_proposes_a_degree_that_does_not_divide_the_heads():
+    from derive import presets
+    from derive.layers.stack import heads
+
+    for p in presets.models().values():
+        ctx = api.context(model=p.id)
+        hv = heads(ctx.arch)
+        if hv is None or p.id.startswith(("bert", "t5")):
+            continue
+        for users in (1, 37, 500):
+            try:
+                d = api.show("serving.min_gpus", model=p.id, hardware="h100-sxm", s=2048, users=users)
+            except Infeasible:
+                continue
+            tp = d.extra["tp"]
+            assert hv[0] % tp == 0 and tp & (tp - 1) == 0, (p.id, users, tp)

@@ -241,9 +241,117 @@ def test_every_calculator_prefills_values_that_reproduce_the_engine():
             values[S.sym(name)] = v * (A.sp.Rational(*map(int, page.symbols[name]["factor"])))
         sets = {k: v for k, v in calc.sets}
         engine = api.value(calc.qid, model=page.initial["model"], hardware=calc.hardware or None,
-                           options=dict(calc.options), defaults=calculators.CONVENTIONS, **sets)
+                           options=dict(calc.options), defaults=calculators.conventions(calc), **sets)
         assert shape.expr.xreplace(values) == engine, calc.qid
         assert page.initial["exact"] == str(engine)
+
+
+# ---- memory: the engine's fit check on the page -------------------------------------------------------
+
+DECODE = "decode.tokens_per_second"
+
+
+def _decode_calc(**kw) -> Calculator:
+    """The site's decode calculator, with another model, machine or workload preselected."""
+    import dataclasses
+
+    return dataclasses.replace(next(c for c in CALCULATORS if c.qid == DECODE), **kw)
+
+
+def _calc_data(path: Path) -> dict:
+    m = re.search(r'<script type="application/json" id="calc-data">(.*?)</script>', path.read_text(), re.S)
+    return json.loads(m.group(1))
+
+
+def test_pages_carry_the_engines_fit_expressions(site):
+    """A quantity with a fit check (QuantityDef.fit) brings its needed and available bytes to the page as the
+    engine's own expressions, printed to JavaScript by the printers of the result; one without brings none."""
+    from derive.registry import REGISTRY, build
+
+    page = next(p for p in site.calculators if p.calc.qid == DECODE)
+    js = (site.out / f"{page.calc.slug}.js").read_text()
+    data = _calc_data(site.out / f"{page.calc.slug}.html")
+    assert REGISTRY[DECODE].fit is not None and len(page.shapes) > 5
+    for s in page.shapes:
+        ctx = api.context(calculators._request(page.calc, s.models[0], page.calc.hardware, {}, dict(page.calc.sets)))
+        build(DECODE, ctx)
+        fit = REGISTRY[DECODE].fit(ctx)
+        assert (s.fit.needed, s.fit.available) == (fit.needed, fit.available), s.models[0]
+        assert fit.available == S.sym("mem_util") * S.M_dev
+        for expr in (fit.needed, fit.available):
+            assert jscode.float_js(expr) in js and jscode.exact_js(expr) in js
+            assert {str(x) for x in expr.free_symbols} <= set(s.inputs)  # each one a box on the page
+        assert data["shapes"][s.id]["fit"] == fit.message("{needed}", "{available}")
+    assert {"M_dev", "mem_util", "b", "s"} <= set(page.symbols)
+    assert all(h["values"].get("M_dev") for h in data["hardware"])  # a machine menu sets the capacity
+    assert data["defaults"]["mem_util"] == "0.9"  # the engine's runtime reserve, as `derive show`
+    params = next(p for p in site.calculators if p.calc.qid == "params.total")
+    assert all(s.fit is None for s in params.shapes)
+    assert all(v["fit"] is None for v in _calc_data(site.out / "calc-params-total.html")["shapes"].values())
+    assert "fit:" not in (site.out / "calc-params-total.js").read_text()
+
+
+def test_a_model_that_does_not_fit_starts_as_the_verdict(tmp_path):
+    """Mixtral 8x7B on one RTX 4090 (b = 1, s = 1024): 93.5 GB of weights and cache against 0.9 × 24 GiB. The
+    page opens on the verdict `derive show` prints (exit 2), with the same bytes, and no tokens/s."""
+    from derive.errors import DoesNotFit
+
+    calc = _decode_calc(model="mixtral-8x7b", hardware="rtx-4090", sets=(("s", "1024"), ("b", "1")))
+    page = build_page(calc)
+    with pytest.raises(DoesNotFit) as exc:
+        api.value(DECODE, model="mixtral-8x7b", hardware="rtx-4090", s=1024, b=1,
+                  defaults=calculators.conventions(calc))
+    no_fit = exc.value
+    assert no_fit.needed == 93_539_803_136 and no_fit.available == sp.Rational(9, 10) * 24 * 2**30
+    out = run_cli("show", DECODE, "--model", "mixtral-8x7b", "--hardware", "rtx-4090", "--set", "b=1",
+                  "--set", "s=1024")
+    assert out.returncode == 2 and out.stderr.strip() == f"derive: error: {no_fit}"  # the CLI's defaults: same line
+    assert str(no_fit) == ("does not fit: needs 93.54 GB = 87.12 GiB per device (weights + KV cache of the b "
+                           "sequences), has 23.19 GB = 21.6 GiB (mem_util × M_dev)")
+    assert page.initial["verdict"] == {"message": str(no_fit), "needed": str(no_fit.needed),
+                                       "available": str(no_fit.available)}
+    # the page's own expressions, at the values its boxes start with, give the engine's bytes exactly
+    shape = next(s for s in page.shapes if "mixtral-8x7b" in s.models)
+    values = {S.sym(n): parse.value(page.initial["values"][n], S.CATALOG[n].read_unit)
+              * sp.Rational(*map(int, page.symbols[n]["factor"])) for n in shape.inputs}
+    assert shape.fit.needed.xreplace(values) == no_fit.needed
+    assert shape.fit.available.xreplace(values) == no_fit.available
+    # written before any JavaScript runs: the verdict shown, the number hidden
+    build_site(tmp_path / "s", calculators=[calc], chapters=lambda: [])
+    tags = {a.get("id"): a for _tag, a in _tags(tmp_path / "s" / f"{calc.slug}.html") if a.get("id")}
+    assert "hidden" not in tags["result-verdict"] and "hidden" in tags["result-human"]
+    assert "hidden" in tags["result-exact"] and "data-value" not in tags["result-exact"]
+    assert tags["result-verdict"]["data-needed"] == "93539803136"
+    html = (tmp_path / "s" / f"{calc.slug}.html").read_text()
+    assert f">{no_fit}</p>" in html
+    # the default page (Llama 2 7B on an A100 80GB) fits: a number, no verdict
+    assert build_page(next(c for c in CALCULATORS if c.qid == DECODE)).initial["verdict"] is None
+
+
+def test_site_and_workbook_pin_the_fit_check_they_were_written_under():
+    """The site checks memory as the CLI does (a verdict, never a tokens/s for a model that cannot be loaded);
+    the workbook keeps the textbook's roofline alone, so no seed answer changes."""
+    from derive import workbook
+
+    assert calculators.CONVENTIONS["fit"] == "check"
+    assert workbook.book()["conventions"]["fit"] == "ignore"
+
+
+def test_cli_line_names_the_pins_that_change_the_answer(site):
+    """The page's `derive show` line gives the page's number: the pinned conventions the engine's defaults would
+    answer differently are named (--option), the rest are not (params.total needs none)."""
+    page = next(p for p in site.calculators if p.calc.qid == DECODE)
+    moe = next(s for s in page.shapes if "qwen3-30b-a3b" in s.models)
+    assert moe.cli_options == ["--option flops_model=rule", "--option weight_reads=all"]
+    sets = {k: v for k, v in page.calc.sets}
+    pinned = api.value(DECODE, model="qwen3-30b-a3b", hardware="a100-80gb", defaults=calculators.conventions(page.calc),
+                       **sets)
+    told = api.value(DECODE, model="qwen3-30b-a3b", hardware="a100-80gb", mem_util="0.9",
+                     options={o.split()[1].split("=")[0]: o.split("=")[1] for o in moe.cli_options}, **sets)
+    assert told == pinned != api.value(DECODE, model="qwen3-30b-a3b", hardware="a100-80gb", **sets)
+    params = next(p for p in site.calculators if p.calc.qid == "params.total")
+    assert all(s.cli_options == [] for s in params.shapes)
+    assert _calc_data(site.out / f"{page.calc.slug}.html")["sets"] == ["s", "b"]
 
 
 def test_hardware_menu_where_the_formula_reads_a_machine():
@@ -389,7 +497,8 @@ def test_symbols_are_written_as_the_cli_names_them(site):
 def test_dimensionless_results_show_no_unit(site):
     """serving.min_gpus is a pure number: '3', not '3' above '3 1' or 'result in 1'."""
     html = (site.out / "calc-serving-min-gpus.html").read_text()
-    n = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=100)
+    n = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=100,
+                  defaults=calculators.CONVENTIONS)  # the site's textbook ceiling of (weights + caches) / 80 GiB
     assert n == 3
     assert "result in <strong>1</strong>" not in html and "the result is a pure number" in html
     assert re.search(r'<output id="result-human" for="[^"]*">3</output>', html)

@@ -14,7 +14,10 @@ import pytest
 import sympy as sp
 
 from derive import api
+from derive.errors import DoesNotFit
+from derive.site import calculators
 from derive.site.calculators import CONVENTIONS
+from tests.conftest import run_cli
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -168,6 +171,114 @@ def test_hardware_calculator_matches_the_engine(browser, site):
     page.close()
 
 
+DECODE = "decode.tokens_per_second"
+
+
+def _decode_conventions(site) -> dict[str, str]:
+    return calculators.conventions(next(p for p in site.calculators if p.calc.qid == DECODE).calc)
+
+
+def _show_json(cli_line: str) -> tuple[int, dict]:
+    """Run the page's `derive show …` line with --format json: (exit code, the number's or the verdict's JSON)."""
+    import json
+    import shlex
+
+    words = shlex.split(cli_line)
+    assert words[:3] == ["derive", "show", DECODE]
+    out = run_cli(*words[1:], "--format", "json")
+    return out.returncode, json.loads(out.stdout)
+
+
+def _verdict_shown(page, want: DoesNotFit) -> None:
+    verdict = page.locator("#result-verdict")
+    assert verdict.is_visible() and verdict.inner_text() == str(want)
+    assert sp.Rational(verdict.get_attribute("data-needed")) == want.needed
+    assert sp.Rational(verdict.get_attribute("data-available")) == want.available
+    assert not page.locator("#result-human").is_visible() and not page.locator("#result-exact").is_visible()
+    assert page.locator("#result-exact").get_attribute("data-value") is None  # no number, none reported
+    assert "does-not-fit" in page.locator(".result").get_attribute("class").split()
+
+
+def _number_shown(page, want) -> None:
+    assert not page.locator("#result-verdict").is_visible()
+    assert page.locator("#result-human").is_visible() and "token/s" in page.locator("#result-human").inner_text()
+    assert sp.Rational(page.locator("#result-exact").get_attribute("data-value")) == want
+    assert "does-not-fit" not in page.locator(".result").get_attribute("class").split()
+
+
+def test_decode_calculator_gives_the_engines_verdict_when_memory_overflows(browser, site):
+    """The fit check runs in the page with the engine's expressions: a model, a batch or a context that
+    overflows the device shows `derive show`'s verdict line (the same bytes as DoesNotFit), a fitting one the
+    engine's number; the page's CLI line gives the same answer (exit 2 and the verdict JSON, or the value)."""
+    conv = _decode_conventions(site)
+
+    def engine(model, **sets):
+        return api.value(DECODE, model=model, hardware="rtx-4090", defaults=conv, **sets)
+
+    def no_fit(model, **sets) -> DoesNotFit:
+        with pytest.raises(DoesNotFit) as exc:
+            engine(model, **sets)
+        return exc.value
+
+    page = _open(browser, site.out / "calc-decode-tokens-per-second.html")
+    page.select_option("#hardware", "rtx-4090")
+    page.select_option("#model", "mixtral-8x7b")  # 93.5 GB of weights against 0.9 × 24 GiB
+    page.locator("#in-s").fill("1024")
+    want = no_fit("mixtral-8x7b", s=1024, b=1)
+    _verdict_shown(page, want)
+    plain = run_cli("show", DECODE, "--model", "mixtral-8x7b", "--hardware", "rtx-4090", "--set", "b=1",
+                    "--set", "s=1024")  # no pins at all: the CLI's own defaults say the same line
+    assert plain.returncode == 2 and plain.stderr.strip() == f"derive: error: {want}"
+    code, verdict = _show_json(page.locator("#cli").inner_text())
+    assert code == 2 and verdict["verdict"] == "does_not_fit" and verdict["message"] == str(want)
+    assert verdict["needed"] == int(want.needed) and verdict["available"] == float(want.available)
+
+    page.select_option("#model", "llama-2-7b")  # 13.5 GB of weights + 2.1 GB of cache at s = 4096: fits
+    _number_shown(page, engine("llama-2-7b", s=4096, b=1))
+    page.locator("#in-b").fill("8")  # eight sequences' caches overflow the card
+    _verdict_shown(page, no_fit("llama-2-7b", s=4096, b=8))
+    page.locator("#in-b").fill("2")
+    _number_shown(page, engine("llama-2-7b", s=4096, b=2))
+    code, shown = _show_json(page.locator("#cli").inner_text())
+    assert code == 0 and sp.Rational(shown["exact"]) == engine("llama-2-7b", s=4096, b=2)
+    page.locator("#in-s").fill("32K")  # a context that overflows it
+    _verdict_shown(page, no_fit("llama-2-7b", s=32000, b=2))
+    page.locator("#in-mem_util").fill("1")  # the whole card still does not hold 2 × 16.8 GB of cache
+    _verdict_shown(page, no_fit("llama-2-7b", s=32000, b=2, mem_util=1))
+    page.locator("#in-s").fill("8K")
+    _number_shown(page, engine("llama-2-7b", s=8000, b=2, mem_util=1))
+    page.select_option("#hardware", "h100-sxm")  # another machine: Mixtral does not fit 0.9 × 80 GiB either
+    page.select_option("#model", "mixtral-8x7b")
+    page.locator("#reset").click()  # b = 1, mem_util = 0.9 again
+    _verdict_shown(page, no_fit_on("h100-sxm", conv))
+    page.locator("#in-tp").fill("2")  # one model over two devices: half the weights and cache on each
+    _number_shown(page, api.value(DECODE, model="mixtral-8x7b", hardware="h100-sxm", s=4096, b=1, n_dev=2, tp=2,
+                                  defaults=conv))
+    assert page.errors == []
+    page.close()
+
+
+def test_verdict_fits_a_phone(browser, site):
+    """At 390 px the verdict wraps inside the result bar pinned to the bottom: no sideways scrolling."""
+    page = _open(browser, site.out / "calc-decode-tokens-per-second.html", PHONE)
+    page.select_option("#hardware", "rtx-4090")
+    page.select_option("#model", "mixtral-8x7b")
+    page.locator("#in-s").fill("1024")  # typing: the result bar stays on screen
+    verdict = page.locator("#result-verdict")
+    assert verdict.is_visible() and verdict.inner_text().startswith("does not fit: needs")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    box = verdict.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]  # on screen while typing
+    page.close()
+
+
+def no_fit_on(hardware: str, conv: dict[str, str]) -> DoesNotFit:
+    with pytest.raises(DoesNotFit) as exc:
+        api.value(DECODE, model="mixtral-8x7b", hardware=hardware, s=4096, b=1, defaults=conv)
+    return exc.value
+
+
 def test_phone_width_has_no_sideways_scrolling(browser, site):
     ch, _ex = _kv_exercise(site)
     for rel in (ch.file, "calc-params-total.html", "index.html"):
@@ -230,7 +341,8 @@ def test_dimensionless_result_shows_no_unit(browser, site):
     human, exact = page.locator("#result-human"), page.locator("#result-exact")
     assert human.inner_text() == "3" and not exact.is_visible()
     page.locator("#in-users").fill("400")
-    want = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=400)
+    want = api.value("serving.min_gpus", model="llama-2-7b", hardware="h100-sxm", s=4096, users=400,
+                     defaults=CONVENTIONS)
     assert human.inner_text() == str(int(want)) and int(want) > 3
     assert not exact.is_visible() and exact.get_attribute("data-value") == str(want)
     assert " 1" not in page.locator(".result").inner_text()
@@ -263,6 +375,13 @@ def test_screenshots(browser, site, tmp_path):
         page.locator("#in-s").fill("32K")
     page.screenshot(path=str(out / "site-calculator.png"))
     page.close()
+    page = _open(browser, site.out / "calc-decode-tokens-per-second.html", {"width": 1280, "height": 1000})
+    page.select_option("#hardware", "rtx-4090")  # the verdict in place of a tokens/s (as `derive show`, exit 2)
+    page.select_option("#model", "mixtral-8x7b")
+    page.locator("#in-s").fill("1024")
+    page.locator("#result-verdict").wait_for()
+    page.screenshot(path=str(out / "site-calculator-verdict.png"))
+    page.close()
     page = _open(browser, site.out / "calc-params-total.html", PHONE)
     page.locator("#in-L").fill("24")
     page.evaluate("document.querySelector('fieldset').scrollIntoView()")
@@ -281,5 +400,5 @@ def test_screenshots(browser, site, tmp_path):
     page.screenshot(path=str(out / "site-min-gpus-phone.png"))
     page.close()
     for name in ("site-chapter.png", "site-chapter-phone.png", "site-calculator.png", "site-calculator-phone.png",
-                 "site-solution-phone.png", "site-min-gpus-phone.png"):
+                 "site-solution-phone.png", "site-min-gpus-phone.png", "site-calculator-verdict.png"):
         assert (out / name).stat().st_size > 10_000

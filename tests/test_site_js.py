@@ -28,6 +28,8 @@ from derive.units.human import human
 
 #: configurations per calculator (spread over its shapes); the issue asks for at least 1,000
 CONFIGS_PER_CALCULATOR = 1000
+#: configurations of each side of a fit check (bytes needed, bytes available), per calculator that has one
+FIT_CONFIGS = 300
 REL_TOL = 1e-12
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -38,7 +40,7 @@ function runCases(cases) {
   const D = globalThis.Derive, R = D.R;
   const parse = function (t) { const [p, q] = t.split("/"); return R.q(BigInt(p), BigInt(q || "1")); };
   return cases.map(function (c) {
-    const fns = D.calcs[c.qid][c.shape];
+    const fns = c.part ? D.calcs[c.qid][c.shape].fit[c.part] : D.calcs[c.qid][c.shape];
     const rat = {}, num = {};
     for (const k of Object.keys(c.values)) { rat[k] = parse(c.values[k]); num[k] = R.toNumber(rat[k]); }
     const f = fns.float(num);
@@ -110,6 +112,20 @@ def _cases(seed: int = 20240607) -> list[dict]:
             cases.append({"qid": calc.qid, "shape": shape.id, "unit": page.unit,
                           "values": {k: f"{v.p}/{v.q}" for k, v in values.items()},
                           "exact": exact, "py": float(exact)})
+        fitted = [s for s in page.shapes if s.fit is not None]
+        for i in range(FIT_CONFIGS * bool(fitted)):  # the fit check's two sides, in bytes
+            shape = fitted[i % len(fitted)]
+            values = _config(rng, shape.inputs)
+            for part in ("needed", "available"):
+                expr = getattr(shape.fit, part)
+                exact = Fraction(_exact_fn(expr, shape.inputs)(
+                    *[Fraction(int(values[n].p), int(values[n].q)) for n in shape.inputs]))
+                if i % 25 == 0:
+                    assert sp.Rational(exact.numerator, exact.denominator) == expr.xreplace(
+                        {S.sym(k): v for k, v in values.items()}), (calc.qid, part, values)
+                cases.append({"qid": calc.qid, "shape": shape.id, "unit": "byte", "part": part,
+                              "values": {k: f"{v.p}/{v.q}" for k, v in values.items()},
+                              "exact": exact, "py": float(exact)})
     return cases
 
 
@@ -183,6 +199,8 @@ def test_enough_configurations(js_results):
         per_calc[c["qid"]] = per_calc.get(c["qid"], 0) + 1
     assert "params.total" in per_calc
     assert all(n >= 1000 for n in per_calc.values()), per_calc
+    parts = {(c["qid"], c.get("part")) for c in cases}
+    assert {("decode.tokens_per_second", "needed"), ("decode.tokens_per_second", "available")} <= parts
 
 
 def test_float_js_agrees_with_sympy(js_results):

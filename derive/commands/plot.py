@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: lines (models) or bars in one chart: each is a sweep or a derivation of its own.
+MAX_SERIES = 16
+
 
 def _common(p: argparse.ArgumentParser, *, model_required: bool, many_models: bool = False) -> None:
     g = p.add_argument_group("what to substitute")
@@ -77,21 +80,27 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from derive import inputs
     from derive.errors import DeriveError
     from derive.reports import plots
 
     if Path(args.output).suffix.lower() not in plots.FORMATS:
         raise DeriveError(f"{args.output}: charts are written as {', '.join(plots.FORMATS)} (from the file name)")
     sets, options = _pairs(args.sets, "--set"), _pairs(args.options, "--option")
+    for what, many in (("--model", getattr(args, "models", None)), ("--bar", getattr(args, "bars", None))):
+        if many and len(many) > MAX_SERIES:
+            raise DeriveError(f"{what}: at most {MAX_SERIES} in one chart")
     if args.kind == "sweep":
         fig = plots.sweep_figure(args.quantity, args.over, models=args.models or [None], hardware=args.hardware,
                                  options=options, sets=sets, target=args.target, logx=args.logx, logy=args.logy)
     elif args.kind == "roofline":
-        try:
-            batches = [int(b) for b in args.batches.split(",") if b.strip()]
-        except ValueError:
-            raise DeriveError(f"--batches expects whole numbers like 1,8,64, got {args.batches!r}") from None
-        if not batches or min(batches) < 1:
+        items = [b.strip() for b in args.batches.split(",") if b.strip()]
+        if len(items) > MAX_SERIES * 4:
+            raise DeriveError(f"--batches: at most {MAX_SERIES * 4} batch sizes in one chart")
+        if not all(b.isdigit() and len(b) <= 16 for b in items):
+            raise DeriveError(f"--batches expects whole numbers like 1,8,64, got {inputs.short(args.batches)!r}")
+        batches = [inputs.size(int(b), "a --batches size") for b in items]
+        if not batches:
             raise DeriveError("--batches needs at least one positive batch size")
         fig = plots.roofline_figure(args.model, args.hardware, batches=batches, options=options, sets=sets,
                                     weights_only=args.weights_only)

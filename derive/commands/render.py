@@ -29,21 +29,32 @@ def add_parser(sub) -> None:
                    help="the page's format when its name does not say (md for page.md.j2, …)")
     p.add_argument("--delimiters", choices=["auto", "jinja", "latex"], default="auto",
                    help="Jinja2 delimiters: {{ }} (jinja) or \\VAR{ } (latex; the default for .tex pages)")
+    p.add_argument("--allow-dir", dest="allow_dirs", action="append", default=[], metavar="DIR",
+                   help="a folder the page may also read includes and hf_config= files from (repeatable; by "
+                        "default only the page's own folder)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop a page that takes longer than this to render (default 30)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
     from pathlib import Path
 
+    from derive import inputs
     from derive.errors import DeriveError
-    from derive.reports.docs import render_file
+    from derive.reports.docs import TIME_LIMIT, render_file
 
-    out = render_file(args.template, args.format, delimiters=args.delimiters)
+    limit = TIME_LIMIT if args.time_limit is None else args.time_limit
+    if not math.isfinite(limit) or not 0 < limit <= 3600:
+        raise DeriveError(f"--time-limit must be between 0 and 3600 seconds, got {args.time_limit}")
+    for d in args.allow_dirs:
+        if not Path(d).is_dir():
+            raise DeriveError(f"--allow-dir {d}: not a directory")
+    out = render_file(args.template, args.format, delimiters=args.delimiters, allow_dirs=args.allow_dirs,
+                      time_limit=limit)
     if args.output:
-        try:
-            Path(args.output).write_text(out, encoding="utf-8")
-        except OSError as e:
-            raise DeriveError(f"cannot write {args.output}: {e.strerror}") from None
+        inputs.write_output(args.output, out, what="-o")
     else:
         sys.stdout.write(out)
     return 0

@@ -23,14 +23,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
+    from derive import inputs
     from derive.errors import DeriveError
     from derive.site import build_site
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise DeriveError(f"--out {args.out}: exists and is not a directory")
+    out = inputs.output_dir(args.out)  # created if missing; never a symbolic link
+    # a symlink planted where the site writes is refused before the work (each write checks again)
+    planned = ["static/site.css", "static/site.js", "static/report.css"]
+    planned += [e.name for e in out.iterdir() if e.name.endswith((".html", ".js"))]
+    inputs.check_outputs(out, planned)
     say = None if args.quiet else (lambda msg: print(f"derive site: {msg}", file=sys.stderr))
     try:
         site = build_site(out, progress=say)

@@ -66,4 +66,4 @@ def run(args: argparse.Namespace) -> int:
                 at_least=args.at_least or op == ">=", at_most=args.at_most or op == "<=",
                 neighbours=args.neighbours)
     sys.stdout.write(render(sol, args.format))
-    return 0
+    return 1 if sol.verdict else 0  # done, with a warning: the answer does not fit in memory

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -51,38 +50,43 @@ def _formats(args: argparse.Namespace) -> list[str]:
     return wanted
 
 
+def _name(fmt: str, chapter: int | None) -> str:
+    from derive import workbook as W
+
+    return "workbook" + (f"-chapter-{chapter}" if chapter is not None else "") + "." + W.EXTENSIONS[fmt]
+
+
 def _progress(msg: str) -> None:
     print(f"derive workbook: {msg}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from derive import inputs
     from derive import workbook as W
     from derive.errors import DeriveError
 
     formats = _formats(args)
     if args.per_chapter and not args.out:
         raise DeriveError("--per-chapter writes files: give --out DIR")
+    if args.out:  # a symlink planted in the folder is refused before the work, not after it
+        out = inputs.output_dir(args.out)
+        planned = ([int(c["number"]) for c in W.chapters()] if args.chapter is None else [args.chapter]) \
+            if args.per_chapter else [args.chapter]
+        inputs.check_outputs(out, [_name(fmt, ch) for fmt in formats for ch in planned])
     items = W.answers(args.chapter, progress=_progress if args.out else None)
     missing = [a.id for a in items if not a.main.ok]
     if not args.out:
         sys.stdout.write(W.render(items, formats[0], chapter=args.chapter))
     else:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DeriveError(f"cannot create {out}: {exc.strerror}") from None
+        out = inputs.output_dir(args.out)  # created if missing; never a symbolic link
         chapters = sorted({a.chapter for a in items}) if args.per_chapter else [args.chapter]
         for fmt in formats:
             for ch in chapters:
                 subset = items if ch is None else [a for a in items if a.chapter == ch]
-                name = "workbook" + (f"-chapter-{ch}" if ch is not None else "") + "." + W.EXTENSIONS[fmt]
+                name = _name(fmt, ch)
                 path = out / name
                 text = W.render(subset, fmt, chapter=ch)
-                try:
-                    path.write_text(text, encoding="utf-8")
-                except OSError as exc:
-                    raise DeriveError(f"cannot write {path}: {exc.strerror}") from None
+                inputs.write_output(name, text, root=out, what="--out")  # refuses a symlink planted in out
                 _progress(f"wrote {path} ({len(text.encode('utf-8')) / 1024:,.0f} KiB, "
                           f"{len(subset)} exercises)")
     if missing:

@@ -66,10 +66,45 @@ def _dtype_sentence(ctx: Context) -> str:
 
 # ---- weights and training states ---------------------------------------------------------------
 
+def checkpoint_formats(ctx: Context) -> bool:
+    """The model's checkpoint stores some weights in a format of its own (and no --option dtype overrides it)."""
+    return bool(ctx.model_given and ctx.arch.quant and "dtype" not in ctx.options
+                and not {"bytes_w", "N"} & set(ctx.user_sets))
+
+
+bytes_q = S.define("bytes_q", r"\beta_{q}", "byte/param",
+                   "bytes per weight of the checkpoint's quantized format, scales included (MXFP4: 17/32)",
+                   integer=False)
+
+
+def formatted(ctx: Context, tree: Quantity, qid: str, title: str, sym: str) -> Quantity:
+    """Bytes of the parameters of ``tree`` with each category in its checkpoint format, the rest at bytes_w."""
+    (fmt, cats), = ctx.arch.quant[:1]
+    ctx.values.setdefault(bytes_q, C.format_bytes(fmt))
+    pairs = [(m, lf) for lf, m in tree.leaf_coefficients() if (lf.category or lf.id) in cats]
+    if not pairs:
+        return leaf(qid, title + " (no parameter in the quantized categories)", "byte", tree.symbol * S.bytes_w,
+                    symbol=sym, latex=r"M_{w}")
+    part = node(f"{qid}.quantized", f"parameters stored as {fmt} ({', '.join(cats)})", "param", pairs,
+                symbol="P_q", latex=r"P_{q}")
+    quantized = node(f"{qid}.{fmt.split('_')[0]}", f"{fmt} weights: parameters × bytes_q (scales included)", "byte",
+                     expr=part.symbol * bytes_q, children=(part,), symbol="M_q", latex=r"M_{q}")
+    other = node(f"{qid}.other", "the other weights at bytes_w (all of them but P_q)", "byte",
+                 expr=(tree.symbol - part.symbol) * S.bytes_w, children=(tree, part), symbol="M_other",
+                 latex=r"M_{\mathrm{other}}")
+    return node(qid, title, "byte", [(1, quantized), (1, other)], symbol=sym, latex=r"M_{w}")
+
+
 def weights(ctx: Context) -> Quantity:
-    """N·bytes_w, plus one scale per quantization group when --option quant_group is given."""
+    """N·bytes_w, plus one scale per quantization group when --option quant_group is given; a checkpoint whose
+    quantization_config stores some weights in a format of its own (MXFP4 experts, fp8 blocks) is counted so."""
     set_defaults(ctx)
     group = C.get(ctx, "quant_group")
+    if checkpoint_formats(ctx) and group == "none":
+        q = formatted(ctx, params.total(ctx.arch), "memory.weights", "weights in the checkpoint's formats", "M_w")
+        q.conventions = (_dtype_sentence(ctx), "the checkpoint's quantization_config decides the bytes of the "
+                         "weights it converts (--option dtype=… stores every weight in one dtype instead)")
+        return q
     data = leaf("memory.weights" if group == "none" else "memory.weights.data", "weights: N × bytes per weight",
                 "byte", N * S.bytes_w, symbol="M_w", latex=r"M_{w}", category="weights")
     if group == "none":

@@ -31,6 +31,12 @@ M_ovh = S.define("M_ovh", r"M_{\mathrm{ovh}}", "byte",
                  "memory reserved on each device for activations, runtime and fragmentation (default 0)",
                  integer=False, positive=False, nonnegative=True)
 
+O.option("tp_degrees", "pow2", ("pow2", "divisor", "any"),
+         "tensor-parallel degrees serving.min_gpus may propose: powers of two that divide the query heads (pow2), any "
+         "divisor of them, or any whole number (any: the textbook ceiling, no replicas)",
+         source="pow2: vLLM and TensorRT-LLM shard over 1, 2, 4, 8 GPUs; Megatron-style TP gives each device whole "
+                "heads")
+
 TP = ("tensor parallelism over n devices: weights and KV cache split evenly (KV heads replicate beyond g "
       "devices), each device reads its share once per step at its own bandwidth and does 1/n of the FLOPs")
 
@@ -345,10 +351,109 @@ def _plan_extras(ctx: Context, q: Quantity, value) -> dict:
     return {**out, "lines": lines + T.hardware_lines(ctx)}
 
 
-@quantity("serving.min_gpus", "fewest devices (tensor parallel) for U users: memory and tokens/s per user", "1",
-          extras=_plan_extras)
+def valid_degrees(ctx: Context, limit: int) -> list[int]:
+    """Tensor-parallel degrees up to ``limit``: those dividing the query heads (powers of two unless
+    --option tp_degrees=divisor)."""
+    hv = stack_.heads(ctx.arch) if ctx.model_given else None
+    h = hv[0] if hv is not None else (int(ctx.values[S.h]) if S.h in ctx.values else None)
+    mode = O.get(ctx.options, "tp_degrees")
+    out = []
+    for m in range(1, limit + 1):
+        if h is not None and h % m:
+            continue
+        if mode == "pow2" and m & (m - 1):
+            continue
+        out.append(m)
+    return out
+
+
+def min_gpus_planned(ctx: Context) -> Quantity:
+    """The fewest devices as tp × replicas: the smallest valid tensor-parallel degree whose devices hold the weights
+    and their replica's users' caches and decode fast enough, data-parallel replicas when one group is not enough.
+    Every candidate is checked with the engine's own formulas (serving.memory_per_device, decode.step_time)."""
+    import dataclasses
+
+    from derive.registry import build
+
+    users_v = ctx.values.get(users)
+    if users_v is None:
+        raise DeriveError("serving.min_gpus: give the number of users with --set users=…")
+    T.tp_degree(ctx)
+    free = {T.tp, S.b, T.n_dev}
+    probe = dataclasses.replace(ctx, values={k: v for k, v in ctx.values.items() if k not in free},
+                                options={**ctx.options, "fit": "ignore"})
+    probe.values[T.n_dev] = T.tp
+    mem_vals = {**probe.values, users: S.b}
+    mem_q = build("serving.memory_per_device", dataclasses.replace(probe, values=mem_vals))
+    mem_f = sp.lambdify([T.tp, S.b], mem_q.expanded.xreplace({k: v for k, v in mem_vals.items()
+                                                              if k not in (T.tp, S.b)}), "mpmath")
+    budget = T.number(ctx, T.usable_memory(ctx) - (M_ovh if T.given(ctx, M_ovh) else 0))
+    step_f = None
+    if T.given(ctx, tps_target):
+        step_vals = dict(probe.values)
+        st = build("decode.step_time", dataclasses.replace(probe, values=step_vals))
+        expr = st.expanded.xreplace({k: v for k, v in step_vals.items() if k not in (T.tp, S.b)})
+        left = expr.free_symbols - {T.tp, S.b}
+        if left:
+            raise DeriveError(f"serving.min_gpus: the decode step still depends on {', '.join(sorted(map(str, left)))}"
+                              "; give them with --set")
+        step_f = sp.lambdify([T.tp, S.b], expr, "mpmath")
+    limit = int(ctx.values.get(n_max, 4096))
+    degrees = valid_degrees(ctx, min(limit, 4096))
+    if not degrees:
+        raise Infeasible("no valid tensor-parallel degree: --option tp_degrees=divisor or any")
+    u = int(users_v)
+    target = ctx.values.get(tps_target)
+    if float(mem_f(degrees[-1], 1)) > float(budget):  # not even one user beside the weights on the widest group
+        raise Infeasible(f"does not fit on any number of devices: even a tensor-parallel group of {degrees[-1]} "
+                         "(the widest valid degree) cannot hold the weights beside one user's cache (a smaller dtype "
+                         "or a shorter context; --option tp_degrees=divisor allows other degrees)")
+    for n in range(1, 1 << 16):
+        for tp_ in degrees:
+            if n % tp_:
+                continue
+            r = n // tp_
+            per = -(-u // r)  # users of one replica
+            if float(mem_f(tp_, per)) > float(budget):
+                continue
+            if step_f is not None and 1 / float(step_f(tp_, per)) < float(target):
+                continue
+            return _planned_tree(ctx, tp_, r, per)
+    raise Infeasible(f"does not fit on any number of devices up to 65,535: no tensor-parallel group of "
+                     f"{', '.join(map(str, degrees[:6]))}… devices holds the weights beside its users' caches "
+                     "(fewer users per replica, a shorter context or a smaller dtype)")
+
+
+def _planned_tree(ctx: Context, tp_: int, r: int, per: int) -> Quantity:
+    tpl = leaf("serving.min_gpus.tp", "tensor-parallel degree of one group (the smallest that fits and is fast "
+               "enough)", "1", sp.Integer(tp_), symbol="tp_min", latex=r"t_{p}^{*}",
+               note=f"a valid degree: it divides the query heads ({O.get(ctx.options, 'tp_degrees')}; "
+                    "--option tp_degrees)")
+    rep = leaf("serving.min_gpus.replicas", f"data-parallel replicas, {per} users each", "1", sp.Integer(r),
+               symbol="r_dp", latex=r"r_{\mathrm{dp}}",
+               note="each replica holds the whole model and serves its share of the users")
+    q = node("serving.min_gpus", "fewest devices: tensor-parallel degree × replicas", "1",
+             expr=tpl.symbol * rep.symbol, children=(tpl, rep), symbol="n_min", latex=r"n_{\min}",
+             note="checked with serving.memory_per_device (mem_util × M_dev per device) and, with tps_target, "
+                  "decode.step_time at each replica's batch")
+    q.meta["plan"] = (tp_, r, per)
+    return _stamp(q, T.ROOFLINE)
+
+
+def _planned_extras(ctx: Context, q: Quantity, value) -> dict:
+    if "plan" not in q.meta:
+        return _plan_extras(ctx, q, value)
+    tp_, r, per = q.meta["plan"]
+    lines = [f"answer: {tp_ * r} device(s) = tp {tp_} × {r} replica(s) of {per} user(s) each"]
+    return {"tp": tp_, "replicas": r, "users_per_replica": per, "lines": lines + T.hardware_lines(ctx)}
+
+
+@quantity("serving.min_gpus", "fewest devices for U users: tensor-parallel degree × replicas (memory and tokens/s)",
+          "1", extras=_planned_extras)
 def _min_gpus(ctx: Context) -> Quantity:
-    return min_gpus(ctx)
+    if O.get(ctx.options, "tp_degrees") == "any":
+        return min_gpus(ctx)
+    return min_gpus_planned(ctx)
 
 
 @quantity("serving.memory_needed", "memory for the weights and every user's KV cache", "byte",

@@ -21,7 +21,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, DoesNotFit, Infeasible
 from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
-from derive.registry import Context, build, quantity
+from derive.registry import Context, Fit, build, quantity
 
 b, s, n_dev, F_peak, BW = S.b, S.s, S.n_dev, S.F_peak, S.BW
 
@@ -218,8 +218,16 @@ def hardware_lines(ctx: Context) -> list[str]:
 
 def weights_read(ctx: Context, batch) -> Quantity:
     """Bytes of weights one decode step of ``batch`` sequences reads: params.read × bytes per weight."""
+    from derive.formulas import memory
+
     C.set_byte_defaults(ctx)
     pr = build("params.read", ctx)
+    if memory.checkpoint_formats(ctx):
+        q = memory.formatted(ctx, pr, "decode.weights_read", "weights one decode step reads, in the checkpoint's "
+                             "formats", "M_read")
+        q.note = "a mixture of experts reads only the experts its tokens touch; an embedding lookup reads b rows"
+        q.conventions = ("the checkpoint's quantization_config decides the bytes of the weights it converts",)
+        return q
     q = node("decode.weights_read", "weights one decode step reads: params.read × bytes per weight", "byte",
              expr=pr.symbol * S.bytes_w, children=(pr,), symbol="M_read", latex=r"M_{\mathrm{read}}",
              note="a mixture of experts reads only the experts its tokens touch; an embedding lookup reads b rows")
@@ -277,16 +285,23 @@ def allreduce_time(ctx: Context, rows, qid: str, kind: str | None = None) -> Qua
 
 def fits(ctx: Context, what: str, need_per_device, per_device_qid: str = "") -> None:
     """Raise the does-not-fit verdict when the bytes a device must hold exceed what it may use."""
-    if O.get(ctx.options, "fit") == "ignore":
+    verdict(ctx, Fit(per_device_qid, sp.sympify(need_per_device), usable_memory(ctx), what, USABLE_WHAT))
+
+
+#: what a device may hold, as the verdict names it
+USABLE_WHAT = "mem_util × M_dev"
+
+
+def verdict(ctx: Context, fit: Fit | None) -> None:
+    """Raise DoesNotFit when the fit's needed bytes exceed its available bytes (unless --option fit=ignore)."""
+    if fit is None or O.get(ctx.options, "fit") == "ignore":
         return
-    budget = usable_memory(ctx)
-    nv, bv = number(ctx, need_per_device), number(ctx, budget)
+    nv, bv = number(ctx, fit.needed), number(ctx, fit.available)
     if nv is None or bv is None or nv <= bv:
         return
     from derive.units.human import human
 
-    raise DoesNotFit(per_device_qid, nv, bv, f"does not fit: needs {human(nv, 'byte')} per device ({what}), has "
-                                             f"{human(bv, 'byte')} (mem_util × M_dev)")
+    raise DoesNotFit(fit.quantity, nv, bv, fit.message(human(nv, "byte"), human(bv, "byte")))
 
 
 def usable_memory(ctx: Context) -> sp.Expr:
@@ -337,17 +352,23 @@ def decode_parts(ctx: Context) -> dict[str, Quantity]:
     return parts
 
 
-def check_decode_fits(ctx: Context, q: Quantity | None = None) -> None:
-    """Weights and every sequence's cache must fit on the tp devices before any time is meaningful."""
+def decode_fit(ctx: Context) -> Fit | None:
+    """What a decode step needs per device: the weights and every sequence's cache, split over the tp devices
+    (KV heads replicate beyond g), against mem_util × M_dev. None without a model or N (nothing to weigh)."""
     if not ctx.model_given and S.N not in ctx.values:
-        return
+        return None
     n = tp_degree(ctx)
     w = weights(ctx)
     split, _ = kv_split(ctx, n)
     need = w.expanded / n
     if O.get(ctx.options, "kv_reads") == "on":
         need = need + build("kv_cache.total", ctx).expanded / split
-    fits(ctx, "weights + KV cache of the b sequences", need, "decode.step_time")
+    return Fit("decode.step_time", need, usable_memory(ctx), "weights + KV cache of the b sequences", USABLE_WHAT)
+
+
+def check_decode_fits(ctx: Context, q: Quantity | None = None) -> None:
+    """Weights and every sequence's cache must fit on the tp devices before any time is meaningful."""
+    verdict(ctx, decode_fit(ctx))
 
 
 def step_time(ctx: Context) -> Quantity:
@@ -408,13 +429,13 @@ for _key, _qid, _title, _unit in (
 
 
 @quantity("decode.step_time", "time of one decode step: Max(compute, memory) + fixed cost + all-reduces", "s",
-          extras=_bound, check=check_decode_fits)
+          extras=_bound, check=check_decode_fits, fit=decode_fit)
 def _step_time(ctx: Context) -> Quantity:
     return step_time(ctx)
 
 
 @quantity("decode.tokens_per_second", "tokens per second for each sequence (user) while decoding", "token/s",
-          check=check_decode_fits,
+          check=check_decode_fits, fit=decode_fit,
           extras=_bound)
 def _tps(ctx: Context) -> Quantity:
     t = step_time(ctx)
@@ -424,7 +445,7 @@ def _tps(ctx: Context) -> Quantity:
 
 
 @quantity("decode.tokens_per_second_aggregate", "tokens per second summed over the b sequences", "token/s",
-          check=check_decode_fits,
+          check=check_decode_fits, fit=decode_fit,
           extras=_bound)
 def _tps_agg(ctx: Context) -> Quantity:
     t = step_time(ctx)

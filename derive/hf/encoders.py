@@ -109,7 +109,7 @@ def bert(c: Config) -> Architecture:
     d = c.int("hidden_size")
     decoder = c.flag("is_decoder", False)  # causal self-attention that keeps a KV cache; no new parameter
     attn = attention(d, c.int("num_attention_heads"), bias=QKVO, name=c.name, causal=decoder)
-    ffn = dense(d, c.int("intermediate_size"), plain_act(c.get("hidden_act")), MLP_BIASES)
+    ffn = dense(d, c.int("intermediate_size"), plain_act(c.str("hidden_act")), MLP_BIASES)
     st = stack((), c.int("num_hidden_layers"), uniform=LayerFacts((attn,), ffn, 2),
                role="decoder" if decoder else "encoder")
     notes = [f"counted as {cls}" + (" (AutoModel: with its pooler, no task head)" if cls == "BertModel" else "")]
@@ -170,7 +170,7 @@ def modernbert(c: Config) -> Architecture:
     full = attention(d, h, bias=bias, name=c.name, causal=False)
     local = attention(d, h, bias=bias, name=c.name, causal=False, window=c.int("local_attention", default=128))
     mlp_bias = frozenset({"gate", "up", "down"}) if c.flag("mlp_bias", False) else frozenset()
-    ffn = dense(d, c.int("intermediate_size"), glu_act(c.get("hidden_activation")), mlp_bias)
+    ffn = dense(d, c.int("intermediate_size"), glu_act(c.str("hidden_activation")), mlp_bias)
     windowed = modernbert_windowed(c, L)
     st = stack(lambda i: LayerFacts((local if windowed[i] else full,), ffn, 1 if i == 0 else 2), L, name=c.name,
                role="encoder")
@@ -269,7 +269,7 @@ def bart(c: Config) -> Architecture:
                           "then keeps the encoder's and decoder's embed_tokens apart from the shared embedding is not "
                           "settled")
     d = c.int("d_model", "hidden_size")
-    act = plain_act(c.get("activation_function", "gelu"))
+    act = plain_act(c.str("activation_function", "gelu"))
 
     def layers(L: int, heads_key: str, ffn_key: str, decoder: bool) -> Stack:
         h = c.int(heads_key, *(("num_attention_heads",) if not decoder else ()))

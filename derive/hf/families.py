@@ -30,8 +30,16 @@ def common(c: Config) -> dict[str, Any]:
 
 
 def gated_act(c: Config) -> str:
-    act = str(c.get("hidden_activation", None) or c.get("hidden_act", "silu"))
+    act = c.str("hidden_activation", None) or c.str("hidden_act", "silu")
     return "geglu" if act.startswith("gelu") else "swiglu"
+
+
+def period(c: Config, key: str, default: int) -> int:
+    """A layer period (every p-th layer is global): a positive integer, or a one-line error."""
+    p = c.int(key, default=default)
+    if p < 1:
+        raise DeriveError(f"{c.name}: {key} must be a positive integer in config.json, got {p}")
+    return p
 
 
 #: which layers use the sliding window when a config has no ``layer_types`` list: layer index → windowed?
@@ -41,10 +49,10 @@ WINDOWED: dict[str, Callable[[Config, int], bool]] = {
     "qwen3": lambda c, i: i >= c.int("max_window_layers", default=28),
     "qwen2_moe": lambda c, i: bool((i + 1) % 2) and i < c.int("max_window_layers", default=28),
     "gemma2": lambda c, i: bool((i + 1) % 2),
-    "gemma3_text": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=6)),
-    "cohere2": lambda c, i: bool((i + 1) % c.int("sliding_window_pattern", default=4)),
+    "gemma3_text": lambda c, i: bool((i + 1) % period(c, "sliding_window_pattern", 6)),
+    "cohere2": lambda c, i: bool((i + 1) % period(c, "sliding_window_pattern", 4)),
     "olmo3": lambda c, i: bool((i + 1) % 4),
-    "smollm3": lambda c, i: not (i + 1) % c.int("no_rope_layer_interval", default=4),
+    "smollm3": lambda c, i: not (i + 1) % period(c, "no_rope_layer_interval", 4),
 }
 #: families whose config class switches the window off unless use_sliding_window is true
 WINDOW_OPT_IN = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3"}
@@ -79,7 +87,7 @@ def sliding(c: Config, L: int) -> dict[str, Any]:
 
 
 def no_cross_attention(c: Config) -> None:
-    if c.get("add_cross_attention", False):
+    if c.flag("add_cross_attention", False):
         raise DeriveError(f"{c.name}: add_cross_attention=true (a decoder for an encoder-decoder model) is not "
                           "supported; only decoder-only language models are counted")
 
@@ -203,7 +211,7 @@ def falcon(c: Config) -> Architecture:
     else:
         g = h
     parallel = c.flag("parallel_attn", True)
-    n_ln = c.get("num_ln_in_parallel_attn")
+    n_ln = c.int("num_ln_in_parallel_attn", default=None)
     if n_ln is None and new:
         n_ln = 2
     norms = 2 if (not parallel or n_ln == 2) else 1

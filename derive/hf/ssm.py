@@ -53,8 +53,7 @@ def _heads(c: Config, d_ssm: int, heads_key: str, head_dim_key: str | None, wher
     if h <= 0 or d_ssm % h:
         raise DeriveError(f"{c.name}: {heads_key}={h} does not divide the SSM inner width {where}={d_ssm}")
     if head_dim_key is not None:
-        p = c.get(head_dim_key, "auto")
-        if p != "auto":
+        if c.raw.get(head_dim_key) not in (None, "auto"):
             p = c.int(head_dim_key)
             if p * h != d_ssm:
                 raise DeriveError(f"{c.name}: {head_dim_key}={p} × {heads_key}={h} is not the SSM inner width "
@@ -126,8 +125,7 @@ def jamba(c: Config) -> Architecture:
     E = c.int("num_experts", default=16)
     d_ff = c.int("intermediate_size")
     act = gated_act(c)
-    rank = c.get("mamba_dt_rank", "auto")
-    r_dt = math.ceil(d / 16) if rank == "auto" else c.int("mamba_dt_rank")
+    r_dt = math.ceil(d / 16) if c.raw.get("mamba_dt_rank") in (None, "auto") else c.int("mamba_dt_rank")
     attn = _attention(c, d, h, g, c.head_dim())
     ssm = mamba(d, _inner(c, d, "mamba_expand"), c.int("mamba_d_state", default=16), c.int("mamba_d_conv", default=4),
                 r_dt, conv_bias=c.flag("mamba_conv_bias", True),

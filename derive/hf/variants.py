@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from derive import inputs
 from derive.architecture import Architecture, Block
 from derive.errors import DeriveError
 from derive.hf.build import QKV, QKVO, LayerFacts, attention, decoder, dense, model, moe, per_layer, stack
@@ -157,10 +158,10 @@ def _exaone_sliding(c: Config, L: int, window: int | None) -> list[bool]:
         return per
     if window is None:
         return [False] * L
-    pattern = c.get("sliding_window_pattern", 4)
+    pattern = c.raw.get("sliding_window_pattern")  # an int or an L/G string: each kind checked below
     if isinstance(pattern, str):
         if not pattern or set(pattern) - {"L", "G"}:
-            raise DeriveError(f"{c.name}: sliding_window_pattern {pattern!r} must be a string of L (local) and G "
+            raise DeriveError(f"{c.name}: sliding_window_pattern {inputs.short(pattern)!r} must be a string of L (local) and G "
                               "(global)")
         out = [pattern[i % len(pattern)] == "L" for i in per_layer(c.name, L)]
         out[-1] = False  # the class: the last layer is always global

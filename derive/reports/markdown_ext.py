@@ -72,28 +72,39 @@ class DerivePreprocessor(Preprocessor):
         base = Path(self.ext.getConfig("base_dir") or ".")
         level = int(self.ext.getConfig("level"))
         page = Page("html-fragment", base)
+        fns = page.functions()  # bounded: arguments checked, repeats remembered, MAX_DERIVATIONS per page
 
         def show(qid: str, *, level: int | None = level, heading: bool = True, **kw) -> str:
-            return self._stash(str(page.show(qid, level=level, heading=heading, **kw)))
+            return self._stash(str(fns["show"](qid, level=level, heading=heading, **kw)))
+
+        show.derive_page_function = True  # type: ignore[attr-defined]
 
         def block(m: re.Match) -> str:
             out = []
             for line in m["body"].splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     qid, kw = parse_line(line)
-                    lvl = int(str(kw.pop("level", level)))
+                    lvl = str(kw.pop("level", level))
+                    if lvl not in ("1", "2", "3", "4", "5", "6"):
+                        raise DeriveError(f"derive block: level must be 1 to 6, got {lvl[:20]!r}")
+                    lvl = int(lvl)
                     out.append(show(qid, level=lvl, **kw))
             return "".join(out)
 
         text = _FENCE.sub(block, "\n".join(lines))
         if self.ext.getConfig("templates") and ("{{" in text or "{%" in text):
-            from derive.reports.docs import _run
+            from derive.reports.docs import _run, render_template
 
             env = environment("md", base)
             env.autoescape = False
-            env.globals.update(show=show, formula=lambda qid, **kw: self.md.htmlStash.store(
-                str(page.formula(qid, **kw))))
-            text = _run(lambda: env.from_string(text).render(), "markdown", "<template>")
+
+            def formula(qid: str, **kw) -> str:
+                return self.md.htmlStash.store(str(fns["formula"](qid, **kw)))
+
+            formula.derive_page_function = True  # type: ignore[attr-defined]
+            env.globals.update(show=show, formula=formula)
+            source = text
+            text = _run(lambda: render_template(env, lambda: env.from_string(source)), "markdown", "<template>")
         return text.split("\n")
 
 

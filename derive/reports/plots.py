@@ -66,10 +66,13 @@ def save(fig, path: str | Path) -> Path:
     ext = p.suffix.lower()
     if ext not in FORMATS:
         raise DeriveError(f"{path}: plots are written as {', '.join(FORMATS)} (from the file name)")
+    from derive import inputs
+
     _, plt = _mpl()
     try:
-        with __import__("matplotlib").rc_context(RC):
-            fig.savefig(p, metadata=_METADATA[ext], bbox_inches="tight", pad_inches=0.15)
+        # opened by derive, never through a symbolic link, then handed to matplotlib as a file object
+        with inputs.open_output(p, what="-O") as f, __import__("matplotlib").rc_context(RC):
+            fig.savefig(f, format=ext[1:], metadata=_METADATA[ext], bbox_inches="tight", pad_inches=0.15)
     except OSError as e:
         raise DeriveError(f"cannot write {path}: {e.strerror}") from None
     finally:

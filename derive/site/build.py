@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from derive import inputs
 from derive.site import answers as A
 from derive.site.calculators import CALCULATORS, CalcPage, Calculator, available, build_page
 from derive.site.exercises import Chapter
@@ -45,7 +46,7 @@ def environment():
 
 
 #: characters a menu shows whole in a 390 px phone's select (16 px system font; tests/test_site_browser.py measures)
-MENU_CHARS = 34
+MENU_CHARS = 32
 #: vendors the menu leaves to the note under it (every preset of a maker starts with its name)
 _VENDORS = ("NVIDIA GeForce ", "NVIDIA ", "AMD ", "Google Cloud ")
 
@@ -105,6 +106,12 @@ def calc_js(page: CalcPage) -> str:
         lines.append(f"  {json.dumps(s.id)}: {{  // {', '.join(s.models)}")
         lines.append(f"    float: {js['float']},")
         lines.append(f"    exact: {js['exact'] or 'null'},")
+        if s.fit_js is not None:  # the engine's fit check: bytes one device must hold, and may hold
+            lines.append("    fit: {")
+            for part in ("needed", "available"):
+                fjs = s.fit_js[part]
+                lines.append(f"      {part}: {{ float: {fjs['float']}, exact: {fjs['exact'] or 'null'} }},")
+            lines.append("    },")
         lines.append("  },")
     lines.append("});")
     return "\n".join(lines) + "\n"
@@ -114,12 +121,14 @@ def _calc_data(page: CalcPage) -> dict:
     return {
         "qid": page.calc.qid,
         "unit": page.unit,
-        "shapes": {s.id: {"inputs": s.inputs, "models": s.models} for s in page.shapes},
+        "shapes": {s.id: {"inputs": s.inputs, "models": s.models, "fit": s.fit_template or None,
+                          "cli": s.cli_options} for s in page.shapes},
         "models": page.models,
         "hardware": page.hardware,
         "defaults": page.defaults,
         "symbols": {k: {kk: vv for kk, vv in v.items() if kk != "mathml"} for k, v in page.symbols.items()},
         "initial": page.initial,
+        "sets": [k for k, _v in page.calc.sets if k in page.symbols],  # values the page gives, not a preset
     }
 
 
@@ -153,10 +162,9 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
     files: list[Path] = []
 
     def write(rel: str, text: str) -> None:
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
-        files.append(path)
+        # never through a symbolic link already inside out (a checkout could ship site/static -> ~/.ssh)
+        inputs.write_output(rel, text, root=out, what="--out")
+        files.append(out / rel)
 
     write("static/site.css", _static("site.css"))
     write("static/site.js", _static("site.js"))
@@ -172,14 +180,16 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
         page = build_page(c)  # a calculator that cannot be built is an error of the site, not a page to drop
         pages.append(page)
         write(f"{c.slug}.js", calc_js(page))
-        shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded)}
-                  for s in page.shapes]
+        shapes = [{"id": s.id, "models": s.models, "root": _safe(s.root_formula), "expanded": _safe(s.expanded),
+                   "fit": _safe(s.fit_formula), "fit_what": s.fit.needed_what if s.fit else "",
+                   "cli": s.cli_options} for s in page.shapes]
         html = env.get_template("calculator.html.j2").render(
             page=page, shapes=shapes, fieldsets=_fieldsets(page), data_json=_safe(script_json(_calc_data(page))),
             js_file=f"{c.slug}.js", unit_table_json=_safe(units_json), page_title=f"Calculator: {page.title}",
             section="calculators", output_for=" ".join(f"in-{n}" for n in page.symbols),
             initial_model_note=next(m["note"] for m in page.models if m["id"] == page.initial["model"]),
             initial_hardware_note=next((h["note"] for h in page.hardware if h["id"] == page.initial["hardware"]), ""),
+            initial_cli=next(s.cli_options for s in page.shapes if page.initial["model"] in s.models),
         )
         write(f"{c.slug}.html", html)
 

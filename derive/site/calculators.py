@@ -8,7 +8,7 @@ symbol values as JSON, so choosing a model refills the inputs and switches the f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 
 import sympy as sp
@@ -16,6 +16,7 @@ import sympy as sp
 from derive import symbols as S
 from derive.errors import DeriveError
 from derive.layers.stack import describe as describe_arch
+from derive.registry import Fit
 
 #: symbols that describe the model: a model menu sets them (N and N_act default to its exact count)
 MODEL_SYMBOLS = ("d", "L", "V", "h", "g", "d_k", "d_ff", "T", "d_e", "E", "k", "d_ffe", "E_s", "d_ffs", "L_moe",
@@ -33,6 +34,8 @@ class Calculator:
     hardware: str = ""
     model: str = "llama-2-7b"
     blurb: str = ""
+    #: this calculator's own pins over :data:`CONVENTIONS` (options or symbol values)
+    conventions: tuple[tuple[str, str], ...] = ()
 
     @property
     def slug(self) -> str:
@@ -41,9 +44,12 @@ class Calculator:
 
 #: the conventions the calculators were written under, pinned as data so that a changed engine default never
 #: changes what a page computes: the 2N rule, no tensor-parallel communication, every weight read per step,
-#: all of a device's memory usable, the roofline alone
+#: all of a device's memory usable, any tensor-parallel degree. A time or rate is checked against memory as
+#: `derive show` checks it (fit=check): a configuration that does not fit gets the engine's verdict line in place
+#: of a number, so the page never shows a tokens/s for a model that cannot be loaded (the number itself does not
+#: depend on the check: when it fits it is the roofline the page always showed)
 CONVENTIONS: dict[str, str] = {"flops_model": "rule", "allreduce": "none", "weight_reads": "all", "mem_util": "1",
-                               "fit": "ignore"}
+                               "fit": "check", "tp_degrees": "any"}
 
 #: the calculators the site offers, in menu order (a quantity the engine does not know is an error)
 CALCULATORS: list[Calculator] = [
@@ -57,8 +63,12 @@ CALCULATORS: list[Calculator] = [
     Calculator("memory.training", blurb="Weights, gradients and optimizer states for training."),
     Calculator("flops.forward", sets=(("s", "2048"), ("b", "1")),
                blurb="FLOPs of one forward pass (a multiply-add is 2 FLOPs)."),
+    # the fit verdict keeps the engine's runtime reserve (vLLM's 0.9), so the page says what `derive show` says;
+    # mem_util played no part in this page's number before the verdict, so no number it showed changes
     Calculator("decode.tokens_per_second", sets=(("s", "4096"), ("b", "1")), hardware="a100-80gb",
-               blurb="Tokens per second when decoding is bound by reading weights (and KV) from memory."),
+               conventions=(("mem_util", "0.9"),),
+               blurb="Tokens per second when decoding is bound by reading weights (and KV) from memory; a "
+                     "configuration whose weights and KV cache do not fit on the device gets the engine's verdict."),
     Calculator("training.time", sets=(("D", "2T"), ("MFU", "0.5")), hardware="a100-80gb",
                blurb="Wall-clock time to train on D tokens at a given MFU."),
     Calculator("prefill.ttft", sets=(("s", "2048"), ("b", "1"), ("MFU", "0.5")), hardware="h100-sxm",
@@ -70,6 +80,11 @@ CALCULATORS: list[Calculator] = [
     Calculator("cost.per_million_tokens", sets=(("s", "4096"), ("b", "32")), hardware="h100-sxm",
                blurb="What a million generated tokens cost at the device's hourly price."),
 ]
+
+
+def conventions(calc: Calculator) -> dict[str, str]:
+    """The conventions a calculator's page computes under: the site's, then the calculator's own pins."""
+    return {**CONVENTIONS, **dict(calc.conventions)}
 
 
 def available(calcs: list[Calculator] | None = None) -> list[Calculator]:
@@ -165,12 +180,31 @@ class Shape:
     expanded: str  # MathML of the expanded formula, in catalog symbols
     inputs: list[str]
     models: list[str]
+    #: the engine's fit check (registry.Fit) for these models: the needed and available bytes as expressions
+    fit: Fit | None = None
+    fit_formula: str = ""  # MathML of needed ≤ available
+    #: pinned options that change this shape's answer from the engine's default: `--option k=v` on the CLI line
+    cli_options: list[str] = field(default_factory=list)
 
     @cached_property
     def js(self) -> dict[str, str | None]:
         from derive.site.jscode import function_js
 
         return function_js(self.expr)
+
+    @cached_property
+    def fit_js(self) -> dict[str, dict[str, str | None]] | None:
+        """The needed and available bytes as generated JavaScript (the same printers as the result)."""
+        if self.fit is None:
+            return None
+        from derive.site.jscode import function_js
+
+        return {"needed": function_js(self.fit.needed), "available": function_js(self.fit.available)}
+
+    @property
+    def fit_template(self) -> str:
+        """The verdict line with {needed} and {available} for the page's script to fill (Fit.message's wording)."""
+        return self.fit.message("{needed}", "{available}") if self.fit is not None else ""
 
 
 @dataclass
@@ -232,12 +266,62 @@ def _hw_values(hw, options: dict[str, str]) -> dict[sp.Symbol, sp.Expr]:
     return dict(hw.values(options))
 
 
-def _request(model: str, hardware: str | None, options: dict, sets: dict):
+def _request(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+             pins: dict[str, str] | None = None):
     from derive import query as api
 
     req = api.request(model=model, hardware=hardware, options=options, **sets)
-    req.defaults = dict(CONVENTIONS)
+    req.defaults = dict(conventions(calc) if pins is None else pins)
     return req
+
+
+def _shape_key(expr: sp.Expr, fit: Fit | None) -> str:
+    """Two presets share a shape when the result's formula and the fit check's formulas are the same."""
+    return sp.srepr(expr) + ("" if fit is None else "|" + sp.srepr(fit.needed) + "|" + sp.srepr(fit.available))
+
+
+def _fit_mathml(fit: Fit) -> str:
+    """needed ≤ available, in catalog symbols: what the page checks before it shows a number."""
+    from derive.reports import mathml
+
+    return _wrap(f"<mrow>{mathml.expression(fit.needed)}<mo>≤</mo>{mathml.expression(fit.available)}</mrow>")
+
+
+def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+            pins: dict[str, str]) -> tuple[str, sp.Expr, set[sp.Symbol]]:
+    """(shape key, value, symbols the build gave values to) of one preset under the given pins."""
+    from derive import query as api
+    from derive.registry import REGISTRY, build
+
+    ctx = api.context(_request(calc, model, hardware, options, sets, pins))
+    before = set(ctx.values)
+    q = build(calc.qid, ctx)
+    qdef = REGISTRY[calc.qid]
+    fit = qdef.fit(ctx) if qdef.fit is not None else None
+    return _shape_key(q.expanded, fit), q.evaluate(ctx.values), set(ctx.values) - before
+
+
+def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+              inputs: list[str], want: tuple[str, sp.Expr]) -> list[str]:
+    """The page's pins a `derive show` line must name to give this model's answer: an option whose engine
+    default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
+    the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes."""
+    from derive import options as O
+
+    pins = conventions(calc)
+    out: list[str] = []
+    for key, text in pins.items():
+        if key in options or key in inputs or (key in O.OPTIONS and O.OPTIONS[key].default == text):
+            continue
+        loose = {k: v for k, v in pins.items() if k != key}
+        try:
+            form, value, read = _answer(calc, model, hardware, options, sets, loose)
+            needed = (form, value) != want if key in O.OPTIONS else S.sym(key) in read
+        except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
+            needed = True
+        if needed:
+            out.append(f"--option {key}={text}" if key in O.OPTIONS else f"--set {key}={text}")
+    return out
 
 
 @cache
@@ -246,6 +330,8 @@ def build_page(calc: Calculator) -> CalcPage:
 
     Cached per process: the site build and the tests ask for the same pages."""
     from derive import query as api
+    from derive.derivation import derive
+    from derive.errors import DoesNotFit
     from derive.registry import REGISTRY, build
 
     api.context()  # loads every formula module, so every symbol is in the catalog
@@ -261,25 +347,34 @@ def build_page(calc: Calculator) -> CalcPage:
     not_for: list[str] = []  # presets the quantity does not apply to, each with the engine's reason
     for preset in _model_presets():
         try:
-            ctx = api.context(_request(preset.id, hw_default, options, sets))
+            ctx = api.context(_request(calc, preset.id, hw_default, options, sets))
             q = build(calc.qid, ctx)
+            # the check's expressions, whatever the inputs: the page compares them as `derive show` does
+            fit = qdef.fit(ctx) if qdef.fit is not None else None
         except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
             not_for.append(f"{preset.id}: {exc}")
             continue
         expr = q.expanded
-        key = sp.srepr(expr)
-        shape = next((s for s in shapes.values() if sp.srepr(s.expr) == key), None)
+        key = _shape_key(expr, fit)
+        syms = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols if fit else set())
+        shape = shapes.get(key)
         if shape is None:
-            d = api.show(calc.qid, _request(preset.id, hw_default, options, sets))
+            # the derivation of the formula, not of a verdict: whether this preset fits the default machine
+            # decides what the page shows, not what the formula is
+            d = derive(q, ctx.values)
+            inputs = _ordered(syms)
             shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(d, q),
-                          expanded=_expanded_mathml(d, q), inputs=_ordered(expr.free_symbols), models=[])
+                          expanded=_expanded_mathml(d, q), inputs=inputs, models=[], fit=fit,
+                          fit_formula=_fit_mathml(fit) if fit is not None else "",
+                          cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
+                                                (key, q.evaluate(ctx.values))))
             shapes[key] = shape
         shape.models.append(preset.id)
-        missing = [str(s) for s in expr.free_symbols if s not in ctx.values]
+        missing = [str(s) for s in syms if s not in ctx.values]
         if missing:
             raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
                               f"{preset.id}; add it to the calculator's sets")
-        per_model_values[preset.id] = {s: ctx.values[s] for s in expr.free_symbols}
+        per_model_values[preset.id] = {s: ctx.values[s] for s in syms}
         models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": describe_arch(ctx.arch)})
         if first_q is None or preset.id == calc.model:
             first_q = (preset.id, q, ctx)
@@ -289,7 +384,7 @@ def build_page(calc: Calculator) -> CalcPage:
     # hardware symbols: those any machine preset sets; model symbols: sizes, N, and anything that varies
     hw_syms: set[sp.Symbol] = set()
     hardware: list[dict] = []
-    all_syms = set().union(*(s.expr.free_symbols for s in shapes.values()))
+    all_syms = set().union(*(set(map(S.sym, s.inputs)) for s in shapes.values()))
     if hw_default is not None:
         for hw in hw_all:
             vals = {s: v for s, v in _hw_values(hw, options).items() if s in all_syms}
@@ -332,19 +427,34 @@ def build_page(calc: Calculator) -> CalcPage:
     initial_value = q0.evaluate(ctx0.values)
     from derive.units.human import exact_text, human
 
+    verdict = None
+    if qdef.check is not None:
+        try:
+            qdef.check(ctx0, q0)  # the engine's own verdict, shown before (and without) JavaScript
+        except DoesNotFit as exc:
+            verdict = {"message": str(exc), "needed": str(exc.needed), "available": str(exc.available)}
+
     initial = {"model": default_model, "hardware": hw_default or "", "value": exact_text(initial_value),
                "human": human(initial_value, q0.unit), "exact": str(initial_value),
                "integer": bool(sp.sympify(initial_value).is_Integer),
                # "3" under "3" says nothing (the page's script hides the same way)
                "exact_same": human(initial_value, q0.unit) == " ".join(
                    filter(None, [exact_text(initial_value), "" if q0.unit == "1" else q0.unit])),
-               "values": texts({**ctx0.values, **{S.sym(k): v for k, v in defaults.items()}})}
+               "values": texts({**ctx0.values, **{S.sym(k): v for k, v in defaults.items()}}),
+               "verdict": verdict}
     initial["values"] = {k: v for k, v in initial["values"].items() if k in symbols}
     return CalcPage(calc=calc, title=qdef.title, unit=qdef.unit, shapes=list(shapes.values()), models=models,
                     hardware=hardware, defaults=texts({S.sym(k): v for k, v in defaults.items()}), symbols=symbols,
-                    initial=initial, conventions=list(q0.conventions),
+                    initial=initial, conventions=list(q0.conventions) + _fit_sentences(shapes.values()),
                     notes=[n.note for n in q0.walk() if n.note] + [f"not offered for {x}" for x in not_for],
                     approximation=q0.approximation)
+
+
+def _fit_sentences(shapes) -> list[str]:
+    """What the page checks before it shows a number (one sentence per distinct check)."""
+    fits = {(s.fit.needed_what, s.fit.available_what) for s in shapes if s.fit is not None}
+    return [f"memory is checked as derive show checks it: when the {need} per device exceed {avail}, the page gives "
+            f"the verdict line in place of a number" for need, avail in sorted(fits)]
 
 
 def _read_factor(info: S.SymbolInfo) -> sp.Rational:

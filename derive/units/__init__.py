@@ -72,7 +72,15 @@ def exact(x: float | int | Fraction) -> sp.Rational:
     return sp.Rational(repr(float(x)))
 
 
+#: a unit as typed ('GiB', 'TB/s', 'USD/hour'): at most this long, with whole powers of at most this size, so
+#: that 'GiB**1e9' is refused before its factor (2^30)^(10^9) is computed.
+MAX_UNIT_TEXT = 100
+MAX_UNIT_POWER = 8
+
+
 def unit(text: str) -> pint.Unit:
+    if len(text) > MAX_UNIT_TEXT:
+        raise UnitError(f"unknown unit {text[:40]!r}…: a unit is at most {MAX_UNIT_TEXT} characters")
     ureg = registry()
     try:
         return ureg.parse_units(text.replace("^", "**"))
@@ -85,6 +93,10 @@ def factor_to_canonical(text: str) -> tuple[sp.Rational, str]:
     if text.strip() in ("", "1"):
         return sp.Integer(1), "1"
     u = unit(text)
+    for part, exp in u._units.items():
+        if exp != int(exp) or abs(exp) > MAX_UNIT_POWER:
+            raise UnitError(f"unit {text!r}: the power {exp:g} of {part} is not a whole number between "
+                            f"-{MAX_UNIT_POWER} and {MAX_UNIT_POWER}")
     ureg = registry()
     name = canonical_name(dict(ureg.Quantity(1, u).dimensionality))
     # factor unit by unit, so 1/hour is exactly 1/3600 and not the float 0.000277…

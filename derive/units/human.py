@@ -32,6 +32,8 @@ def sig(x: float, digits: int = 4) -> str:
 
 
 def _scaled(x: float, table, unit: str, digits: int = 4, sep: str = " ") -> str:
+    if not math.isfinite(x):  # a float that already overflowed: no prefix ("inf B", not "inf YB")
+        return f"{x}{sep}{unit}"
     # compare after rounding, so 999,971,104 shows as 1B and not 1,000M
     rounded = float(f"{x:.{digits - 1}e}") if x else 0.0
     for factor, prefix in table:
@@ -43,6 +45,8 @@ def _scaled(x: float, table, unit: str, digits: int = 4, sep: str = " ") -> str:
 def exact_text(value: sp.Expr) -> str:
     """Exact integers with thousands separators; rationals as p/q; else a decimal."""
     value = sp.sympify(value)
+    if value.is_Integer and int(value).bit_length() > 13_000:  # ~3,900 digits: Python refuses past 4,300
+        return _huge(value, "1")
     if value.is_Integer:
         return f"{int(value):,}"
     if value.is_Rational:
@@ -52,7 +56,7 @@ def exact_text(value: sp.Expr) -> str:
 
 def bytes_text(n: float) -> str:
     """'2.15 GB = 2 GiB' (both, since the difference is 7% at G and 10% at T)."""
-    if abs(n) < 1000:
+    if abs(n) < 1000 or not math.isfinite(n):
         return f"{sig(n)} B"
     return f"{_scaled(n, _SI, 'B')} = {_scaled(n, _IEC, 'B')}"
 
@@ -76,12 +80,36 @@ def seconds_text(t: float) -> str:
     return f"{sig(t / 86400)} days"
 
 
+#: how a value too large for a float (past 1.8e308) names its unit: no prefix goes that far.
+_HUGE_UNITS = {"param": "params", "byte": "B", "byte/s": "B/s", "token": "tokens", "user": "users",
+               "sequence": "sequences", "position": "positions", "1": ""}
+
+
+def _huge(value: sp.Expr | int, unit: str) -> str:
+    """'1.000e+400 B': a finite exact value beyond float range, in scientific notation computed exactly
+    (float() would give inf and print as 'inf YB')."""
+    text = str(sp.N(sp.sympify(value), 4))
+    mant, _, exp = text.lower().partition("e")
+    mant = f"{float(mant):.3f}" if mant else text
+    sci = f"{mant}e{int(exp):+d}" if exp else mant
+    if unit == "USD":
+        return f"${sci}"
+    name = _HUGE_UNITS.get(unit, unit)
+    return f"{sci} {name}".rstrip()
+
+
 def human(value: sp.Expr | float, unit: str) -> str:
     """The value in human units for its canonical unit name ('param', 'byte', 'FLOP/s', ...)."""
     try:
         x = float(value)
     except TypeError:
         return str(value)
+    except OverflowError:  # a Python int past float range
+        x = math.inf
+    if not math.isfinite(x) and not isinstance(value, float):
+        v = sp.sympify(value)
+        if v.is_number and v.is_finite:
+            return _huge(v, unit)
     if unit == "param":
         return _scaled(x, _COUNT, " params", sep="")
     if unit == "byte":

@@ -412,6 +412,9 @@
     const result = document.getElementById("result-human");
     const exactEl = document.getElementById("result-exact");
     const status = document.getElementById("result-status");
+    const verdictEl = document.getElementById("result-verdict");
+    const label = document.getElementById("result-label");
+    const box = result.closest(".result");
     const inputs = {};
     for (const el of document.querySelectorAll("input[data-symbol]")) inputs[el.getAttribute("data-symbol")] = el;
     let shape = null;
@@ -438,6 +441,46 @@
       return message ? null : value;
     }
 
+    /**
+     * The engine's fit check on the typed values, with its generated expressions: the verdict line of
+     * `derive show` ({text, needed, available}) when one device cannot hold what it needs, else null.
+     */
+    function fitVerdict(spec, vals) {
+      const fit = fns[shape].fit;
+      if (!spec.fit || !fit) return null;
+      const need = evaluate(fit.needed, vals), avail = evaluate(fit.available, vals);
+      const over = need.exact && avail.exact ? R.cmp(need.exact, avail.exact) > 0 : need.value > avail.value;
+      if (!over) return null;
+      const amounts = { needed: human(need.value, "byte"), available: human(avail.value, "byte") };
+      return {
+        text: spec.fit.replace(/\{(needed|available)\}/g, function (_m, k) { return amounts[k]; }),
+        needed: need.exact ? R.toString(need.exact) : String(need.value),
+        available: avail.exact ? R.toString(avail.exact) : String(avail.value),
+      };
+    }
+    /** The verdict in place of the result (the number hidden), or the result back (v === null). */
+    function showVerdict(v) {
+      const on = v !== null;
+      box.classList.toggle("does-not-fit", on);
+      if (verdictEl) {
+        verdictEl.hidden = !on;
+        setText(verdictEl, on ? v.text : "");
+        if (on) {
+          verdictEl.setAttribute("data-needed", v.needed);
+          verdictEl.setAttribute("data-available", v.available);
+        } else {
+          verdictEl.removeAttribute("data-needed");
+          verdictEl.removeAttribute("data-available");
+        }
+      }
+      result.hidden = on;
+      if (label) label.hidden = on;
+      if (on) {  // no number: none is reported either
+        exactEl.hidden = true;
+        exactEl.removeAttribute("data-value");
+      }
+    }
+
     function recompute() {
       const spec = data.shapes[shape];
       const vals = {};
@@ -447,18 +490,25 @@
         if (v === null) bad.push(name); else vals[name] = v;
       }
       if (bad.length) {
+        showVerdict(null);
         setText(status, "Fix " + bad.join(", ") + " to see a value.");
         result.classList.add("stale");
         return;
       }
-      let res;
-      try { res = evaluate(fns[shape], vals); } catch (e) {
+      let res, verdict;
+      try {
+        verdict = fitVerdict(spec, vals);
+        res = verdict ? null : evaluate(fns[shape], vals);
+      } catch (e) {
+        showVerdict(null);
         setText(status, "Cannot evaluate: " + (e.message || e));
         result.classList.add("stale");
         return;
       }
       result.classList.remove("stale");
       setText(status, "");
+      showVerdict(verdict);
+      if (verdict) { updateCli(); return; }
       const humanText = human(res.value, data.unit);
       setText(result, humanText);
       const exact = res.exact ? exactText(res.exact) : sig(res.value, 6);
@@ -479,9 +529,12 @@
       const preset = Object.assign({}, m.values, h ? h.values : {});  // defaults are not the CLI's: always --set
       const parts = ["derive show", data.qid, "--model", m.id];
       if (h) parts.push("--hardware", h.id);
+      for (const pin of data.shapes[shape].cli || []) parts.push(pin);  // the page's conventions the CLI must be told
       for (const name of data.shapes[shape].inputs) {
         const typed = inputs[name].value.trim();
-        if (typed !== (preset[name] || "").trim()) parts.push("--set " + name + "=" + typed.replace(/\s+/g, ""));
+        // a workload value the page sets (a context length) is no preset's: the CLI must be told it too
+        const own = (data.sets || []).indexOf(name) >= 0;
+        if (own || typed !== (preset[name] || "").trim()) parts.push("--set " + name + "=" + typed.replace(/\s+/g, ""));
       }
       cli.textContent = parts.join(" ");
     }
