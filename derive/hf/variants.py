@@ -161,8 +161,8 @@ def _exaone_sliding(c: Config, L: int, window: int | None) -> list[bool]:
     pattern = c.raw.get("sliding_window_pattern")  # an int or an L/G string: each kind checked below
     if isinstance(pattern, str):
         if not pattern or set(pattern) - {"L", "G"}:
-            raise DeriveError(f"{c.name}: sliding_window_pattern {inputs.short(pattern)!r} must be a string of L (local) and G "
-                              "(global)")
+            raise DeriveError(f"{c.name}: sliding_window_pattern {inputs.short(pattern)!r} must be a string of "
+                              "L (local) and G (global)")
         out = [pattern[i % len(pattern)] == "L" for i in per_layer(c.name, L)]
         out[-1] = False  # the class: the last layer is always global
         return out
