@@ -49,6 +49,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="text", choices=["text", "md", "json"], help="output format")
 
 
+def _counts(args: argparse.Namespace, *flags: tuple[str, int]) -> None:
+    """--top and --why as whole numbers from their least value up (a negative count would slice from the end)."""
+    from derive import inputs
+
+    for name, lo in flags:
+        inputs.size(getattr(args, name), f"--{name}", lo=lo)
+
+
 def _days(v: float | None) -> str:
     if v is None:
         return "-"
@@ -62,7 +70,7 @@ def _money(v: float | None) -> str:
 
 
 def _sec(v: float) -> str:
-    return f"{v * 1e3:.0f} ms" if v < 1 else f"{v:,.2f} s"
+    return f"{v * 1e3:.3g} ms" if v < 1 else f"{v:,.2f} s"
 
 
 def _gib(v: float) -> str:
@@ -108,6 +116,7 @@ def run_training(args: argparse.Namespace) -> int:
     from derive.api import context
     from derive.formulas.plan import plan_training
 
+    _counts(args, ("top", 1), ("why", 0))
     req = request_from(args)
     ctx = context(req)
     plan = plan_training(ctx)
@@ -192,7 +201,8 @@ def _headline(ctx, plan) -> dict:
     text = f"{model} on {n:,} × {hw}, global batch {gb:,} sequences of {seq:,} tokens ({toks:,} tokens per step)"
     out = {"n_dev": n, "s": seq, "global_batch": gb, "hardware": hw, "model": model}
     if plan.steps is not None:
-        text += f", {plan.steps:,.0f} steps for D = {float(ctx.values[S.D]):.4g} tokens"
+        text += (f", {plan.steps:,.0f} steps" if plan.steps >= 1 else f", {plan.steps:.3g} of one step") + \
+            f" for D = {float(ctx.values[S.D]):.4g} tokens"
         out["steps"] = plan.steps
     text += f"\n{len(plan.results):,} layouts in {plan.families} formula families; {len(plan.valid):,} fit"
     out["summary"] = text
@@ -203,6 +213,7 @@ def run_serving(args: argparse.Namespace) -> int:
     from derive.api import context
     from derive.formulas.plan import plan_serving
 
+    _counts(args, ("top", 1))
     ctx = context(request_from(args))
     plan = plan_serving(ctx)
     if args.format == "json":

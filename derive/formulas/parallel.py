@@ -221,9 +221,10 @@ def check(ctx: Context, lay: Layout) -> None:
     if heads is not None and t is not None:
         hq = heads[0] if ctx.model_given else int(ctx.values[S.h])
         if hq % t:
-            ok = [x for x in range(1, hq + 1) if hq % x == 0]
+            ok = [str(x) for x in sp.divisors(hq)]  # factored: h may be as large as the input bound (10^15)
+            shown = ", ".join(ok) if len(ok) <= 24 else ", ".join(ok[:12] + ["…"] + ok[-4:])
             raise DeriveError(f"tp={t} does not divide the {hq} query heads: each tensor-parallel rank takes whole "
-                              f"heads; valid tp: {', '.join(map(str, ok))}")
+                              f"heads; valid tp: {shown}")
     layers = number(ctx, total_layers(ctx))
     p, v = vals["pp"], vals["vpp"]
     if layers is not None and p is not None and v is not None and int(layers) % (p * v):

@@ -11,6 +11,7 @@ quantities with the layout's values).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,10 @@ ZERO = (0, 1, 2, 3)
 MAX_MICRO_BATCH = 16
 MAX_VPP = 8
 MAX_CP = 16
+#: the most layouts one search enumerates: the 1,024-GPU search of Llama 3 70B has about 34,000 and a 10^15-device
+#: cluster of it about 82,000; a model whose heads and layers have hundreds of divisors would have millions, and is
+#: asked to pin a degree instead of running for minutes
+MAX_LAYOUTS = 100_000
 #: layouts whose step time is within this fraction of the best tie with it (then less memory ranks first)
 TIE = 0.005
 
@@ -125,8 +130,12 @@ class Plan:
         return v[0] if v else None
 
 
-def _divisors(n: int) -> list[int]:
-    return [x for x in range(1, n + 1) if n % x == 0]
+def _divisors(n: int, limit: int | None = None) -> list[int]:
+    """The divisors of ``n`` (at most ``limit``): factored, not counted up to n, so that a cluster or batch of
+    10^15 (the largest size the input boundary accepts) is answered at once."""
+    if limit is not None:
+        return [x for x in range(1, min(n, limit) + 1) if n % x == 0]
+    return [int(x) for x in sp.divisors(n)]
 
 
 def _num(ctx: Context, sym: sp.Symbol, what: str) -> int:
@@ -149,30 +158,47 @@ def candidates(ctx: Context) -> tuple[list[Candidate], dict[str, list]]:
     layers = int(layers)
     experts = PL._experts(ctx)
     pinned = {k: ctx.options[k] for k in ("recompute", "zero_stage", "schedule", "sp") if k in ctx.user_options}
+    fixed = pinned_degrees(ctx)
     recs = (pinned["recompute"],) if "recompute" in pinned else RECOMPUTE
     zeros = (int(pinned["zero_stage"]),) if "zero_stage" in pinned else ZERO
     scheds = (pinned["schedule"],) if pinned.get("schedule", "auto") != "auto" else ("1f1b", "interleaved", "gpipe")
-    tps = [t for t in _divisors(hq) if n % t == 0]
+    def keep(name: str, options: list[int]) -> list[int]:
+        return [x for x in options if x == fixed[name]] if name in fixed else options
+
+    tps = keep("tp", [t for t in _divisors(math.gcd(hq, n))])
     out: list[Candidate] = []
-    cps = [c for c in (1, 2, 4, 8, 16) if c <= MAX_CP and seq % (2 * c) == 0 or c == 1]
+    cps = keep("cp", [c for c in (1, 2, 4, 8, 16) if c <= MAX_CP and seq % (2 * c) == 0 or c == 1])
+    per_layout = len(zeros) * len(recs)
+    visited = 0
+
+    def too_many() -> DeriveError:
+        return DeriveError(f"the search has more than {MAX_LAYOUTS:,} layouts ({hq:,} heads, {layers:,} layers, "
+                           f"{n:,} devices): pin some of them with --set tp=… / pp=… / b=… or --option "
+                           "zero_stage=… / recompute=…")
     for t in tps:
-        for p in [p for p in _divisors(layers) if n % (t * p) == 0]:
+        for p in keep("pp", [p for p in _divisors(math.gcd(layers, n // t))]):
             for c in cps:
+                visited += 1
+                if visited > MAX_LAYOUTS:
+                    raise too_many()
                 if n % (t * p * c):
                     continue
                 d = n // (t * p * c)
-                if gb % d:
+                if gb % d or "dp" in fixed and d != fixed["dp"]:
                     continue
-                eps = [1] if experts is None else [e for e in _divisors(experts) if (d * c) % e == 0]
-                for bb in [x for x in _divisors(gb // d) if x <= MAX_MICRO_BATCH]:
+                eps = [1] if experts is None else [e for e in _divisors(math.gcd(experts, d * c))]
+                eps = keep("ep", eps)
+                for bb in keep("b", _divisors(gb // d, MAX_MICRO_BATCH)):
                     m = gb // (d * bb)
-                    vpps = [1] + ([v for v in _divisors(layers // p) if 2 <= v <= MAX_VPP and m % p == 0]
+                    vpps = [1] + ([v for v in _divisors(layers // p, MAX_VPP) if v >= 2 and m % p == 0]
                                   if p > 1 else [])
                     sp_ = (pinned["sp"] == "yes") if "sp" in pinned else t > 1
-                    for v in vpps:
+                    for v in keep("vpp", vpps):
                         for sched in scheds:
                             if (sched == "interleaved") != (v > 1) or (sched == "gpipe" and p == 1):
                                 continue
+                            if len(out) + len(eps) * per_layout > MAX_LAYOUTS:
+                                raise too_many()
                             for e in eps:
                                 for z in zeros:
                                     for r in recs:
@@ -181,9 +207,23 @@ def candidates(ctx: Context) -> tuple[list[Candidate], dict[str, list]]:
                 "b": sorted({x.b for x in out}), "vpp": sorted({x.vpp for x in out}), "ep": sorted({x.ep for x in out}),
                 "zero_stage": list(zeros), "recompute": list(recs), "schedule": list(scheds)}
     if not out:
-        raise DeriveError(f"no layout of {n} devices divides this model and batch: tp must divide the {hq} heads, "
-                          f"pp the {layers} layers, and dp = n_dev/(tp·pp·cp) the global batch {gb}")
+        pins = "".join(f", {k}={v}" for k, v in fixed.items())
+        raise DeriveError(f"no layout of {n:,} devices divides this model and batch{pins and ' with ' + pins[2:]}: "
+                          f"tp must divide the {hq} heads, pp the {layers} layers, and dp = n_dev/(tp·pp·cp) the "
+                          f"global batch {gb:,}")
     return out, searched
+
+
+def pinned_degrees(ctx: Context) -> dict[str, int]:
+    """The degrees the user gave with --set (tp=8, b=1, …): the search keeps only layouts with those values."""
+    out = {}
+    for sym in FREE:
+        if str(sym) in ctx.user_sets:
+            v = T.number(ctx, sym)
+            if v is None or not v.is_Integer:
+                raise DeriveError(f"--set {sym}: the planner needs a whole number, got {v}")
+            out[str(sym)] = int(v)
+    return out
 
 
 def _family_ctx(ctx: Context, fam: tuple) -> Context:
@@ -257,7 +297,9 @@ def plan_training(ctx: Context) -> Plan:
     best = results[0] if results and results[0].fits else None
     for r in results:
         r.reason = reason(r, best, budget)
-    notes = [f"searched every layout of n_dev = {int(n)}: " + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}"
+    fixed = pinned_degrees(ctx)
+    pins = (" with " + ", ".join(f"{k} = {v}" for k, v in fixed.items()) + " (--set)") if fixed else ""
+    notes = [f"searched every layout of n_dev = {int(n)}{pins}: " + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}"
                                                                           for k, v in searched.items()),
              "sequence parallelism with every tp > 1 (--option sp=no to search without)",
              f"fits: peak memory per device ≤ mem_util × M_dev = {budget / 2**30:.1f} GiB (memory.training_peak)",
@@ -314,6 +356,10 @@ def reason(r: Result, best: Result | None, budget: float) -> str:
 
 
 # ---- serving --------------------------------------------------------------------------------------
+
+#: the largest decode batch per replica the serving plan evaluates (every batch from 1 up, as one NumPy array):
+#: far past any real deployment, and a bound on the work when the user count is huge
+MAX_SERVING_BATCH = 2**20
 
 @dataclass
 class ServingOption:
@@ -403,6 +449,7 @@ def plan_serving(ctx: Context) -> ServingPlan:
     tps = [t for t in _divisors(hq) if t <= max(node_size, 1)]
     budget = float(T.number(ctx, T.usable_memory(ctx)))
     rejected: list[str] = []
+    capped: list[str] = []
     prefill_time: dict[int, float] = {}
     colocated: list[ServingOption] = []
     decode_only: dict[int, ServingOption] = {}
@@ -427,7 +474,10 @@ def plan_serving(ctx: Context) -> ServingPlan:
         cd = _serving_ctx(ctx, t, None)
         q = build("decode.step_time", cd)
         ev = PL.Evaluator(cd, (S.b,))
-        bs = np.arange(1, min(b_mem, users) + 1, dtype=float)
+        if min(b_mem, users) > MAX_SERVING_BATCH and not capped:
+            capped.append(f"users per replica searched up to {MAX_SERVING_BATCH:,} (memory and the user count allow "
+                          "more)")
+        bs = np.arange(1, min(b_mem, users, MAX_SERVING_BATCH) + 1, dtype=float)
         td = np.asarray(ev(q, {S.b: bs}), dtype=float) * np.ones(len(bs))
         for kind in ("colocated", "decode"):
             tau = td.copy()
@@ -448,6 +498,8 @@ def plan_serving(ctx: Context) -> ServingPlan:
             i = per - 1
             if per == users and replicas == 1:
                 binding = "users: one replica holds them all"
+            elif b_best == MAX_SERVING_BATCH < min(b_mem, users):
+                binding = f"the search bound of {MAX_SERVING_BATCH:,} users per replica"
             elif b_best >= b_mem or b_best == len(bs) and b_mem <= users:
                 binding = (f"memory: a device holds the KV cache of at most {b_mem} users of "
                            f"{int(ctx.values[S.s]):,} tokens next to its weights")
@@ -470,7 +522,7 @@ def plan_serving(ctx: Context) -> ServingPlan:
     notes = [f"tensor-parallel degrees that divide the {hq} query heads within a node of {node_size}: "
              f"{', '.join(map(str, tps))}",
              f"memory per device: weights/tp + users × KV/min(tp, g) ≤ mem_util × M_dev = {budget / 2**30:.1f} GiB",
-             "TTFT = one prompt's prefill (no queueing); TPOT = the decode step at the replica's batch"]
+             "TTFT = one prompt's prefill (no queueing); TPOT = the decode step at the replica's batch"] + capped
     cal = ctx.hardware.calibration or {}
     if "decode" not in cal or "prefill" not in cal:
         notes.append("decode/prefill uncalibrated on this preset: TTFT and TPOT are lower bounds (derive calibrate "
