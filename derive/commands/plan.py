@@ -8,6 +8,7 @@ import re
 import sys
 
 from derive.commands import add_context_options, request_from
+from derive.errors import DeriveError
 
 
 def add_parser(sub) -> None:
@@ -47,6 +48,14 @@ def add_parser(sub) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     add_context_options(p)
     p.add_argument("--format", "-f", default="text", choices=["text", "md", "json"], help="output format")
+
+
+def _none_fits(plan) -> Exception:
+    """The verdict when no layout fits, as the one error line (the table of what was tried is on stdout)."""
+    from derive.errors import Infeasible
+
+    return Infeasible(f"no layout fits: the one needing least memory, {plan.results[0].cand.label()}, "
+                      + plan.results[0].reason)
 
 
 def _counts(args: argparse.Namespace, *flags: tuple[str, int]) -> None:
@@ -127,7 +136,9 @@ def run_training(args: argparse.Namespace) -> int:
                "layouts": [r.as_dict() for r in plan.results],
                "best": None if best is None else {**best.as_dict(), "derivation": explain(req, best)[1]}}
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-        return 0 if best is not None else 2
+        if best is None:
+            raise _none_fits(plan)
+        return 0
     md = args.format == "md"
     w = sys.stdout.write
     w(("# " if md else "") + f"plan: {head['summary']}\n\n")
@@ -141,8 +152,7 @@ def run_training(args: argparse.Namespace) -> int:
                      f"{r.mfu:.1%}", _gib(r.memory) + ("" if r.fits else " ✗"), f"{r.bubble:.1%}"))
     _table(w, cols, rows, md)
     if best is None:
-        w("\nno layout fits: " + plan.results[0].reason + "\n")
-        return 2
+        raise _none_fits(plan)
     w(("\n## " if md else "\n") + f"the best, term by term: {best.cand.label()}\n")
     lines, _ = explain(req, best)
     if md:
@@ -218,7 +228,9 @@ def run_serving(args: argparse.Namespace) -> int:
     plan = plan_serving(ctx)
     if args.format == "json":
         sys.stdout.write(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False) + "\n")
-        return 0 if plan.best is not None else 2
+        if plan.best is None:
+            raise DeriveError("no plan meets the targets: " + plan.why_none)
+        return 0
     md = args.format == "md"
     w = sys.stdout.write
     w(("# " if md else "") + f"serving plan: {plan.summary}\n\n")
@@ -230,8 +242,7 @@ def run_serving(args: argparse.Namespace) -> int:
             for p in plan.options[:args.top]]
     _table(w, cols, rows, md)
     if plan.best is None:
-        w("\nno plan meets the targets: " + plan.why_none + "\n")
-        return 2
+        raise DeriveError("no plan meets the targets: " + plan.why_none)
     w("\n" + ("**best:** " if md else "best: ") + plan.best.explain() + "\n")
     for line in plan.rejected[:10]:
         w(("- " if md else "  ") + line + "\n")

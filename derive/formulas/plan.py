@@ -61,7 +61,9 @@ class Candidate:
 
     @property
     def family(self) -> tuple:
-        return (self.zero, self.recompute, self.schedule, self.sp)
+        """The discrete choices that shape the formulas. Sequence parallelism divides by tp wherever it acts, so a
+        tp = 1 layout has the same formulas with it or without and joins the sp family (half the trees to build)."""
+        return (self.zero, self.recompute, self.schedule, self.sp or self.tp == 1)
 
     def label(self) -> str:
         parts = [f"tp{self.tp}", f"pp{self.pp}", f"dp{self.dp}"]
