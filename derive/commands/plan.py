@@ -113,7 +113,10 @@ def explain(req, best) -> tuple[list[str], dict]:
             skip_below = st.depth
             continue
         seen.add(st.id)
-        sub = st.substituted_text
+        # a fitted constant or a time in seconds is an exact rational with a long denominator: shown as a decimal
+        # here (the JSON derivation keeps it exact)
+        sub = re.sub(r"(?<![\d.])(\d+)/(\d{5,})(?![\d.])", lambda m: f"{int(m[1]) / int(m[2]):.6g}",
+                     st.substituted_text)
         long_fraction = re.search(r"\d{9,}/\d|/\d{9,}", sub)
         shown = f" = {sub}" if len(sub) <= 100 and not long_fraction and sub != st.formula_text else ""
         lines.append(f"{pad}{st.symbol_text} = {st.formula_text}{shown} ≈ {approx}   [{st.title}]")
