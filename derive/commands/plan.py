@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
     t = kinds.add_parser("training", help="rank every valid parallel layout by time to train",
                          description="Needs --set n_dev, s, global_batch (sequences per optimizer step); D (tokens) "
-                                     "for time to train and cost. An --option recompute / zero_stage / schedule / sp "
-                                     "pins that choice instead of searching it.")
+                                     "for time to train and cost. An --option recompute / zero_stage / schedule / sp, "
+                                     "or a --set of tp, pp, dp, cp, ep, vpp or b, pins that choice instead of "
+                                     "searching it.")
     _common(t)
     t.add_argument("--top", type=int, default=10, metavar="N", help="layouts to list (default 10)")
     t.add_argument("--why", type=int, default=20, metavar="N",
