@@ -456,7 +456,7 @@ def _deepen(cfg: dict, L: int) -> dict:
     layers = {v for k, v in cfg.items() if k in LAYER_KEYS and isinstance(v, int)}
     # a stated per-layer list (layer_types, no_rope_layers…) of the old length would be refused for its length
     out = {k: (L if k in LAYER_KEYS and isinstance(v, int) else v) for k, v in cfg.items()
-           if not (isinstance(v, list | str) and len(v) in layers)}
+           if not ((isinstance(v, list) or k.endswith("pattern")) and len(v) in layers)}
     if isinstance(out.get("text_config"), dict):
         out["text_config"] = _deepen(out["text_config"], L)
     return out
