@@ -27,11 +27,16 @@ from derive.errors import DeriveError
 
 #: the quantity family of a record's quantity (its first id part), and the family's constants in the order they
 #: are worth fitting: a record set too small for all of them fits the first ones and leaves the rest ideal
-FAMILY_OF = {"decode": "decode", "prefill": "prefill"}
-PRIORITY = {"decode": ("eff_bw", "t_layer", "eff_compute"), "prefill": ("eff_prefill", "t_layer_pre")}
+FAMILY_OF = {"decode": "decode", "prefill": "prefill", "training": "training"}
+PRIORITY = {"decode": ("eff_bw", "t_layer", "eff_compute"), "prefill": ("eff_prefill", "t_layer_pre"),
+            "training": ("eff_train", "eff_comm", "eff_bw_train")}
 #: bounds of each constant while fitting (fractions stay in (0, 1]; fixed costs within [0, 10 ms])
 BOUNDS = {"eff_bw": (0.05, 1.0), "eff_compute": (0.05, 1.0), "eff_prefill": (0.05, 1.0), "t_layer": (0.0, 0.01),
-          "t_layer_pre": (0.0, 0.01)}
+          "t_layer_pre": (0.0, 0.01), "eff_train": (0.05, 1.0), "eff_comm": (0.05, 1.0),
+          "eff_bw_train": (0.05, 1.0)}
+#: the units a record of each family may be measured in: times and rates, and for training the utilisation and the
+#: FLOP/s per device that published runs quote
+UNITS = {"decode": ("s", "token/s"), "prefill": ("s", "token/s"), "training": ("s", "token/s", "1", "FLOP/s")}
 RECORDS_PER_CONSTANT = 2
 RESIDUAL_WARNING = 0.25
 
@@ -47,6 +52,7 @@ class Record:
     unit: str
     label: str
     raw: dict = field(default_factory=dict)
+    hardware: str | None = None  # a record measured on another preset of the same generation (its own figures)
 
 
 @dataclass
@@ -96,10 +102,15 @@ def records_from(raw: Any, source: str) -> list[Record]:
             raise DeriveError(f"{where}: 'quantity' must name a registered quantity, got {qid!r}")
         fam = qid.split(".")[0]
         if fam not in FAMILY_OF:
-            raise DeriveError(f"{where}: {qid} is not a time of a calibrated family (decode.*, prefill.*)")
+            raise DeriveError(f"{where}: {qid} is not a time of a calibrated family (decode.*, prefill.*, "
+                              "training.*)")
         unit = REGISTRY[qid].unit
-        if unit not in ("s", "token/s"):
-            raise DeriveError(f"{where}: {qid} is in {unit}; calibrate a time (s) or a rate (token/s)")
+        if unit not in UNITS[fam]:
+            raise DeriveError(f"{where}: {qid} is in {unit}; calibrate a time (s) or a rate (token/s)" +
+                              (", a utilisation or FLOP/s per device" if fam == "training" else ""))
+        hw = rec.get("hardware")
+        if hw is not None and not isinstance(hw, str):
+            raise DeriveError(f"{where}: 'hardware' must name a preset")
         model, cfg = rec.get("model"), rec.get("hf_config")
         if model is not None and not isinstance(model, str) or cfg is not None and not isinstance(cfg, str):
             raise DeriveError(f"{where}: 'model' and 'hf_config' must be strings")
@@ -115,7 +126,7 @@ def records_from(raw: Any, source: str) -> list[Record]:
         label = rec.get("label") or f"{qid} {model or cfg or 'shape'} " + " ".join(f"{k}={v}" for k, v in sets.items())
         out.append(Record(qid, model, cfg, {str(k): _text(v, f"{where} set.{k}") for k, v in sets.items()},
                           {str(k): _text(v, f"{where} options.{k}") for k, v in opts.items()}, measured, unit,
-                          str(label), rec))
+                          str(label), rec, hw))
     return out
 
 
@@ -150,8 +161,8 @@ def read_records(path: str) -> list[Record]:
 def _prepared(rec: Record, hardware: str, family: str) -> tuple[Callable[..., float], list[str]]:
     """The record's formula as a numeric function of the family's constants (everything else substituted)."""
 
-    req = query.request(model=rec.model, hf_config=rec.hf_config, hardware=hardware, options=dict(rec.options),
-                        **rec.sets)
+    req = query.request(model=rec.model, hf_config=rec.hf_config, hardware=rec.hardware or hardware,
+                        options=dict(rec.options), **rec.sets)
     q, ctx = query.quantity(rec.quantity, req)
     names = [str(s) for s in HW.FAMILIES[family]]
     consts = [S.sym(n) for n in names]
@@ -316,8 +327,7 @@ def report(fits: list[FamilyFit]) -> str:
         consts = ", ".join(f"{k} = {v:g}" for k, v in f.constants.items())
         lines.append(f"{f.family}: {consts}")
         for r, p, res in zip(f.records, f.predicted, f.residuals, strict=True):
-            unit = "ms" if r.unit == "s" else r.unit
-            scale = 1e3 if r.unit == "s" else 1.0
+            unit, scale = {"s": ("ms", 1e3), "FLOP/s": ("TFLOP/s", 1e-12), "1": ("%", 1e2)}.get(r.unit, (r.unit, 1.0))
             lines.append(f"  {r.label}: measured {float(r.measured) * scale:.4g} {unit}, predicted "
                          f"{p * scale:.4g} {unit} ({res:+.1%})")
         lines.append(f"  median |residual| {f.median:.1%}, worst {f.worst:.1%}")

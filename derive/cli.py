@@ -13,7 +13,7 @@ from derive.errors import DeriveError, one_line
 #: ``--help`` lists them. Only the module of the command asked for is imported, so one query does not load
 #: the others; a module that fails to import is an error, never a command that silently disappears.
 COMMANDS = {"list": "listing", "show": "show", "solve": "solve", "sweep": "sweep", "workbook": "workbook",
-            "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate"}
+            "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate", "plan": "plan"}
 
 DESCRIPTION = """\
 Symbolic derivations of transformer arithmetic: parameter counts, FLOPs, memory, KV cache,

@@ -79,18 +79,21 @@ O.option("quant_group", "none", ("none", "32", "64", "128", "256"),
 
 @dataclass(frozen=True)
 class Optimizer:
-    """Bytes per parameter of a training recipe: weights, gradients and optimizer states."""
+    """Bytes per parameter of a training recipe: weights, gradients and optimizer states. A factored recipe
+    (Adafactor) keeps ``state_bytes`` per element of its row and column statistics, not per parameter."""
 
     key: str
     weights: str  # natural dtype of the weights it trains
-    grad_bytes: sp.Rational
+    grad_bytes: sp.Rational  # 0: the recipe applies each gradient as it is computed and keeps none
     state_bytes: sp.Rational
     describe: str
     source: str
+    factored: bool = False
 
     @property
     def total(self) -> sp.Rational:
-        return DTYPE_BYTES[self.weights] + self.grad_bytes + self.state_bytes
+        """Bytes per parameter (a factored recipe: without its states, which depend on the weight shapes)."""
+        return DTYPE_BYTES[self.weights] + self.grad_bytes + (0 if self.factored else self.state_bytes)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {o.key: o for o in (
@@ -106,9 +109,26 @@ OPTIMIZERS: dict[str, Optimizer] = {o.key: o for o in (
               "8-bit Adam, mixed precision: 2 + 2 + fp32 master 4 + 8-bit m 1 + v 1 = 10 B/param "
               "(block-wise quantization constants ignored)", "Dettmers et al. 2022, 8-bit Optimizers via "
               "Block-wise Quantization"),
+    Optimizer("adam-nomaster", "bf16", sp.Integer(0), sp.Integer(8),
+              "bf16 weights 2 + fp32 Adam moments m 4 + v 4, no fp32 master copy and no gradients held (each is "
+              "applied as the backward produces it) = 10 B/param",
+              "bf16 training without a master copy (e.g. torchtune's optimizer_in_bwd; Zhao et al. 2024, GaLore §5 "
+              "layer-wise updates); the update is rounded to bf16 each step"),
+    Optimizer("adam-nomaster-bf16grad", "bf16", sp.Integer(2), sp.Integer(8),
+              "bf16 weights 2 + bf16 gradients 2 + fp32 Adam moments 8, no master copy = 12 B/param",
+              "PyTorch AdamW on bf16 parameters with fp32 states (torch.optim.AdamW keeps states in the parameter "
+              "dtype unless told otherwise; fp32 moments as in Megatron's --use-precision-aware-optimizer)"),
+    Optimizer("adam-bf16", "bf16", sp.Integer(2), sp.Integer(4),
+              "pure bf16 Adam: weights 2 + gradients 2 + m 2 + v 2 = 8 B/param, no master copy",
+              "torch.optim.AdamW on bf16 parameters (states in the parameter dtype)"),
     Optimizer("sgd-momentum", "fp32", sp.Integer(4), sp.Integer(4),
               "SGD with momentum in fp32: weights 4 + gradients 4 + momentum 4 = 12 B/param",
               "PyTorch torch.optim.SGD"),
+    Optimizer("adafactor", "fp32", sp.Integer(4), sp.Integer(4),
+              "Adafactor in fp32: weights 4 + gradients 4 + factored second moments (a row and a column statistic "
+              "of 4 B per weight matrix, a full one for every vector), no first moment",
+              "Shazeer & Stern 2018, Adafactor (β1 = 0, factored for ≥2-D weights); transformers.Adafactor defaults",
+              factored=True),
 )}
 
 O.option("optimizer", "adam-mixed", tuple(OPTIMIZERS),
@@ -132,8 +152,10 @@ O.option("dropout", "no", ("no", "yes"),
          "dropout in training (masks of 1 B per element stored for backward); modern LLMs train without it",
          source="no: LLaMA, Mistral, Qwen and DeepSeek configs set attention_dropout = 0; yes: GPT-2/BERT-era recipes "
                 "and Korthikanti et al. 2022's accounting")
-O.option("zero_stage", "3", ("1", "2", "3"),
-         "ZeRO stage sharded over n_dev devices: 1 optimizer states, 2 + gradients, 3 + weights (= FSDP)",
+O.option("zero_stage", "3", ("0", "1", "2", "3"),
+         "ZeRO stage: 1 shards the optimizer states, 2 + gradients, 3 + weights (= FSDP), 0 nothing; "
+         "memory.min_devices and memory.zeroN shard over n_dev (default 3 there), a parallel layout (training.*, "
+         "memory.training_peak, derive plan) over its dp·cp replicas (default 0 there: plain data parallelism)",
          source="Rajbhandari et al. 2020, ZeRO: Memory Optimizations Toward Training Trillion Parameter Models")
 O.option("lora_targets", "qv", ("qv", "qkvo", "all"),
          "matrices that carry LoRA adapters: W_Q and W_V, all four attention projections, or those and the MLP",

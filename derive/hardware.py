@@ -52,10 +52,21 @@ eff_prefill = S.define("eff_prefill", r"\eta_{\mathrm{pre}}", "1",
                        integer=False)
 t_layer_pre = S.define("t_layer_pre", r"t_{\ell,\mathrm{pre}}", "s", "fixed cost of one layer in a prefill "
                        "(0 uncalibrated)", integer=False, positive=False, nonnegative=True)
+eff_train = S.define("eff_train", r"\eta_{\mathrm{train}}", "1",
+                     "achievable fraction of peak FLOP/s in a training step's matmuls (0 < eff_train <= 1; "
+                     "1 uncalibrated)", integer=False)
+eff_bw_train = S.define("eff_bw_train", r"\eta_{\mathrm{bw,train}}", "1",
+                        "achievable fraction of peak memory bandwidth for a training step's memory-bound work "
+                        "(norms, activation functions, softmax, dropout, the optimizer step; 1 uncalibrated)",
+                        integer=False)
+eff_comm = S.define("eff_comm", r"\eta_{\mathrm{comm}}", "1",
+                    "achieved fraction of link and network bandwidth in collectives (NCCL bus bandwidth over the "
+                    "nominal figure; 1 uncalibrated)", integer=False)
 #: calibration constants by family, with their ideal (uncalibrated) values
 FAMILIES: dict[str, dict[sp.Symbol, sp.Expr]] = {
     "decode": {eff_bw: sp.Integer(1), eff_compute: sp.Integer(1), t_layer: sp.Integer(0)},
     "prefill": {eff_prefill: sp.Integer(1), t_layer_pre: sp.Integer(0)},
+    "training": {eff_train: sp.Integer(1), eff_bw_train: sp.Integer(1), eff_comm: sp.Integer(1)},
 }
 
 O.option("compute_dtype", "auto", ("auto",) + DTYPES,
@@ -133,6 +144,9 @@ class Hardware:
             return dtype, ""
         if dtype == "fp16" and "bf16" in self.peak:
             return "bf16", ""
+        if dtype == "bf16" and "fp16" in self.peak:  # Volta: mixed precision means fp16 there
+            return "fp16", (f"F_peak: {self.id} has no bf16 tensor mode, so 16-bit work runs at its fp16 rate "
+                            "(mixed precision on this chip is fp16); --option compute_dtype=… to change")
         fallback = _WEIGHT_ONLY_FALLBACK.get(dtype)
         if fallback and fallback in self.peak:
             return fallback, (f"F_peak: {self.id} has no {dtype} tensor mode, so {dtype} weights are dequantized "
@@ -195,7 +209,12 @@ class Hardware:
         if self.calibrated:
             fams = ", ".join(f"{f}: " + ", ".join(f"{k} = {v}" for k, v in c.get("constants", {}).items())
                              for f, c in self.calibration.items() if isinstance(c, dict) and c.get("constants"))
-            lines.append(f"calibrated profile {self.profile_path}: {fams}")
+            where = f"calibrated profile {self.profile_path}" if self.profile_path else \
+                "constants shipped with the preset (fitted with derive calibrate; sources in hardware.json)"
+            lines.append(f"{where}: {fams}")
+            missing = [f for f in FAMILIES if f not in self.calibration]
+            if missing:
+                lines.append(f"uncalibrated for {', '.join(missing)}: those times are roofline lower bounds")
         else:
             lines.append("uncalibrated preset: times are roofline lower bounds (derive calibrate fits the constants)")
         return lines
@@ -234,7 +253,26 @@ def from_dict(h: dict, where: str = "hardware.json") -> Hardware:
         exposed=exposed if exposed is None else sp.Integer(exposed), devices_per_node=int(h.get("devices_per_node", 1)),
         link_latency=opt("interconnect_latency", "s"), network=opt("network", "byte/s"),
         network_latency=opt("network_latency", "s"), raw=dict(h),
+        calibration=_calibration(h.get("calibration"), f"{where} {hid}") or None,
     )
+
+
+def _calibration(cal, where: str) -> dict:
+    """A calibration block (constants per family), checked: known families and constants, numbers only."""
+    if cal is None:
+        return {}
+    if not isinstance(cal, dict):
+        raise DeriveError(f"{where}: 'calibration' must be an object")
+    for fam, block in cal.items():
+        if fam not in FAMILIES or not isinstance(block, dict):
+            continue
+        for name, val in (block.get("constants") or {}).items():
+            if name not in {str(s) for s in FAMILIES[fam]}:
+                raise DeriveError(f"{where}: calibration.{fam}.constants has unknown constant {name!r}; known: "
+                                  f"{', '.join(str(s) for s in FAMILIES[fam])}")
+            if not isinstance(val, int | float | str) or isinstance(val, bool):
+                raise DeriveError(f"{where}: calibration.{fam}.constants.{name} must be a number")
+    return {fam: block for fam, block in cal.items() if fam in FAMILIES and isinstance(block, dict)}
 
 
 @cache
@@ -274,21 +312,11 @@ def profile(path: str) -> Hardware:
         raise DeriveError(f"{path}: a hardware profile holds an object with a 'hardware' object (the preset's fields) "
                           "and a 'calibration' object; derive calibrate writes one")
     hw = from_dict(raw["hardware"], where=str(path))
-    cal = raw.get("calibration") or {}
-    if not isinstance(cal, dict):
-        raise DeriveError(f"{path}: 'calibration' must be an object")
-    for fam, block in cal.items():
-        if fam not in FAMILIES or not isinstance(block, dict):
-            continue
-        for name, val in (block.get("constants") or {}).items():
-            if name not in {str(s) for s in FAMILIES[fam]}:
-                raise DeriveError(f"{path}: calibration.{fam}.constants has unknown constant {name!r}; known: "
-                                  f"{', '.join(str(s) for s in FAMILIES[fam])}")
-            if not isinstance(val, int | float | str) or isinstance(val, bool):
-                raise DeriveError(f"{path}: calibration.{fam}.constants.{name} must be a number")
+    cal = _calibration(raw.get("calibration") or {}, str(path))
     import dataclasses
 
-    return dataclasses.replace(hw, calibration=cal, profile_path=str(path))
+    # the families the file fits win; the others keep the constants the preset shipped with
+    return dataclasses.replace(hw, calibration={**(hw.calibration or {}), **cal}, profile_path=str(path))
 
 
 def preset(name: str) -> Hardware:

@@ -148,7 +148,11 @@ def test_backward_and_training_multiples():
     assert api.value("flops.backward", **v) == 2 * fwd
     assert api.value("flops.training_step", **v) == 3 * fwd
     assert api.value("flops.training", **v) == sp.Rational(3 * fwd, 4096)
-    assert api.value("flops.training_step", **v, options={"recompute": "full"}) == 4 * fwd
+    # full recomputation runs every layer's forward again, not the LM head's (the checkpoints are the layers'
+    # inputs): 4 × forward − the head's 2·b·s·d·V = 2·4096·4096·32000
+    head = 2 * 4096 * 4096 * 32000
+    assert api.value("flops.lm_head", **v) == head
+    assert api.value("flops.training_step", **v, options={"recompute": "full"}) == 4 * fwd - head
     core = api.value("flops.layer.scores", **v) + api.value("flops.layer.values", **v)
     assert api.value("flops.training_step", **v, options={"recompute": "selective"}) == 3 * fwd + 32 * core
 

@@ -296,12 +296,38 @@ plot_argv = st.tuples(
                      ["sweep", "kv_cache.total", "--over", "s=1:1e15:1", "-m", "gpt2"]]),
     st.sampled_from(["chart.svg", "secret-link.json.svg", "dir-link/c.svg", "chart.gif", "nope/c.png"])).map(
     lambda t: ["plot", *t[0], "-O", t[1]])
+#: derive plan: degrees, counts and batches at and past the input bounds (963,761,198,400 has 6,720 divisors); a
+#: training plan pins one formula family (zero_stage, recompute, schedule) so that a valid search stays quick
+_PLAN_COUNTS = st.one_of(st.sampled_from(["8", "64", "1024", "1e15", "963761198400", "2^10", "10**12", "2048"]),
+                         numbers)
+_PLAN_MODELS = st.sampled_from([["--model", "gpt2"], ["--model", "llama-3-70b"], ["--model", "mixtral-8x7b"], []])
+_PLAN_HW = st.sampled_from([["--hardware", "h100-sxm"], ["--hardware", "v100-sxm3-32gb"], ["--hardware", "h1000"],
+                            []])
+
+
+def _plan_sets(required: list[str], extra: list[str]):
+    return st.tuples(st.tuples(*[_PLAN_COUNTS for _ in required]),
+                     st.lists(st.tuples(st.sampled_from(extra), _PLAN_COUNTS), max_size=2)).map(
+        lambda t: [a for k, v in [*zip(required, t[0], strict=True), *t[1]] for a in ("--set", f"{k}={v}")])
+
+
+plan_argv = st.one_of(
+    st.tuples(_PLAN_MODELS, _PLAN_HW, _plan_sets(["n_dev", "global_batch", "s"], ["tp", "pp", "b", "ep", "vpp", "cp",
+                                                                                  "D", "h", "L"]),
+              st.sampled_from([[], ["--top", "-1"], ["--top", "0"], ["--why", "-5"], ["--top", "9" * 40],
+                               ["--top", "9" * 5000], ["--format", "json"], ["--format", "md"], ["--top", "x"]])).map(
+        lambda t: ["plan", "training", "--option", "zero_stage=1", "--option", "recompute=none", "--option",
+                   "schedule=1f1b", *t[0], *t[1], *t[2], *t[3]]),
+    st.tuples(_PLAN_MODELS, _PLAN_HW, _plan_sets(["users", "s", "tpot"], ["ttft", "n_out", "b", "tp"]),
+              st.sampled_from([[], ["--top", "-1"], ["--top", "9" * 40], ["--format", "json"]])).map(
+        lambda t: ["plan", "serving", *t[0], *t[1], *t[2], *t[3]]),
+)
 random_argv = st.lists(st.one_of(st.sampled_from(["show", "solve", "sweep", "list", "render", "plot", "--set",
                                                   "--model", "--for", "--grid", "-o", "--help", "--version"]),
                                  st.text(max_size=10)), max_size=6)
 
 cli_argv = st.one_of(show_argv, show_argv, solve_argv, solve_argv, sweep_argv, render_argv, workbook_argv,
-                     site_argv, plot_argv, random_argv, st.just(["list"]))
+                     site_argv, plot_argv, plan_argv, random_argv, st.just(["list"]))
 
 
 # ---- strategies: solve and sweep with random ties (--let) and targets -------------------------------------

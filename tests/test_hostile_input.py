@@ -498,3 +498,78 @@ def test_api_arguments_of_the_wrong_kind_are_named():
         sweep("params.total", ["d=1:8"], req=1)
     with pytest.raises(DeriveError, match="req must be a Request"):
         api.value("params.total", req="gpt2")
+
+
+# ---- derive plan: degrees, counts and sizes at the input bounds ----------------------------------------
+
+PLAN_70B = ("plan", "training", "--model", "llama-3-70b", "--hardware", "h100-sxm", "--set", "s=8192",
+            "--set", "D=15T")
+#: 963,761,198,400 = 2^6·3^4·5^2·7^2·11·13·17·19·23 has 6,720 divisors: as heads, layers and devices it would
+#: make millions of layouts
+COMPOSITE = "963761198400"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--set", "n_dev=0", "--set", "global_batch=2048"), "n_dev (number of devices (GPUs)) must be positive, got 0"),
+    (("--set", "n_dev=1e16", "--set", "global_batch=2048"), "must be at most 10^15"),
+    # 10^12 = 2^12·5^12: tp·pp·cp of this model divides at most 2^6·2^4·2^4 of it, so dp ≥ 10^12/2^14 > 2,048
+    (("--set", "n_dev=1e12", "--set", "global_batch=2048"),
+     "no layout of 1,000,000,000,000 devices divides this model and batch"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--top", "-1"), "--top must be positive, got -1"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--top", "0"), "--top must be positive, got 0"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--why", "-5"), "--why must be at least 0, got -5"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--top", "9" * 40), "--top must be at most 10^15"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--top", "9" * 5000), "invalid int value"),
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--set", "tp=3"),
+     "no layout of 1,024 devices divides this model and batch with tp=3"),
+    # 2,048 sequences per step are a power of two: no replica runs micro-batches of 3
+    (("--set", "n_dev=1024", "--set", "global_batch=2048", "--set", "b=3"),
+     "no layout of 1,024 devices divides this model and batch with b=3"),
+    (("--set", "n_dev=1024"), "derive plan training needs the global batch in sequences: --set global_batch=…"),
+])
+def test_plan_training_refuses_hostile_arguments_in_one_line(capsys, args, needle):
+    assert needle in refused(capsys, *PLAN_70B, *args)
+
+
+def test_plan_training_with_composite_heads_layers_and_devices_asks_to_pin(capsys):
+    line = refused(capsys, "plan", "training", "--hardware", "h100-sxm", "--set", f"h={COMPOSITE}",
+                   "--set", f"d={COMPOSITE}", "--set", f"L={COMPOSITE}", "--set", f"n_dev={COMPOSITE}",
+                   "--set", "s=8192", "--set", f"global_batch={COMPOSITE}")
+    assert "the search has more than 100,000 layouts" in line and "pin some of them with --set tp=" in line
+
+
+def test_plan_training_with_a_huge_global_batch_counts_micro_batches_to_their_cap(capsys):
+    """global_batch = 10^15: the micro-batch divisors are tried up to 16, not counted up to 10^15/dp."""
+    code, out, err = cli(capsys, *PLAN_70B, "--set", "n_dev=1024", "--set", "global_batch=1e15", "--set", "tp=8",
+                         "--set", "pp=4", "--option", "zero_stage=1", "--option", "recompute=selective",
+                         "--top", "1", "--why", "0", "--format", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    # 10^15 = 2^15·5^15; dp = 1024/(8·4·cp) = 32/cp; b ∈ divisors of 10^15/dp that are <= 16: 1, 2, 4, 5, 8, 10, 16
+    assert {r["layout"]["b"] for r in plan["layouts"]} == {1, 2, 4, 5, 8, 10, 16}
+    # tokens per step 10^15 · 8,192 = 8.192e18 > D = 1.5e13: the run is a fraction of one step
+    assert "of one step" in plan["inputs"]["summary"]
+
+
+def test_a_tp_that_does_not_divide_huge_heads_lists_divisors_without_counting(capsys):
+    line = refused(capsys, "show", "training.step_time", "--hardware", "h100-sxm", "--set", "h=1000000000000007",
+                   "--set", "d=1000000000000007", "--set", "tp=2", "--set", "s=1024")
+    # 10^15 + 7 is at the bound (10^15 + 7 > 10^15 is refused first): use a prime below it instead
+    assert "must be at most 10^15" in line
+    line = refused(capsys, "show", "training.step_time", "--hardware", "h100-sxm", "--set", "h=999999999999989",
+                   "--set", "d=999999999999989", "--set", "tp=2", "--set", "s=1024")
+    # 999,999,999,999,989 is prime: its divisors are 1 and itself
+    assert "tp=2 does not divide the 999999999999989 query heads" in line and "valid tp: 1, 999999999999989" in line
+
+
+def test_plan_serving_refuses_bad_counts_and_bounds_the_batch(capsys):
+    base = ("plan", "serving", "--model", "gpt2", "--hardware", "h100-sxm", "--set", "s=1024", "--set", "tpot=50ms")
+    assert "--top must be positive, got -2" in refused(capsys, *base, "--set", "users=8", "--top", "-2")
+    assert "users (concurrent users" in refused(capsys, *base, "--set", "users=0")
+    code, out, err = cli(capsys, *base, "--set", "users=1e15", "--format", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    # GPT-2 small's KV is 2·12·768·2 B = 36,864 B per token, 37,748,736 B per 1,024-token user: a device holds
+    # thousands, far below the 2^20 bound, so memory binds and 10^15 users need about 10^15/12,274 replicas
+    assert plan["best"]["binding"].startswith("memory")
+    assert plan["best"]["users_per_replica"] * plan["best"]["replicas"] >= 10**15

@@ -9,10 +9,12 @@ import sys
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "calibrate", help="fit a hardware profile to measured decode/prefill times",
+        "calibrate", help="fit a hardware profile to measured decode/prefill times or training runs",
         description="Fit the constants of the time model (achievable bandwidth and FLOP/s, a fixed cost per layer) "
                     "to measured times, print each record's residual, and write a profile that --hardware accepts "
-                    "everywhere. A record: {\"quantity\": \"decode.step_time\" | \"prefill.time\" | …, \"model\": "
+                    "everywhere. A record: {\"quantity\": \"decode.step_time\" | \"prefill.time\" | "
+                    "\"training.step_time\" | \"training.mfu\" | \"training.tflops_per_device\" | …, "
+                    "\"hardware\": PRESET (optional: a record from another preset of the same generation), \"model\": "
                     "PRESET | \"hf_config\": PATH, \"set\": {\"b\": 8, \"s\": 1025}, \"options\": {…}, "
                     "\"measured\": \"6.6ms\"} (a number in the quantity's unit, or a string with units); a CSV "
                     "with the same columns works too.",

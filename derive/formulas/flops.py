@@ -182,6 +182,10 @@ def _has_core(q: Quantity) -> bool:
     return any(n.category == "attention_core" for n in q.walk())
 
 
+#: FLOP categories outside the layers: full recomputation checkpoints the layers' inputs, so these run once
+OUTSIDE_LAYERS = ("lm_head", "embedding", "embedding_projection", "pooler", "classifier")
+
+
 def backward(fwd: Quantity) -> Quantity:
     return stamp(node("flops.backward", "backward pass: 2× forward (gradients w.r.t. inputs and w.r.t. weights)",
                       "FLOP", [(2, fwd)], symbol="F_bwd", latex=r"F_{\mathrm{bwd}}",
@@ -195,9 +199,14 @@ def training_step(arch: Architecture, conv: FlopConventions, recompute: str,
     parts: list[tuple[sp.Expr, Quantity]] = [(1, fwd), (1, backward(fwd))]
     sentences = fwd.conventions
     if recompute == "full":
-        parts.append((1, node("flops.recompute", "forward recomputed in the backward pass (full recomputation)",
-                              "FLOP", [(1, fwd)], symbol="F_rec", latex=r"F_{\mathrm{rec}}")))
-        sentences += ("full activation recomputation: one extra forward per step (--option recompute=full)",)
+        layers = [(m, lf) for lf, m in fwd.leaf_coefficients() if lf.category not in OUTSIDE_LAYERS]
+        parts.append((1, node("flops.recompute", "every layer's forward recomputed in the backward pass (full "
+                              "recomputation)", "FLOP", layers, symbol="F_rec", latex=r"F_{\mathrm{rec}}",
+                              note="the checkpoints are the layers' inputs: the embedding and the head are not "
+                                   "recomputed")))
+        sentences += ("full activation recomputation: every layer's forward runs again in the backward pass, the "
+                      "LM head's does not (--option recompute=full; Megatron-LM and Hugging Face checkpoint the "
+                      "layers; Narayanan et al. 2021 eq. 3)",)
     elif recompute == "selective":
         core = [(m, lf) for lf, m in fwd.leaf_coefficients() if lf.category == "attention_core"]
         if core:

@@ -36,6 +36,10 @@ bytes_qlora = S.define("bytes_qlora", r"\beta_{\mathrm{NF4}}", "byte/param",
 
 #: NF4 (4 bits) + an 8-bit absmax per 64 weights + an fp32 scale per 256 of those: 4 + 1/8 + 1/512 bits.
 QLORA_BYTES = sp.Rational(4 * 512 + 64 + 1, 512) / 8
+ckpt_every = S.define("ckpt_every", r"k_{\mathrm{ckpt}}", "1",
+                      "layers per activation checkpoint with --option recompute=full: the input of one layer in every "
+                      "ckpt_every is kept, and backward recomputes a segment of ckpt_every layers at a time (1 unless "
+                      "given: every layer)")
 
 
 def set_defaults(ctx: Context) -> None:
@@ -130,8 +134,40 @@ def gradients(ctx: Context) -> Quantity:
 
 def optimizer_states(ctx: Context) -> Quantity:
     set_defaults(ctx)
+    if C.OPTIMIZERS[C.get(ctx, "optimizer")].factored:
+        elems = factored_elements(ctx)
+        return node("memory.optimizer", "optimizer states: factored second moments (Adafactor)", "byte",
+                    expr=elems.symbol * bytes_opt, children=(elems,), symbol="M_opt", latex=r"M_{\mathrm{opt}}",
+                    category="optimizer", note="bytes_opt here is bytes per statistic (fp32: 4), not per parameter")
     return leaf("memory.optimizer", "optimizer states (fp32 master copy and moments)", "byte", N * bytes_opt,
                 symbol="M_opt", latex=r"M_{\mathrm{opt}}", category="optimizer")
+
+
+def factored_elements(ctx: Context) -> Quantity:
+    """Adafactor's statistics from the weight shapes: a weight matrix [r, c] keeps a row and a column vector (r + c
+    elements) instead of r·c; every parameter outside a matrix (norms, biases, …) keeps a full second moment."""
+    from derive.layers.base import sym as block_sym
+
+    arch = ctx.arch
+    env = Env(arch, None, ctx.options)
+    width = S.d_e if arch.d_e is not None else d
+    mats: list[tuple[sp.Expr, sp.Expr, sp.Expr]] = [(sp.Integer(1), S.V, width)]  # the embedding [V, d]
+    if arch.positions == "learned":
+        mats.append((sp.Integer(1), S.T, d))
+    if arch.head == "lm" and not arch.tied:
+        mats.append((sp.Integer(1), width, S.V))
+    gs = [g for st in arch.stacks for g in groups(arch, st, param_key, "memory.factored")]
+    for g in gs:
+        for blk in g.layer.blocks():
+            for lin in kind_of(blk).linears(blk, env):
+                mult = block_sym(blk, "E") if lin.name.endswith("^e") else \
+                    block_sym(blk, "E_s") if lin.name.endswith("^s") else sp.Integer(1)
+                mats.append((g.count * mult, lin.d_in, lin.d_out))
+    in_mats = sp.Add(*[c * r * k for c, r, k in mats])
+    factored = sp.Add(*[c * (r + k) for c, r, k in mats])
+    return leaf("memory.optimizer.factored", "second-moment statistics: rows + columns of every weight matrix, "
+                "+ one per parameter outside the matrices", "1", factored + (N - in_mats), symbol="n_fac",
+                latex=r"n_{\mathrm{fac}}", note="N minus the matrices' weights are the vectors (norms, biases)")
 
 
 def training(ctx: Context) -> Quantity:
@@ -172,6 +208,9 @@ def _bytes(v) -> str:
 def min_devices(ctx: Context) -> Quantity:
     """Smallest n_dev whose per-device share of the training states fits M_dev."""
     stage = int(C.get(ctx, "zero_stage"))
+    if stage == 0:
+        raise DeriveError("memory.min_devices: --option zero_stage=0 shards nothing, so every device holds all the "
+                          "training states whatever their number; pick a stage 1, 2 or 3")
     w, g, o = weights(ctx), gradients(ctx), optimizer_states(ctx)
     sharded = {1: [o], 2: [g, o], 3: [w, g, o]}[stage]
     kept = [x for x in (w, g, o) if x not in sharded]
@@ -212,10 +251,19 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
         group = gs[0]
     prefix = group.prefix
     rec = C.get(ctx, "recompute")
+    if "recompute" not in ctx.user_options:
+        ckpt_segment(ctx)  # a ckpt_every without full recomputation is refused, not ignored
     env = Env(ctx.arch, None, ctx.options)
     if rec == "full":
-        leaves = [saved(f"{prefix}.input", "layer input (all that full recomputation keeps)", d * S.bytes_a,
-                        "A_in", r"A_{\mathrm{in}}")]
+        seg = ckpt_segment(ctx)
+        if seg == 1:
+            leaves = [saved(f"{prefix}.input", "layer input (all that full recomputation keeps)", d * S.bytes_a,
+                            "A_in", r"A_{\mathrm{in}}")]
+        else:
+            leaves = [saved(f"{prefix}.input", "the input of one layer in every ckpt_every (a checkpoint per segment)",
+                            d * S.bytes_a / seg, "A_in", r"A_{\mathrm{in}}",
+                            note="backward recomputes one segment of ckpt_every layers at a time; its activations "
+                                 "are a temporary (memory.training_peak counts them)")]
     else:
         leaves: list[Quantity] = []
         for blk in run_blocks(ctx.arch, group.layer):  # a shared block's activations are kept at every use
@@ -236,6 +284,16 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
                   "at 16 bits with dropout and eager attention: s·b·d·(34 + 5·h·s/d))")
     q.conventions = C.activation_sentences(ctx)
     return q
+
+
+def ckpt_segment(ctx: Context) -> sp.Expr:
+    """Layers per checkpointed segment: ckpt_every when given (only with full recomputation), else 1."""
+    if ckpt_every not in ctx.values:
+        return sp.Integer(1)
+    if C.get(ctx, "recompute") != "full":
+        raise DeriveError("--set ckpt_every=… checkpoints every ckpt_every layers of a fully recomputed model: give "
+                          "--option recompute=full with it")
+    return ckpt_every
 
 
 def activations_nonlayer(ctx: Context) -> Quantity:

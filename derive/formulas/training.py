@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import conventions as C
 from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError
@@ -58,11 +59,32 @@ def tokens(ctx: Context) -> tuple[str, ...]:
 
 
 def total_flops(ctx: Context) -> Quantity:
-    return build("flops.training_total" if T.flops_model(ctx) == "exact" else "flops.training_6nd", ctx)
+    """Model FLOPs of D tokens (what an MFU divides): recomputation is not counted, whatever --option recompute
+    says (the hardware FLOPs it adds are reported beside the time)."""
+    import dataclasses
+
+    if T.flops_model(ctx) != "exact":
+        return build("flops.training_6nd", ctx)
+    q = build("flops.training_total", dataclasses.replace(ctx, options={**ctx.options, "recompute": "none"}))
+    if C.get(ctx, "recompute") != "none":
+        for n in q.walk():
+            n.conventions = tuple(c for c in n.conventions if "recomputation" not in c)
+        q.conventions += ("model FLOPs: the recomputed forward is not counted in the FLOPs an MFU divides",)
+    return q
 
 
 def train_time(ctx: Context) -> Quantity:
+    """training.time from what the user gave: a measurement (tokens/s per device, step time, GPU-hours, achieved
+    hardware FLOP/s), a typed MFU (C / (n_dev·F_peak·MFU)), or a parallel layout's predicted step time."""
+    from derive.formulas import measured as MS
+
     T.check_fraction(ctx, MFU)
+    how = MS.basis(ctx)
+    if how != "mfu":
+        extra = tokens(ctx)
+        q = MS.layout_time(ctx) if how == "layout" else MS.measured_time(ctx, how)
+        q.conventions = tuple(dict.fromkeys(extra + q.conventions))
+        return q
     extra = tokens(ctx)
     c = total_flops(ctx)
     n = T.devices(ctx)
@@ -83,6 +105,9 @@ def _time_extras(ctx: Context, q: Quantity, value) -> dict:
         if S.price in ctx.values:
             lines.append(f"cost at ${float(ctx.values[S.price]) * 3600:g}/device-hour: "
                          f"{human(value * n * ctx.values[S.price], 'USD')}")
+        from derive.formulas import measured as MS
+
+        lines += MS.utilisation_lines(ctx, value)
     return {"lines": lines + T.hardware_lines(ctx)}
 
 

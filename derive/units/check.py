@@ -30,11 +30,11 @@ def _eval(expr: sp.Expr, units: Mapping[sp.Symbol, str], where: str):
         if expr in units:
             return _q(units[expr], _magnitude(str(expr)))
         raise UnitError(f"{where}: symbol {expr} has no unit in the catalog")
-    args = [_eval(a, units, where) for a in expr.args]
+    # a Piecewise's branches are values (its conditions are checked for what they compare, not added)
+    pieces = isinstance(expr, sp.Piecewise)
+    args = [_eval(a.expr if pieces else a, units, where) for a in expr.args]
     try:
         if expr.is_Add or isinstance(expr, (sp.Max, sp.Min, sp.Piecewise)):
-            if isinstance(expr, sp.Piecewise):
-                args = [_eval(a.expr, units, where) for a in expr.args]
             total = args[0]
             for a in args[1:]:
                 total = total + a
