@@ -12,8 +12,8 @@ from derive.errors import DeriveError, one_line
 #: command → the module of derive.commands that adds its parser (add_parser) and runs it, in the order
 #: ``--help`` lists them. Only the module of the command asked for is imported, so one query does not load
 #: the others; a module that fails to import is an error, never a command that silently disappears.
-COMMANDS = {"list": "listing", "show": "show", "solve": "solve", "sweep": "sweep", "workbook": "workbook",
-            "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate"}
+COMMANDS = {"list": "listing", "show": "show", "report": "report", "solve": "solve", "sweep": "sweep",
+            "workbook": "workbook", "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate"}
 
 DESCRIPTION = """\
 Symbolic derivations of transformer arithmetic: parameter counts, FLOPs, memory, KV cache,
