@@ -117,6 +117,15 @@ class Report:
     notes: list[str]
     differences: list = field(default_factory=list)  # derive.compare.Difference, when several models are given
 
+    def cell(self, key: str, column: int = 0) -> Cell:
+        """The cell of line ``key`` (a key of data/report.json: "max_users", "ttft") for the column-th model."""
+        for line in self.lines:
+            if line.spec.key == key:
+                return line.cells[column]
+        from derive.errors import suggest
+
+        raise DeriveError(f"no report line {key!r}{suggest(key, [ln.spec.key for ln in self.lines])}")
+
     @property
     def sections(self) -> list[tuple[str, list[Line]]]:
         out: list[tuple[str, list[Line]]] = []

@@ -50,8 +50,10 @@ def requests_from(args: argparse.Namespace) -> list[Request]:
     same --hardware, --set and --option."""
     import dataclasses
 
+    from derive import inputs
+
     base = request_from(args, several=True)
-    sources = getattr(args, "sources", None) or []
+    sources = inputs.models(getattr(args, "sources", None) or [], "--model/--hf-config", "--model a --model b")
     if not sources:
         return [base]
     return [dataclasses.replace(base, model=v if kind == "model" else None, hf_config=v if kind == "hf_config"
