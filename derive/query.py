@@ -79,6 +79,8 @@ def derivation(qid: str, q: Quantity, ctx: Context, *, max_depth: int = 99) -> D
     d = derive(q, ctx.values, max_depth=max_depth, context=ctx_info)
     if ctx.model_given:  # what the loader decided about the model (the class counted, a table's extra rows)
         d.notes = list(dict.fromkeys(d.notes + list(ctx.arch.notes)))
+    if ctx.notes:  # what reading the input decided (s=32k as 32,000)
+        d.notes = list(dict.fromkeys(d.notes + list(ctx.notes)))
     qdef = REGISTRY.get(qid)
     if qdef is not None and qdef.extras is not None and d.numeric:
         d.extra.update(qdef.extras(ctx, q, d.value))
