@@ -112,10 +112,24 @@ def _factor_text(f: sp.Expr) -> str:
     return f"×{sig(float(f), 3)}"
 
 
-def _with_set(req: Request, name: str, value: sp.Expr) -> Request:
-    sets = [x for x in req.sets if x.partition("=")[0].strip() != name] + [f"{name}={value}"]
+def _with_sets(req: Request, values: dict[str, object]) -> Request:
+    sets = [x for x in req.sets if x.partition("=")[0].strip() not in values] + [f"{k}={v}" for k, v in values.items()]
     return Request(model=req.model, hf_config=req.hf_config, hardware=req.hardware, sets=sets,
                    options=dict(req.options), defaults=dict(req.defaults))
+
+
+def _what_if(req: Request, sizes: dict[str, int], name: str, value: sp.Expr, build) -> Context | None:
+    """The first model asked again with one size of the other's, every other size pinned at its own value (so
+    d alone changes, not the head size d/h that follows it); unpinned when the pinned shape cannot be, None
+    when neither can."""
+    user = {x.partition("=")[0].strip() for x in req.sets}
+    pinned = {k: v for k, v in sizes.items() if k != name and k in S.CATALOG and k not in user}
+    for values in ({**pinned, name: value}, {name: value}):
+        try:
+            return build(_with_sets(req, values))
+        except DeriveError:
+            continue
+    return None
 
 
 def differences(requests: list[Request], ctxs: list[Context], models: list[str],
@@ -125,8 +139,8 @@ def differences(requests: list[Request], ctxs: list[Context], models: list[str],
 
     ``lines`` is (quantity id, each model's expanded expression or None, each model's value or None);
     ``evaluate(qid, ctx)`` is a line's value in another context (None when it has no number there). A size both
-    models have is explained by asking the first model again with the other's value (``--set g=8``: the engine
-    re-derives what follows, GQA from MHA); a size only one has (a window, experts) changes the formula, and
+    models have is explained by asking the first model again with the other's value (``--set g=8``: GQA from
+    MHA), its other sizes pinned at its own; a size only one has (a window, experts) changes the formula, and
     explains the whole gap of the lines whose formula reads it; any other input (``N``, ``bytes_w``) by
     substitution into the first model's formula."""
     from derive.query import context as build_context
@@ -162,9 +176,8 @@ def differences(requests: list[Request], ctxs: list[Context], models: list[str],
         for name, d in by_symbol.items():
             in0, ini = name in sizes[0], name in sizes[i]
             if in0 and ini:  # ask the first model again with this one size of the other's
-                try:
-                    alt = build_context(_with_set(requests[0], name, ctxs[i].values[S.sym(name)]))
-                except DeriveError:
+                alt = _what_if(requests[0], sizes[0], name, ctxs[i].values[S.sym(name)], build_context)
+                if alt is None:
                     continue
                 for (qid, _, values), v0 in zip(lines, base_vals, strict=True):
                     if v0 is None or values[i] is None or values[i] == v0 or v0 == 0:
