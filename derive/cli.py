@@ -24,6 +24,8 @@ examples:
   derive show params.total --model llama-2-7b   exact count with every term
   derive show params.total --hf-config config.json --format json
   derive show params.layer.attention --set d=4096 --set h=32
+  derive report --model llama-2-70b --hardware h100-sxm --set n_dev=8 --set s=8192
+  derive show kv_cache.bytes_per_token --model llama-2-7b --model llama-2-70b   side by side
 """
 
 

@@ -40,7 +40,8 @@ def add_context_options(p: argparse.ArgumentParser, hardware: bool = True, sever
         g.add_argument("--hardware", metavar="PRESET", help="a hardware preset (see `derive list hardware`)")
     g.add_argument("--set", "-s", dest="sets", action="append", default=[], metavar="SYMBOL=VALUE",
                    help="override or supply a symbol, e.g. --set s=4096, --set d=5120, --set bw=2TB/s "
-                        "(repeatable; units and K/M/B/T suffixes accepted)")
+                        "(repeatable; units accepted; K/M/B/T suffixes are decimal, Ki/Mi/Gi/Ti binary: s=32Ki is "
+                        "32,768)")
     g.add_argument("--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a named option of a formula family, e.g. dtype=int4 (see `derive list options`)")
 
