@@ -161,6 +161,8 @@ def cell(qid: str, ctx: Context, at: dict[str, sp.Expr] | None = None) -> Cell:
         # (the cache of an encoder) is the line's answer: said, never dropped
         return Cell("verdict", unit, message=str(exc), at=dict(at or {}))
     v = sp.sympify(v)
+    if v.has(sp.nan, sp.zoo, sp.oo, -sp.oo):  # never a line that reads 'nan'
+        return Cell("verdict", unit, message=f"{qid} has no finite value here ({v})", at=dict(at or {}))
     if v.free_symbols:
         missing = sorted(v.free_symbols, key=str)
         return Cell("missing", q.unit, missing=tuple(str(s) for s in missing),

@@ -202,3 +202,12 @@ def test_api_validates_models():
         api.compare("params.total", model=["gpt2"] * 17)
     with pytest.raises(DeriveError, match="at least two models"):
         api.compare("params.total", model="gpt2")
+
+
+def test_encoder_report_has_no_nan():
+    # BERT keeps no KV cache (0 B per token): the largest batch is not 0/0 = nan but a verdict naming why
+    with pytest.raises(DeriveError, match="serving.max_users: no KV cache"):
+        api.value("serving.max_users", model="bert-base-uncased", hardware="h100-sxm", s=512)
+    r = api.report(model="bert-base-uncased", hardware="h100-sxm", s=512)
+    assert r.cell("kv_per_token").value == 0 and r.cell("max_users").status == "verdict"
+    assert "nan" not in render_table(report_table(r), "text")

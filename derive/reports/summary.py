@@ -44,9 +44,15 @@ def _mark(cell, footnotes: list[str], who: str, qid: str) -> str:
         return cell.human
     if cell.status == "missing":
         return "needs " + ", ".join(cell.missing)
-    footnotes.append(f"{qid}{' (' + who + ')' if who else ''}: {cell.message}")
+    message = cell.message[len(qid) + 2:] if cell.message.startswith(qid + ": ") else cell.message
+    footnotes.append(f"{qid}{' (' + who + ')' if who else ''}: {message}")
     head = "does not fit" if cell.message.startswith("does not fit") else "no number"
     return f"{head} [{len(footnotes)}]"
+
+
+def _whole_and_shown(cell) -> bool:
+    """A whole number under 1,000 (204 users, 0 B): the headline already is the exact value."""
+    return cell.value.is_Integer and abs(int(cell.value)) < 1000
 
 
 def report_table(rep) -> Table:
@@ -61,8 +67,7 @@ def report_table(rep) -> Table:
             label += " (" + ", ".join(f"{k} = {v}" for k, v in line.cells[0].at.items()) + ")"
         cells = [_mark(c, footnotes, "" if single else col.label, line.spec.quantity)
                  for c, col in zip(line.cells, cols, strict=True)]
-        exact = [c.exact if c.status == "value" and c.exact.replace(",", "") != c.human.replace(",", "") else ""
-                 for c in line.cells]
+        exact = [c.exact if c.status == "value" and not _whole_and_shown(c) else "" for c in line.cells]
         rows.append(Row(label, line.spec.quantity, cells, exact, line.spec.section))
     missing_how = sorted({c.message for line in rep.lines for c in line.cells if c.status == "missing"})
     meta = []
