@@ -33,9 +33,16 @@ class Table:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    first: str = "line"  # what the first column names: a report's lines, a comparison's models
+
     @property
     def single(self) -> bool:
         return len(self.header) == 1
+
+    @property
+    def has_quantity(self) -> bool:
+        """Rows name their quantity (a report); a comparison's rows are models of one quantity."""
+        return any(r.quantity for r in self.rows)
 
 
 def _mark(cell, footnotes: list[str], who: str, qid: str) -> str:
@@ -106,7 +113,7 @@ def comparison_table(cmp) -> Table:
             if d is not None]
     return Table(title=title, header=["value"], meta=meta, rows=rows, footnotes=footnotes,
                  differences=[x.text for x in cmp.differences],
-                 notes=[f"derive show {cmp.quantity} --model ID gives each model's derivation"])
+                 notes=[f"derive show {cmp.quantity} --model ID gives each model's derivation"], first="model")
 
 
 def comparison_dict(cmp) -> dict:
