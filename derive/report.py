@@ -19,7 +19,7 @@ import sympy as sp
 from derive import hardware as hw
 from derive import inputs
 from derive import symbols as S
-from derive.context import Request
+from derive.context import Request, check_request
 from derive.errors import DeriveError
 from derive.query import context as build_context
 from derive.query import quantity_in
@@ -74,8 +74,9 @@ class Cell:
         """The headline: decimals with units (132.7 token/s), exact integers as they are (68,976,648,192 param)."""
         if self.value is None:
             return ""
-        return human(self.value, self.unit) if self.unit not in ("", "1") else exact_text(self.value) \
-            if self.value.is_Integer else human(self.value, "1")
+        if self.unit not in ("", "1"):
+            return human(self.value, self.unit)
+        return exact_text(self.value) if self.value.is_Integer else human(self.value, "1")
 
     @property
     def exact(self) -> str:
@@ -201,6 +202,7 @@ def report(requests: list[Request]) -> Report:
     per_column: list[list[Cell]] = []
     reqs: list[Request] = []
     for req in requests:
+        check_request(req)
         req = Request(model=req.model, hf_config=req.hf_config, hardware=req.hardware, sets=list(req.sets),
                       options=dict(req.options), defaults={**sp_.defaults, **req.defaults})
         reqs.append(req)
@@ -210,10 +212,12 @@ def report(requests: list[Request]) -> Report:
             if ls.at == "max_users":
                 base = cells.get("max_users")
                 if base is None or base.status != "value" or base.value <= 0:
-                    why = base.message if base is not None and base.status != "value" else \
-                        "no user fits, so there is no largest batch to run"
-                    cells[ls.key] = Cell(base.status if base is not None and base.status == "missing" else "verdict",
-                                         _unit(ls.quantity), message=why)
+                    if base is not None and base.status == "missing":  # what the largest batch needs, this needs
+                        cells[ls.key] = Cell("missing", _unit(ls.quantity), missing=base.missing, message=base.message)
+                    else:
+                        why = base.message if base is not None and base.status != "value" else \
+                            "no user fits, so there is no largest batch to run"
+                        cells[ls.key] = Cell("verdict", _unit(ls.quantity), message=why)
                     continue
                 cells[ls.key] = cell(ls.quantity, build_context(_with_batch(req, base.value)), at={"b": base.value})
             else:
@@ -226,6 +230,10 @@ def report(requests: list[Request]) -> Report:
     lines = [Line(ls, [col[i] for col in per_column]) for i, ls in enumerate(sp_.lines)]
     notes = ["each line is `derive show QUANTITY` with the same --model/--hardware/--set/--option: its derivation, "
              "inputs and conventions"]
+    for col in columns:  # what reading each model and its inputs decided (s=32k as 32,000; an unread head_dim)
+        who = f"{col.model or col.label}: " if len(columns) > 1 else ""
+        arch_notes = list(col.ctx.arch.notes) if col.ctx.model_given else []
+        notes += [who + n for n in dict.fromkeys(arch_notes + list(col.ctx.notes))]
     if any(c.ctx.hardware is None for c in columns):
         notes.append("no --hardware: times, rates, the largest batch and the crossover batch need a machine's figures")
     rep = Report(columns, lines, notes)

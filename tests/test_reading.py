@@ -67,3 +67,9 @@ def test_rates_headline_in_decimals():
     md = render(d, "md")
     assert f"**Result:** 132.7 token/s (exactly {v.p}/{v.q} token/s)" in md
     assert json.loads(render(d, "json"))["exact"] == f"{v.p}/{v.q}"  # JSON keeps the exact rational
+
+
+def test_report_carries_the_reading_notes():
+    r = api.report(model="llama-2-7b", s="32k")
+    assert r.cell("kv_per_sequence").value == 524_288 * 32_000  # K decimal: 32,000 tokens
+    assert any("s=32k is read as 32,000 tokens" in n for n in r.notes)
