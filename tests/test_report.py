@@ -193,6 +193,12 @@ def test_compare_verdict_is_a_cell_not_a_failure():
                     s=4096, b=1)
     assert c.derivations[0] is not None and c.derivations[1] is None and "does not fit" in c.errors[1]
     assert "no number [1]" in render_table(comparison_table(c), "text")
+    out = _cli("show", "decode.tokens_per_second", "--model", "llama-2-7b", "--model", "llama-2-70b", "--hardware",
+               "h100-sxm", "--set", "s=4096", "--set", "b=1", "--format", "json")
+    assert out.returncode == 2 and "llama-2-70b: does not fit" in out.stderr  # the table printed, the verdict said
+    assert json.loads(out.stdout)["models"][1]["error"].startswith("does not fit")
+    symbolic = _cli("show", "memory.activations", "--model", "gpt2", "--model", "gpt2")
+    assert symbolic.returncode == 0 and "needs b, s" in symbolic.stdout  # symbolic, as one model's show
 
 
 def test_api_validates_models():

@@ -25,4 +25,10 @@ def run(args: argparse.Namespace) -> int:
                           "time")
     cmp = side_by_side(args.quantity, requests_from(args), max_depth=args.depth)
     sys.stdout.write(render_table(comparison_table(cmp), fmt, comparison_dict(cmp)))
-    return 1 if any(d is None or not d.numeric for d in cmp.derivations) else 0
+    failed = [(m, e) for m, d, e in zip(cmp.models, cmp.derivations, cmp.errors, strict=True) if d is None]
+    if failed:  # the table is printed; the exit code still says a model has no number (as derive show's verdict)
+        from derive.errors import one_line
+
+        print(f"derive: error: {one_line(failed[0][0] + ': ' + failed[0][1])}", file=sys.stderr)
+        return 2
+    return 0
