@@ -18,8 +18,8 @@ from derive import reports  # noqa: F401  (gives derivations their Jupyter displ
 from derive.query import context, quantity, request, show
 from derive.solve import solve
 
-__all__ = ["ExactInteger", "ExactRational", "context", "quantity", "request", "show", "solve",  # noqa: F822
-           "sweep", "value", "with_unit"]  # sweep: the module's __getattr__ imports it when first asked for
+__all__ = ["ExactInteger", "ExactRational", "compare", "context", "quantity", "report", "request",  # noqa: F822
+           "show", "solve", "sweep", "value", "with_unit"]  # sweep: the module's __getattr__ imports it when asked
 
 
 def __getattr__(name: str):
@@ -124,3 +124,37 @@ def value(qid: str, req=None, **kw) -> sp.Expr:
     remain free."""
     q, ctx = quantity(qid, req, **kw)
     return with_unit(q.evaluate(ctx.values), q.unit)
+
+
+def _requests(model, hf_config, hardware, options, sets: dict) -> list:
+    """One Request per model: ``model`` and ``hf_config`` may each be one name/path or a list of them (models
+    first, then configs), every one validated as :func:`request` validates a single model."""
+    from derive import inputs
+
+    models = inputs.models(model, "model", '["llama-2-7b", "mistral-7b"]')
+    configs = inputs.models(hf_config, "hf_config", '["a/config.json", "b/config.json"]')
+    if not models and not configs:
+        return [request(hardware=hardware, options=options, **sets)]
+    return [request(model=m, hardware=hardware, options=options, **sets) for m in models] + \
+        [request(hf_config=c, hardware=hardware, options=options, **sets) for c in configs]
+
+
+def report(model=None, hf_config=None, hardware: str | None = None, options: dict[str, str] | None = None, **sets):
+    """The whole picture (``derive report``): a :class:`derive.report.Report` whose ``lines`` each name their
+    quantity, for one model or several side by side (``model=["llama-2-7b", "mistral-7b"]``)::
+
+        r = api.report(model="llama-2-70b", hardware="h100-sxm", n_dev=8, s=8192)
+        r.cell("max_users").value            # 204 (serving.max_users)
+    """
+    from derive.report import report as build
+
+    return build(_requests(model, hf_config, hardware, options, sets))
+
+
+def compare(qid: str, model=None, hf_config=None, hardware: str | None = None,
+            options: dict[str, str] | None = None, *, max_depth: int = 99, **sets):
+    """One quantity for several models (``derive show Q --model a --model b``): a
+    :class:`derive.compare.Comparison` with each model's derivation and the differences that explain the gaps."""
+    from derive.compare import side_by_side
+
+    return side_by_side(qid, _requests(model, hf_config, hardware, options, sets), max_depth=max_depth)

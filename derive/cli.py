@@ -12,8 +12,9 @@ from derive.errors import DeriveError, one_line
 #: command → the module of derive.commands that adds its parser (add_parser) and runs it, in the order
 #: ``--help`` lists them. Only the module of the command asked for is imported, so one query does not load
 #: the others; a module that fails to import is an error, never a command that silently disappears.
-COMMANDS = {"list": "listing", "show": "show", "solve": "solve", "sweep": "sweep", "workbook": "workbook",
-            "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate", "plan": "plan"}
+COMMANDS = {"list": "listing", "show": "show", "report": "report", "solve": "solve", "sweep": "sweep",
+            "workbook": "workbook", "render": "render", "plot": "plot", "site": "site", "calibrate": "calibrate",
+            "plan": "plan"}
 
 DESCRIPTION = """\
 Symbolic derivations of transformer arithmetic: parameter counts, FLOPs, memory, KV cache,
@@ -24,6 +25,8 @@ examples:
   derive show params.total --model llama-2-7b   exact count with every term
   derive show params.total --hf-config config.json --format json
   derive show params.layer.attention --set d=4096 --set h=32
+  derive report --model llama-2-70b --hardware h100-sxm --set n_dev=8 --set s=8192
+  derive show kv_cache.bytes_per_token --model llama-2-7b --model llama-2-70b   side by side
 """
 
 

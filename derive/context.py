@@ -70,7 +70,19 @@ def check_request(req: Request) -> None:
             inputs.require_str(val, f"{field_}[{key!r}]", "'int4'")
 
 
-def parse_sets(sets: list[str]) -> dict[str, sp.Expr]:
+def _decimal_context_note(name: str, text: str, val: sp.Expr) -> str | None:
+    """'s=32k' is 32,000 tokens (K is decimal): say so, with the binary form a 32K context usually means."""
+    suffix = parse.count_suffix(text)
+    if suffix not in ("k", "K") or S.CATALOG[name].unit != "token":
+        return None
+    binary = sp.Rational(val) * 1024 / 1000
+    alt = f"; a {text.strip()} context of 1024-token units is {int(binary):,}: --set {name}={text.strip()[:-1]}Ki" \
+        if binary.is_Integer else ""
+    return f"{name}={text.strip()} is read as {int(val):,} tokens (K is decimal){alt}"
+
+
+def parse_sets(sets: list[str], notes: list[str] | None = None) -> dict[str, sp.Expr]:
+    """--set values by symbol, each read in its unit and checked; ``notes`` collects how ambiguous ones were read."""
     out: dict[str, sp.Expr] = {}
     for item in sets:
         name, text = parse.assignment(item)
@@ -89,6 +101,9 @@ def parse_sets(sets: list[str]) -> dict[str, sp.Expr]:
             raise DeriveError(f"{name} ({info.meaning}) must be positive, got {val}")
         elif info.nonnegative and val < 0:
             raise DeriveError(f"{name} ({info.meaning}) must not be negative, got {val}")
+        note = _decimal_context_note(name, text, val) if notes is not None else None
+        if note:
+            notes.append(note)
         out[name] = val
     return out
 
@@ -102,8 +117,26 @@ def _generic_checks(v: dict[str, sp.Expr]) -> None:
         raise DeriveError(f"top-k k={v['k']} exceeds the E={v['E']} experts")
 
 
+def _unread_head_size(v: dict[str, int]) -> list[str]:
+    """The generic decoder's attention is d×d (d_k = d/h, as GPT-2's c_attn): a d_k with h·d_k ≠ d is not read by
+    its formulas, so say so rather than let the number look as if it were."""
+    if "d_k" not in v:
+        return []
+    d, h = v.get("d", GENERIC.d), v.get("h", _generic_heads())
+    if h * v["d_k"] == d:
+        return []
+    return [f"warning: h·d_k = {h}·{v['d_k']} = {h * v['d_k']:,} ≠ d = {d:,}, but the generic GPT-style decoder's "
+            f"projections are d×d (head size d/h): d_k={v['d_k']} is not read by its formulas; give a model "
+            "(--model or --hf-config) whose attention is h·d_k wide"]
+
+
+def _generic_heads() -> int:
+    return next(b.size("h") for b in GENERIC.blocks() if b.has("h"))
+
+
 def build_context(req: Request) -> Context:
     check_request(req)
+    notes: list[str] = []
     if req.model and req.hf_config:
         raise DeriveError("give either --model or --hf-config, not both")
     if req.model or req.hf_config:
@@ -119,7 +152,7 @@ def build_context(req: Request) -> Context:
             arch = hf.load(req.hf_config)
             label = f"{arch.name} ({req.hf_config})"
         stack_.values(arch)  # defines the symbols of a model with two values of one size (d_ff and d_ff_2)
-        sets = parse_sets(req.sets)
+        sets = parse_sets(req.sets, notes)
         sizes = arch.sizes()
         arch_sets = {k: int(v) for k, v in sets.items() if k in sizes}
         refused = [k for k in sets if k in ARCH_SYMBOLS and k not in sizes and k != "L"]
@@ -132,10 +165,11 @@ def build_context(req: Request) -> Context:
         values: dict[sp.Symbol, sp.Expr] = dict(stack_.values(arch))
         model_given = True
     else:
-        sets = parse_sets(req.sets)
+        sets = parse_sets(req.sets, notes)
         arch_sets = {k: int(v) for k, v in sets.items() if k in ARCH_SYMBOLS}
         other = {S.sym(k): v for k, v in sets.items() if k not in ARCH_SYMBOLS}
         _generic_checks(arch_sets)
+        notes += _unread_head_size(arch_sets)
         arch = GENERIC
         values = {S.sym(k): sp.Integer(v) for k, v in arch_sets.items()}
         label = ""
@@ -167,7 +201,8 @@ def build_context(req: Request) -> Context:
                 values.update({S.sym(k): v for k, v in parse_sets([f"{key}={text}"]).items()})
         else:
             raise DeriveError(f"pinned convention {key!r} is neither an option nor a symbol")
-    ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=options, values=values)
+    ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=options, values=values,
+                  notes=notes)
     ctx.user_options = frozenset(req.options)
     ctx.user_sets = frozenset(parse.assignment(x)[0] for x in req.sets)
     ctx.options.setdefault("model_label", label)

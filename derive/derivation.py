@@ -31,16 +31,40 @@ def _names(q: Quantity | None = None) -> dict[sp.Symbol, str]:
     return names
 
 
-class _ValueStr(StrPrinter):
-    """Prints symbols as their values: the 'substituted' line."""
+def _unit_of(sym: sp.Symbol, units: Mapping[sp.Symbol, str] | None) -> str | None:
+    """The unit a substituted value is read in: a part's own unit, else the catalog's; None when unknown."""
+    if units is not None and sym in units:
+        return units[sym]
+    info = S.CATALOG.get(str(sym))
+    return info.unit if info is not None else None
 
-    def __init__(self, values: Mapping[sp.Symbol, sp.Expr], order: str | None = None):
+
+def _decimal(v: sp.Expr, unit: str | None) -> str | None:
+    """A fraction as an engineer reads it inside a substituted formula: '7.534 ms', '2 µs', '0.4' (the exact
+    value stays in the step's result and in JSON); None for whole numbers and for what is not a fraction."""
+    v = sp.sympify(v)
+    if not v.is_Rational or v.is_Integer or unit is None:
+        return None
+    return human(v, unit) if unit not in ("", "1") else human(v, "1")
+
+
+class _ValueStr(StrPrinter):
+    """Prints symbols as their values: the 'substituted' line. With ``units`` (each symbol's unit) a fraction
+    prints as a decimal with its unit, '1/(7.534 ms)', never '1/(30004256/3982421875)'."""
+
+    def __init__(self, values: Mapping[sp.Symbol, sp.Expr], order: str | None = None,
+                 units: Mapping[sp.Symbol, str] | None = None, decimals: bool = False):
         super().__init__({"order": order})
         self.values = values
+        self.units = units
+        self.decimals = decimals
 
     def _print_Symbol(self, expr):  # noqa: N802 (sympy's naming)
         if expr in self.values:
             v = self.values[expr]
+            dec = _decimal(v, _unit_of(expr, self.units)) if self.decimals else None
+            if dec is not None:
+                return f"({dec})"
             s = _num_text(v)
             return f"({s})" if s.startswith("-") or "/" in s else s
         return super()._print_Symbol(expr)
@@ -48,19 +72,31 @@ class _ValueStr(StrPrinter):
 
 class _ValueLatex(LatexPrinter):
     def __init__(self, values: Mapping[sp.Symbol, sp.Expr], names: dict[sp.Symbol, str],
-                 order: str | None = None):
+                 order: str | None = None, units: Mapping[sp.Symbol, str] | None = None):
         super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": order})
         self.values = values
+        self.units = units
 
     def _print_Symbol(self, expr, style="plain"):  # noqa: N802
         if expr in self.values:
             v = sp.sympify(self.values[expr])
+            dec = _decimal(v, _unit_of(expr, self.units)) if self.units is not None else None
+            if dec is not None:
+                return rf"\left({text_latex(dec)}\right)"
             s = _num_latex(v)
             return rf"\left({s}\right)" if (v.is_negative or (v.is_Rational and not v.is_Integer)) else s
         return super()._print_Symbol(expr)
 
     def _print_Integer(self, expr):  # noqa: N802
         return _num_latex(expr)
+
+
+def text_latex(text: str) -> str:
+    """'7.534 ms' as LaTeX math: the number, a thin space and the unit upright ('$' and '%' escaped)."""
+    num, _, unit = text.partition(" ")
+    num = num.replace(",", "{,}").replace("$", r"\$")
+    unit = unit.replace("\\", "").replace("$", r"\$").replace("%", r"\%").replace("µ", r"\mu ")
+    return num + (rf"\ \mathrm{{{unit}}}" if unit else "")
 
 
 def _num_text(v) -> str:
@@ -234,7 +270,8 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             local[c.symbol] = value_of(c)
         shown = _ordered(node)
         order = "none" if node.meta.get("terms") else None
-        sub_text = _ValueStr(local, order).doprint(shown).replace("**", "^").replace("*", "·")
+        units = {c.symbol: c.unit for c in node.children}
+        sub_text = _ValueStr(local, order, units, decimals=True).doprint(shown).replace("**", "^").replace("*", "·")
         names = _names(node)
         free = shown.free_symbols
         exact = not sp.sympify(val).free_symbols
@@ -243,8 +280,8 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             symbol_latex=node.latex, formula_text=text(shown, order),
             formula_latex=lambda shown=shown, node=node, order=order: latex(shown, node, order),
             substituted_text=sub_text,
-            substituted_latex=lambda shown=shown, local=local, names=names, order=order:
-                _ValueLatex(local, names, order).doprint(shown),
+            substituted_latex=lambda shown=shown, local=local, names=names, order=order, units=units:
+                _ValueLatex(local, names, order, units).doprint(shown),
             value=val, value_text=exact_text(val) if exact else text(val),
             human=human(val, node.unit) if exact else "",
             note=node.note, category=node.category, formula_expr=shown, substitutions=local,

@@ -49,12 +49,28 @@ MAX_FILE_BYTES = 16 * 2**20
 MAX_JSON_DEPTH = 32
 #: characters in one typed value or expression (a --set, a --let, a solve target, a --grid).
 MAX_TEXT = 10_000
+#: models compared side by side in one command (each is a context build and a column)
+MAX_MODELS = 16
 
 
 def short(text: object, n: int = 40) -> str:
     """``text`` cut to about ``n`` characters for an error message, saying how long it was."""
     s = str(text)
     return s if len(s) <= n else f"{s[:n]}… ({len(s):,} characters)"
+
+
+def models(given: object, what: str, example: str) -> list:
+    """``given`` as a list of model names or config paths (one, or a list/tuple of at most MAX_MODELS); None is
+    none. Each entry's type is checked where it becomes a request."""
+    if given is None:
+        return []
+    if isinstance(given, list | tuple):
+        if len(given) > MAX_MODELS:
+            raise DeriveError(f"{what}: at most {MAX_MODELS} models side by side, got {len(given)}")
+        return list(given)
+    if isinstance(given, str | os.PathLike):
+        return [given]
+    raise DeriveError(f"{what} must be a string or a list of them, e.g. {example}, got {kind(given)}")
 
 
 def require_str(value: object, what: str, example: str = "") -> str:

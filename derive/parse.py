@@ -33,8 +33,10 @@ MAX_EXP_ARG = 230
 MAX_ROOT = 1000
 
 _NUMBER = re.compile(r"^([-+]?(?:\d[\d_,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)(?:\s*/\s*(\d+))?\s*(.*)$", re.S)
-_SUFFIX = {"K": 10**3, "k": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
-_SUFFIX_RE = re.compile(r"^([kKMBGT])(?:\s+(.*)|\s*$|(?=[a-zA-Z/]{2,})(.*))", re.S)
+#: count suffixes: K/M/B/G/T decimal, Ki/Mi/Gi/Ti binary (a 32Ki context is 32,768 tokens)
+_SUFFIX = {"K": 10**3, "k": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SUFFIX_RE = re.compile(r"^(Ki|Mi|Gi|Ti|[kKMBGT])(?:\s+(.*)|\s*$|(?=[a-zA-Z/]{2,})(.*))", re.S)
 
 
 def _text(text: object, what: str) -> str:
@@ -66,6 +68,16 @@ def _num(m: re.Match, what: str = "number") -> sp.Rational:
     return inputs.in_range(val, what, m.group(0))
 
 
+def count_suffix(text: str) -> str:
+    """The count suffix a typed value uses ('k' in '32k', 'Ki' in '32Ki', '' for none), so a caller can say how
+    it was read (a context typed 32k is 32,000 tokens, not 32,768)."""
+    m = _NUMBER.match(text.strip()) if isinstance(text, str) else None
+    if not m:
+        return ""
+    sm = _SUFFIX_RE.match(m.group(3).strip())
+    return sm.group(1) if sm else ""
+
+
 def _is_count(unit: str) -> bool:
     from derive.units import COUNT_UNITS
 
@@ -73,7 +85,7 @@ def _is_count(unit: str) -> bool:
 
 
 def value(text: str, unit: str = "1", what: str = "value") -> sp.Rational:
-    """A number in ``unit``: plain ('4096'), with a count suffix ('6.74B', '1.5K'), or with a
+    """A number in ``unit``: plain ('4096'), with a count suffix ('6.74B', '1.5K', '32Ki' = 32,768), or with a
     unit converted exactly ('80GiB', '2 TB/s', '20ms', '30 token/s')."""
     from derive.units import factor_to_canonical
 

@@ -54,17 +54,28 @@ def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Cont
     """The quantity's tree in the request's context; a configuration that cannot run gets its verdict here."""
     inputs.require_str(qid, "the quantity", '"params.total"')
     ctx = context(req, **kw)
+    return quantity_in(qid, ctx), ctx
+
+
+def quantity_in(qid: str, ctx: Context) -> Quantity:
+    """The tree of ``qid`` in an existing context, with its verdict (a report asks one context many ids)."""
     q = build(qid, ctx)
     qdef = REGISTRY.get(qid)
     if qdef is not None and qdef.check is not None:
         qdef.check(ctx, q)
-    return q, ctx
+    return q
 
 
 def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> Derivation:
     if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 0 <= max_depth <= 1000:
         raise DeriveError(f"max_depth must be a whole number from 0 to 1000, got {inputs.kind(max_depth)}")
     q, ctx = quantity(qid, req, **kw)
+    return derivation(qid, q, ctx, max_depth=max_depth)
+
+
+def derivation(qid: str, q: Quantity, ctx: Context, *, max_depth: int = 99) -> Derivation:
+    """The derivation of ``q`` (the tree of ``qid`` built in ``ctx``) with the context's model, machine and notes:
+    what :func:`show` returns, for callers that build one context and ask it several quantities (a report)."""
     ctx_info = {}
     label = ctx.options.get("model_label")
     if ctx.model_given:
@@ -75,6 +86,8 @@ def show(qid: str, req: Request | None = None, *, max_depth: int = 99, **kw) -> 
     d = derive(q, ctx.values, max_depth=max_depth, context=ctx_info)
     if ctx.model_given:  # what the loader decided about the model (the class counted, a table's extra rows)
         d.notes = list(dict.fromkeys(d.notes + list(ctx.arch.notes)))
+    if ctx.notes:  # what reading the input decided (s=32k as 32,000)
+        d.notes = list(dict.fromkeys(d.notes + list(ctx.notes)))
     qdef = REGISTRY.get(qid)
     if qdef is not None and qdef.extras is not None and d.numeric:
         d.extra.update(qdef.extras(ctx, q, d.value))

@@ -32,6 +32,9 @@ class Context:
     user_options: frozenset = frozenset()
     #: the symbols the user gave with --set (a model's N is its exact count unless the user set it)
     user_sets: frozenset = frozenset()
+    #: what the reading of the input decided and a reader must know (s=32k taken as 32,000; a d_k the shape
+    #: does not read): every derivation of this context prints them
+    notes: list[str] = field(default_factory=list)
 
     def option(self, key: str, default: str) -> str:
         return self.options.get(key, default)

@@ -27,7 +27,10 @@ CASES = [
     (["show", "params.active", "--model", "mixtral-8x7b", "--set", "k=9"], "k=9 exceeds the E=8 experts"),
     (["show", "params.total", "--model", "mistral"], "did you mean mistral-7b"),
     # argparse's own errors are one line too
-    (["show", "params.total", "--model", "gpt2", "--hf-config", "x.json"], "not allowed with"),
+    (["sweep", "params.total", "--model", "gpt2", "--hf-config", "x.json"], "not allowed with"),
+    # show and report compare several models: a missing config file is still one line naming it
+    (["show", "params.total", "--model", "gpt2", "--hf-config", "x.json"], "cannot read x.json"),
+    (["report", "--model", "gpt2", "--model", "no-such-model"], "unknown model"),
     (["show", "params.total", "--format", "yaml"], "invalid choice"),
     (["shwo", "params.total"], "invalid choice"),
 ]

@@ -27,3 +27,28 @@ def test_training_budget():
     assert "N = 91.29B params, D = 1.826T tokens" in text
     assert "28.56 days" in text
     assert "701,884 GPU-hours" in text  # 2,467,660 s × 1024 / 3600
+
+
+def test_report_example():
+    text = _run("report.py")
+    # Llama 2 70B: 68,976,648,192 params (80 layers of 855,654,400 + 2·32000·8192 + 8192);
+    # KV per token 2·80·8·128·2 B = 327,680; per 8,192-token sequence 2,684,354,560;
+    # largest batch on 8 × 80 GiB: (687,194,767,360 − 137,953,296,384) // 2,684,354,560 = 204
+    assert "params_total: 68,976,648,192 param" in text
+    assert "kv_per_token: 327,680 byte" in text and "kv_per_sequence: 2,684,354,560 byte" in text
+    assert "max_users: 204 user" in text
+    assert "training time: needs --set D=" in text  # no D, no MFU: named, not dropped
+    # 2T tokens on 1024 H100s at MFU 0.4: 2e12 · 444,491,366,400 FLOP/token / (989.4e12 · 0.4 · 1024) s
+    # = 2,193,620 s = 25.39 days; × 1024 devices × $3/hour = $1,871,889; ZeRO-3: 16·N/1024 = 1,077,760,128 B
+    assert "training_time: 25.39 days" in text and "training_cost: $1,871,889" in text
+    assert "zero3: 1.078 GB = 1.004 GiB (exactly 1,077,760,128 byte)" in text
+
+
+def test_compare_models_example():
+    text = _run("compare_models.py")
+    # 7B → 70B KV per token: 524,288 → 327,680 B = ×0.625 = L 80/32 (×2.5) · g 8/32 (×0.25); d alone: no change
+    assert "L: kv_cache.bytes_per_token ×2.5" in text and "g: kv_cache.bytes_per_token ×0.25" in text
+    assert "d: kv_cache.bytes_per_token" not in text
+    # 8K context: llama-2-7b 524,288 · 8192 = 4,294,967,296 B; mistral-7b 131,072 · 4096 (window) = 536,870,912 B
+    assert "llama-2-7b: 4,294,967,296 byte" in text and "mistral-7b: 536,870,912 byte" in text
+    assert "only mistral-7b has window" in text

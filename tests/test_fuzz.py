@@ -245,6 +245,18 @@ show_argv = st.tuples(st.sampled_from(QUANTITIES), _context_args(),
                                        ["--format", "html"], ["--depth", "0"], ["--depth", "9" * 30]])).map(
     lambda t: ["show", t[0], *t[1], *t[2]])
 
+# several models: derive show side by side and derive report (hostile names and configs among them)
+two_models = st.lists(st.one_of(_flag_pairs("--model", st.sampled_from(MODELS)),
+                                _flag_pairs("--hf-config", st.sampled_from(PATHS))), min_size=2, max_size=3).map(
+    lambda xs: [a for x in xs for a in x])
+compare_argv = st.tuples(st.sampled_from(QUANTITIES), two_models, _context_args().map(
+    lambda xs: [a for a in xs if a not in ("--model", "--hf-config")]),
+    st.sampled_from([[], ["--format", "json"], ["--format", "md"], ["--format", "latex"]])).map(
+    lambda t: ["show", t[0], *t[1], *t[2], *t[3]])
+report_argv = st.tuples(st.one_of(_context_args(), two_models),
+                        st.sampled_from([[], ["--format", "json"], ["--format", "md"], ["--format", "html"],
+                                         ["--format", "latex"]])).map(lambda t: ["report", *t[0], *t[1]])
+
 solve_argv = st.tuples(
     st.sampled_from(QUANTITIES[:15]), st.sampled_from(["=", ">=", "<=", "=="]),
     st.one_of(numbers, expressions, st.sampled_from(["1B", "80GiB", "params.active", "1 s"])),
@@ -322,12 +334,13 @@ plan_argv = st.one_of(
               st.sampled_from([[], ["--top", "-1"], ["--top", "9" * 40], ["--format", "json"]])).map(
         lambda t: ["plan", "serving", *t[0], *t[1], *t[2], *t[3]]),
 )
-random_argv = st.lists(st.one_of(st.sampled_from(["show", "solve", "sweep", "list", "render", "plot", "--set",
+random_argv = st.lists(st.one_of(st.sampled_from(["show", "report", "solve", "sweep", "list", "render", "plot", "plan",
+                                                  "--set",
                                                   "--model", "--for", "--grid", "-o", "--help", "--version"]),
                                  st.text(max_size=10)), max_size=6)
 
 cli_argv = st.one_of(show_argv, show_argv, solve_argv, solve_argv, sweep_argv, render_argv, workbook_argv,
-                     site_argv, plot_argv, plan_argv, random_argv, st.just(["list"]))
+                     site_argv, plot_argv, plan_argv, random_argv, compare_argv, report_argv, st.just(["list"]))
 
 
 # ---- strategies: solve and sweep with random ties (--let) and targets -------------------------------------

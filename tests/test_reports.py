@@ -94,7 +94,13 @@ def test_symbolic_derivation_says_what_is_missing():
 def test_parts_non_integer_values_get_human_units():
     d = api.show("decode.step_time", model="llama-2-7b", hardware="h100-sxm", s=4096, b=8)
     md = render(d, "md")
-    assert "≈" in md and " ms" in md
+    v = d.value  # a fraction of a second: the headline is the decimal in ms, the exact rational follows it
+    assert not v.is_Integer and f"ms (exactly {v.p}/{v.q} s)" in md
+    text = render(d, "text")
+    assert f"ms  (exactly {v.p}/{v.q} s)" in text
+    # the substituted lines read in decimals with units, never p/q inside a formula
+    subst = [line for line in text.splitlines() if line.strip().startswith("=") and "/" in line]
+    assert all("(exactly" in line for line in subst), subst
 
 
 # ---- formats, documents, API --------------------------------------------------------------------

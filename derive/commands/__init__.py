@@ -13,21 +13,61 @@ if TYPE_CHECKING:  # pragma: no cover
     from derive.context import Request
 
 
-def add_context_options(p: argparse.ArgumentParser, hardware: bool = True) -> None:
+class _Source(argparse.Action):
+    """--model / --hf-config on a command that compares models: each use is kept, in command-line order, in
+    ``args.sources`` as ("model" | "hf_config", value); the last one also sets ``args.model`` / ``args.hf_config``
+    as a single-model command reads them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sources = list(getattr(namespace, "sources", None) or [])
+        sources.append((self.dest, values))
+        namespace.sources = sources
+        other = "hf_config" if self.dest == "model" else "model"
+        setattr(namespace, self.dest, values)
+        if len(sources) == 1:
+            setattr(namespace, other, None)
+
+
+def add_context_options(p: argparse.ArgumentParser, hardware: bool = True, several: bool = False) -> None:
+    """The shared flags; ``several``: --model and --hf-config may be repeated (and mixed) to compare models."""
     g = p.add_argument_group("what to substitute")
-    src = g.add_mutually_exclusive_group()
-    src.add_argument("--model", "-m", metavar="PRESET", help="a model preset (see `derive list models`)")
-    src.add_argument("--hf-config", metavar="FILE", help="a Hugging Face config.json")
+    if several:
+        g.add_argument("--model", "-m", metavar="PRESET", action=_Source, default=None,
+                       help="a model preset (see `derive list models`); repeat it (or mix with --hf-config) to "
+                            "compare models side by side")
+        g.add_argument("--hf-config", metavar="FILE", action=_Source, default=None,
+                       help="a Hugging Face config.json (repeatable, as --model)")
+        p.set_defaults(sources=[])
+    else:
+        src = g.add_mutually_exclusive_group()
+        src.add_argument("--model", "-m", metavar="PRESET", help="a model preset (see `derive list models`)")
+        src.add_argument("--hf-config", metavar="FILE", help="a Hugging Face config.json")
     if hardware:
         g.add_argument("--hardware", metavar="PRESET", help="a hardware preset (see `derive list hardware`)")
     g.add_argument("--set", "-s", dest="sets", action="append", default=[], metavar="SYMBOL=VALUE",
                    help="override or supply a symbol, e.g. --set s=4096, --set d=5120, --set bw=2TB/s "
-                        "(repeatable; units and K/M/B/T suffixes accepted)")
+                        "(repeatable; units accepted; K/M/B/T suffixes are decimal, Ki/Mi/Gi/Ti binary: s=32Ki is "
+                        "32,768)")
     g.add_argument("--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a named option of a formula family, e.g. dtype=int4 (see `derive list options`)")
 
 
-def request_from(args: argparse.Namespace) -> Request:
+def requests_from(args: argparse.Namespace) -> list[Request]:
+    """One Request per --model / --hf-config given (in order; one without a model when none is), each with the
+    same --hardware, --set and --option."""
+    import dataclasses
+
+    from derive import inputs
+
+    base = request_from(args, several=True)
+    sources = inputs.models(getattr(args, "sources", None) or [], "--model/--hf-config", "--model a --model b")
+    if not sources:
+        return [base]
+    return [dataclasses.replace(base, model=v if kind == "model" else None, hf_config=v if kind == "hf_config"
+                                else None, sets=list(base.sets), options=dict(base.options)) for kind, v in sources]
+
+
+def request_from(args: argparse.Namespace, several: bool = False) -> Request:
     from derive.context import Request
     from derive.errors import DeriveError
 
@@ -41,5 +81,8 @@ def request_from(args: argparse.Namespace) -> Request:
         val = getattr(args, key, None)
         if val:
             options[key] = val
+    if not several and len(getattr(args, "sources", None) or []) > 1:
+        raise DeriveError("this command takes one --model or --hf-config (derive show and derive report compare "
+                          "several)")
     return Request(model=args.model, hf_config=args.hf_config, hardware=getattr(args, "hardware", None),
                    sets=list(args.sets), options=options)

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("quantity", help="a quantity id (see `derive list`), or any part of one, e.g. params.layer.mlp")
-    add_context_options(p)
+    add_context_options(p, several=True)  # several --model/--hf-config: side by side (commands/side_by_side.py)
     p.add_argument("--format", "-f", default="text",
                    choices=["text", "md", "json", "latex", "latex-fragment", "html", "html-fragment"],
                    help="output format (latex and html are standalone documents; *-fragment for embedding)")
@@ -34,9 +34,12 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from derive.api import show
+    from derive.commands import side_by_side
     from derive.errors import DoesNotFit
     from derive.reports import render
 
+    if side_by_side.several(args):
+        return side_by_side.run(args)
     try:
         d = show(args.quantity, request_from(args), max_depth=args.depth)
     except DoesNotFit as exc:

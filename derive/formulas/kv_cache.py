@@ -335,6 +335,10 @@ def _no_cache(ctx: Context, qid: str) -> None:
         raise Infeasible(f"{qid}: {ENCODER_NO_CACHE}, so no cache limits the batch or the context")
 
 
+#: for the other topics whose answer only a cache bounds (serving.max_users)
+refuse_without_cache = _no_cache
+
+
 def max_batch(ctx: Context) -> Quantity:
     _no_cache(ctx, "kv_cache.max_batch")
     w = memory.weights(ctx)

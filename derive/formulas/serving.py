@@ -103,6 +103,9 @@ def _per_device(ctx: Context) -> Quantity:
 
 
 def max_users(ctx: Context) -> Quantity:
+    from derive.formulas.kv_cache import refuse_without_cache
+
+    refuse_without_cache(ctx, "serving.max_users")  # an encoder's 0-byte cache would divide by zero (nan users)
     w, one, _, _ = parts(ctx)
     n = T.devices(ctx)
     mem, use = usable_term(ctx)

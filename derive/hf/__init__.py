@@ -29,6 +29,20 @@ def supported() -> str:
     return ", ".join(sorted(LOADERS, key=str.lower))
 
 
+def _ignored_head_dim(raw: dict[str, Any], arch: Architecture, mt: str) -> tuple[str, ...]:
+    """A config whose head_dim makes h·head_dim ≠ hidden_size, loaded by a family whose attention does not read
+    head_dim (its projections are d×d, as transformers builds them): a warning, not a silent d/h."""
+    hd, h = raw.get("head_dim"), raw.get("num_attention_heads")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (hd, h)) or hd * h == arch.d:
+        return ()
+    used = {b.size("d_k") for b in arch.blocks() if b.has("d_k")}
+    if not used or hd in used:
+        return ()
+    return (f"warning: config.json gives head_dim={hd:,} with num_attention_heads={h:,} (h·head_dim = {h * hd:,} "
+            f"≠ hidden_size = {arch.d:,}), but {mt}'s attention does not read head_dim: its projections are d×d "
+            f"(head size {', '.join(f'{x:,}' for x in sorted(used))}), as transformers builds them",)
+
+
 def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
     """The Architecture of a config.json object; a multimodal config's ``text_config`` is read when
     the outer model_type is not supported (only the language model is then counted)."""
@@ -64,6 +78,7 @@ def from_dict(raw: dict[str, Any], name: str = "config.json") -> Architecture:
             inner = f" (its text_config has model_type {inputs.short(text_cfg.get('model_type'))!r})"
         raise DeriveError(f"{name}: unsupported model_type {inputs.short(mt)!r}{inner}; supported: {supported()}")
     arch = LOADERS[mt](Config(raw, name))
+    notes += _ignored_head_dim(raw, arch, mt)
     quant, qnotes = quant_formats(outer.get("quantization_config") or raw.get("quantization_config"), name)
     if quant:
         arch = replace(arch, quant=quant)

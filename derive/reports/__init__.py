@@ -85,7 +85,10 @@ def environment():
         autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(md=_md_escape, cell=_md_cell, cellmath=_cell_math, number=latex.number, unit=latex.unit)
+    from derive.derivation import text_latex
+
+    env.filters.update(md=_md_escape, cell=_md_cell, cellmath=_cell_math, number=latex.number, unit=latex.unit,
+                       humanmath=text_latex)
     return env
 
 

@@ -47,6 +47,11 @@ class Input:
     unit: str
     meaning: str
 
+    @property
+    def fraction(self) -> bool:
+        """A value that is not a whole number reads first as a decimal with its unit (2 µs), exactly after."""
+        return bool(self.human) and self.value is not None and not sp.sympify(self.value).is_Integer
+
 
 @dataclass
 class Block:
@@ -97,6 +102,13 @@ class View:
         if r.substituted_text == r.formula_text or r.substituted_latex == r.formula_latex:
             return False
         return r.substituted_text.replace(",", "").replace(" ", "") != self.exact.replace(",", "")
+
+    @property
+    def fraction(self) -> bool:
+        """The result is not a whole number (a time, a rate): it headlines as a decimal with units (7.66 ms,
+        130.5 token/s) and the exact rational follows, never the other way round."""
+        v = sp.sympify(self.d.value)
+        return self.numeric and bool(self.human) and v.is_Rational and not v.is_Integer
 
     @property
     def show_human(self) -> bool:
