@@ -36,9 +36,10 @@ def llama70b_8x():
 N70 = 68_976_648_192
 KV_TOKEN = 2 * 80 * 8 * 128 * 2  # K and V · L · g · d_k · 2 B = 327,680
 KV_SEQ = KV_TOKEN * 8192  # 2,684,354,560
-# 8 × 80 GiB = 687,194,767,360 B; minus 2 B × N = 137,953,296,384 → 549,241,470,976 B left;
-# / 2,684,354,560 = 204.6 → 204 users (204·KV_SEQ = 547,608,330,240 fits, 205·KV_SEQ = 550,292,684,800 does not)
-MAX_USERS = 204
+# the runtime reserve mem_util = 0.9 (vLLM's default, as decode's fit check): 8 × 0.9 × 80 GiB = 618,475,290,624 B;
+# minus 2 B × N = 137,953,296,384 → 480,521,994,240 B left; / 2,684,354,560 = 179.008 → 179 users
+# (179·KV_SEQ = 480,499,466,240 fits, 180·KV_SEQ = 483,183,820,800 does not)
+MAX_USERS = 179
 
 
 def test_report_lines_hand_worked(llama70b_8x):
@@ -49,7 +50,7 @@ def test_report_lines_hand_worked(llama70b_8x):
     assert r.cell("kv_per_token").value == KV_TOKEN == 327_680
     assert r.cell("kv_per_sequence").value == KV_SEQ == 2_684_354_560
     assert r.cell("inference_memory").value == 2 * N70 + KV_SEQ  # b = 1 (the report's stated default)
-    assert (8 * 80 * GiB - 2 * N70) // KV_SEQ == MAX_USERS
+    assert (8 * 80 * GiB * 9 // 10 - 2 * N70) // KV_SEQ == MAX_USERS
     assert r.cell("max_users").value == MAX_USERS
 
 
@@ -79,9 +80,12 @@ def test_report_rates_are_the_registered_quantities(llama70b_8x):
     step = r.cell("step_time").value
     assert r.cell("tps_user").value == 1 / step  # one token per step per sequence
     assert r.cell("tps_aggregate").value == 1 / step  # b = 1
-    # the largest batch's aggregate is asked at b = 204: its verdict says why (decode keeps a mem_util reserve)
+    # the largest batch's aggregate is asked at b = 179: it fits, as max_users keeps decode's mem_util reserve
     at_max = r.cell("tps_aggregate_max")
-    assert at_max.at == {"b": MAX_USERS} and at_max.status == "verdict" and "does not fit" in at_max.message
+    assert at_max.at == {"b": MAX_USERS} and at_max.status != "verdict"
+    step_at_max = api.value("decode.step_time", model="llama-2-70b", hardware="h100-sxm", n_dev=8, s=8192,
+                            b=MAX_USERS)
+    assert at_max.value == MAX_USERS / step_at_max  # b tokens per step
 
 
 def test_report_names_what_is_missing(llama70b_8x):
@@ -113,14 +117,14 @@ def test_report_cli_text_and_json():
     out = _cli(*args)
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if "serving.max_users" in x)
-    assert "204 users" in line
+    assert "179 users" in line
     ttft = next(x for x in out.stdout.splitlines() if x.rstrip().endswith("prefill.ttft"))
     assert "240.8 ms" in ttft and ttft.index("240.8 ms") < ttft.index("(exactly")  # decimal first, exact after
     js = _cli(*args, "--format", "json")
     assert js.returncode == 0, js.stderr
     obj = json.loads(js.stdout)
     lines = {x["key"]: x for x in obj["models"][0]["lines"]}
-    assert lines["max_users"]["value"] == 204 and lines["max_users"]["quantity"] == "serving.max_users"
+    assert lines["max_users"]["value"] == MAX_USERS and lines["max_users"]["quantity"] == "serving.max_users"
     assert lines["kv_per_token"]["value"] == 327_680 and lines["params_total"]["value"] == N70
     assert lines["training_time"]["status"] == "missing" and lines["training_time"]["missing"] == ["D", "MFU"]
     assert "differences" not in obj  # one model
@@ -129,7 +133,7 @@ def test_report_cli_text_and_json():
 @pytest.mark.parametrize("fmt", ["md", "html"])
 def test_report_formats(llama70b_8x, fmt):
     text = render_table(report_table(llama70b_8x), fmt)
-    assert "serving.max_users" in text and "204 users" in text
+    assert "serving.max_users" in text and "179 users" in text
     if fmt == "html":
         assert text.startswith("<!DOCTYPE html>") and "<table>" in text
 

@@ -121,9 +121,13 @@ def test_max_users_tp_and_never_negative():
 
 
 def test_max_users_matches_single_device_kv_budget():
-    # LLaMA 2 7B on one H100 at 4096: floor((85,899,345,920 − 13,476,831,232) / 2,147,483,648) = 33
-    v = api.value("serving.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096)
+    # LLaMA 2 7B on one H100 at 4096 with the whole card (mem_util = 1, kv_cache.max_users' textbook budget):
+    # floor((85,899,345,920 − 13,476,831,232) / 2,147,483,648) = floor(33.7) = 33
+    v = api.value("serving.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096, mem_util=1)
     assert v == 33 == api.value("kv_cache.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096)
+    # serving keeps decode's runtime reserve by default: 0.9 × 85,899,345,920 = 77,309,411,328;
+    # floor((77,309,411,328 − 13,476,831,232) / 2,147,483,648) = floor(29.7) = 29
+    assert api.value("serving.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096) == 29
 
 
 def test_memory_per_device_tp_split():
@@ -135,10 +139,13 @@ def test_memory_per_device_tp_split():
 
 
 def test_ex_8_4_largest_int4_model_in_3gb():
-    # 3e9 B / 0.5 B per weight = 6e9 parameters (decimal GB, as the seed writes)
-    assert api.value("serving.max_params", options={"dtype": "int4"}, M_dev="3GB") == 6 * 10**9
-    # on the phone's 6 GiB: floor(6·2^30 / 0.5) = 12,884,901,888
-    assert api.value("serving.max_params", options={"dtype": "int4"}, hardware="phone") == 12 * GiB
+    # 3e9 B / 0.5 B per weight = 6e9 parameters (decimal GB, the whole memory, as the seed writes)
+    assert api.value("serving.max_params", options={"dtype": "int4"}, M_dev="3GB", mem_util=1) == 6 * 10**9
+    # with the default runtime reserve: 0.9 × 3e9 / 0.5 = 5.4e9
+    assert api.value("serving.max_params", options={"dtype": "int4"}, M_dev="3GB") == 54 * 10**8
+    # on the phone's 6 GiB: 6·2^30 / 0.5 = 12,884,901,888 whole; with the reserve 0.9 × that = 11,596,411,699.2
+    assert api.value("serving.max_params", options={"dtype": "int4"}, hardware="phone", mem_util=1) == 12 * GiB
+    assert api.value("serving.max_params", options={"dtype": "int4"}, hardware="phone") == sp.Rational(108 * GiB, 10)
 
 
 # ---- the engine's default plan: valid tensor-parallel degrees × data-parallel replicas --------------------

@@ -42,8 +42,10 @@ TP = ("tensor parallelism over n devices: weights and KV cache split evenly (KV 
 
 
 def usable(ctx: Context) -> sp.Expr:
-    """Memory per device left for weights and KV cache, as a catalog expression (M_dev − M_ovh)."""
-    mem = S.M_dev - M_ovh if T.given(ctx, M_ovh) else S.M_dev
+    """Memory per device left for weights and KV cache, as a catalog expression: mem_util × M_dev (the runtime
+    reserve decode's fit check applies, so the largest batch is one decode can run), minus M_ovh if given."""
+    util = T.usable_memory(ctx)
+    mem = util - M_ovh if T.given(ctx, M_ovh) else util
     v = T.number(ctx, mem)
     if v is not None and v <= 0:
         raise DeriveError(f"M_ovh={human(ctx.values[M_ovh], 'byte')} leaves no memory on a "
@@ -54,10 +56,10 @@ def usable(ctx: Context) -> sp.Expr:
 def usable_term(ctx: Context) -> tuple[sp.Expr, tuple[Quantity, ...]]:
     """(symbol for usable memory per device, children): M_dev itself, or a node M_dev − M_ovh."""
     mem = usable(ctx)
-    if mem == S.M_dev:
+    if T.number(ctx, mem - S.M_dev) == 0:  # mem_util = 1 and no M_ovh: the device's memory itself
         return S.M_dev, ()
-    q = leaf("serving.usable_memory", "memory per device after the reserve M_ovh", "byte", mem, symbol="M_use",
-             latex=r"M_{\mathrm{use}}")
+    q = leaf("serving.usable_memory", "memory per device after the runtime reserve (mem_util) and M_ovh", "byte",
+             mem, symbol="M_use", latex=r"M_{\mathrm{use}}")
     return q.symbol, (q,)
 
 
