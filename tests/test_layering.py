@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("derive.architecture", "derive.hf", "derive.presets", "derive.hardware")),
     ("layer kinds", ("derive.layers",)),
     ("formulas", ("derive.formulas", "derive.context")),
-    ("solve", ("derive.solve", "derive.sweep", "derive.query", "derive.calibrate")),
+    ("solve", ("derive.solve", "derive.sweep", "derive.query", "derive.calibrate", "derive.reads")),
     ("reports", ("derive.reports",)),
     ("workbook/site", ("derive.workbook", "derive.site")),
     ("cli", ("derive.cli", "derive.commands", "derive.api", "derive.__main__")),

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from derive.reports import render
 
     try:
-        d = show(args.quantity, request_from(args), max_depth=args.depth)
+        d = show(args.quantity, request_from(args, strict=True), max_depth=args.depth)
     except DoesNotFit as exc:
         if args.format != "json":
             raise
