@@ -29,8 +29,8 @@ def request(model: str | None = None, hf_config: str | None = None, hardware: st
     """A Request from keyword values: ``request(model="gpt2", s=4096, bw="2TB/s")``; ``defaults`` are pinned
     conventions (options or symbol values that apply where nothing else sets them); ``pins`` pin quantities
     (``{"memory.weights": "40GB"}``, as --set memory.weights=40GB); ``unread="error"`` refuses an input the
-    quantity does not read, as the CLI does ("note", the default, adds a note to the derivation; derive.reads). Arguments of the wrong type (``model=7``, ``options={"mac": 4}``) are a
-    DeriveError naming the argument."""
+    quantity does not read, as the CLI does ("note", the default, adds a note to the derivation; derive.reads).
+    Arguments of the wrong type (``model=7``, ``options={"mac": 4}``) are a DeriveError naming the argument."""
     for name, given in (("options", options), ("defaults", defaults)):
         if given is not None and not isinstance(given, dict):
             raise DeriveError(f"{name} must be a mapping of strings, e.g. {{'dtype': 'int4'}}, "
@@ -61,7 +61,7 @@ def quantity(qid: str, req: Request | None = None, **kw) -> tuple[Quantity, Cont
     """The quantity's tree in the request's context; a configuration that cannot run gets its verdict here."""
     inputs.require_str(qid, "the quantity", '"params.total"')
     req = req or request(**kw)
-    ctx = context(req)
+    ctx = reads.track(context(req))  # remembers the options and values its builders consult
     q = build(qid, ctx)
     with pinned(ctx):  # a check that builds nodes of its own sees the pins too
         for one in operand_ids(q) or (qid,):  # an expression: each operand's verdict

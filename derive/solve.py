@@ -307,7 +307,7 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
     from derive import query as api
     from derive.registry import build
 
-    ctx = api.context(req)
+    ctx = reads.track(api.context(req))  # remembers what its builders consult (derive.reads)
     user_sets = {parse.assignment(s)[0] for s in req.sets}
     xs: list[sp.Symbol] = []
     for name in unknowns:
