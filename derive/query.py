@@ -51,8 +51,15 @@ def request(model: str | None = None, hf_config: str | None = None, hardware: st
     return req
 
 
+def require_request(req: object) -> None:
+    """``req`` given to an API call is a Request (a DeriveError, not an AttributeError deep inside)."""
+    if req is not None and not isinstance(req, Request):
+        raise DeriveError(f"req must be a Request from derive.api.request(), got {inputs.kind(req)}")
+
+
 def context(req: Request | None = None, **kw) -> Context:
-    ctx = build_context(req or request(**kw))
+    require_request(req)
+    ctx = build_context(req if req is not None else request(**kw))
     O.check_known({k: v for k, v in ctx.options.items()})
     return ctx
 

@@ -988,6 +988,10 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     inp.require_str(for_, "the unknown (--for)", "'d'")
     if not isinstance(quantity, str | Quantity):
         inp.require_str(quantity, "the quantity", "'params.total'")
+    for name, flag in (("at_least", at_least), ("at_most", at_most), ("integer", integer)):
+        if not isinstance(flag, bool):
+            raise DeriveError(f"{name} must be True or False, got {inp.kind(flag)}")
+    api.require_request(req)
     sense = ">=" if at_least else "<=" if at_most else "="
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, defaults=defaults,

@@ -293,6 +293,7 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
         inputs.require_str(quantity, "the quantity", "'params.total'")
     if sense not in ("=", ">=", "<="):
         raise DeriveError(f"sense must be '=', '>=' or '<=', got {inputs.kind(sense)}")
+    api.require_request(req)
     if req is None:
         req = api.request(model=model, hf_config=hf_config, hardware=hardware, options=options, **sets)
     if isinstance(grids, Mapping):

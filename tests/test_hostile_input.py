@@ -434,3 +434,67 @@ def test_a_sweep_skips_configurations_where_a_tie_is_not_real(capsys):
     rows = json.loads(out)["rows"]
     assert [r["d"] for r in rows] == [1536]  # at d = 768 the tie is sqrt(-232): not a design
     assert rows[0]["value"] == api.value("params.total", model="gpt2", d=1536, d_ff=4 * 1536)
+
+
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "num_decoder_layers")
+
+
+def _reference_configs() -> list[tuple[str, dict]]:
+    import json
+
+    data = Path(__file__).parent / "data"
+    out = []
+    for name in ("architectures-dev.json", "architectures-frontier-dev.json"):
+        out += [(a["name"], a["config"]) for a in json.loads((data / name).read_text())["architectures"]]
+    # the fuzz's find: LFM2 without layer_types builds its default list layer by layer
+    out.append(("lfm2-defaults", {"model_type": "lfm2", "hidden_size": 64, "num_hidden_layers": 4, "vocab_size": 100,
+                                  "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128}))
+    return out
+
+
+def _deepen(cfg: dict, L: int) -> dict:
+    layers = {v for k, v in cfg.items() if k in LAYER_KEYS and isinstance(v, int)}
+    # a stated per-layer list (layer_types, no_rope_layers…) of the old length would be refused for its length
+    out = {k: (L if k in LAYER_KEYS and isinstance(v, int) else v) for k, v in cfg.items()
+           if not ((isinstance(v, list) or k.endswith("pattern")) and len(v) in layers)}
+    if isinstance(out.get("text_config"), dict):
+        out["text_config"] = _deepen(out["text_config"], L)
+    return out
+
+
+@pytest.mark.parametrize("name,cfg", _reference_configs(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_reference_family_with_a_billion_layers_answers_or_refuses_at_once(tmp_path, name, cfg):
+    """Each loader's per-layer rule (layer_types defaults, MoE steps, attention periods) is walked only up to
+    MAX_PATTERN_LAYERS: a 10⁹-layer config is counted (uniform stacks) or refused naming the bound, never
+    looped over or materialised as a billion-entry list (the fuzz found LFM2's default list doing that)."""
+    import signal
+
+    def hang(signum, frame):
+        raise AssertionError(f"{name}: no answer after 10 s")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(10)
+    try:
+        try:
+            total = api.value("params.total", hf_config=write_config(tmp_path, _deepen(cfg, 10**9)))
+        except DeriveError as exc:
+            assert "100,000 layers" in str(exc), str(exc)
+        else:
+            assert total > 10**9  # at least one parameter per layer
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_api_arguments_of_the_wrong_kind_are_named():
+    from derive.solve import solve
+    from derive.sweep import sweep
+
+    with pytest.raises(DeriveError, match="req must be a Request"):
+        solve("params.total", "1B", "d", req=False)
+    with pytest.raises(DeriveError, match="at_least must be True or False, got 605"):
+        solve("params.total", "1B", "d", at_least=605)
+    with pytest.raises(DeriveError, match="req must be a Request"):
+        sweep("params.total", ["d=1:8"], req=1)
+    with pytest.raises(DeriveError, match="req must be a Request"):
+        api.value("params.total", req="gpt2")

@@ -213,13 +213,13 @@ def _per_layer_int(c: Config, key: str, alt: str, default: int, L: int) -> list[
     """An integer or a per-layer list of integers (HunYuan's moe_topk)."""
     raw = c.get(key, _MISSING, alt)
     if raw is _MISSING:
-        return [default] * L
+        return [default] * len(per_layer(c.name, L))
     if isinstance(raw, list):
         vals = c.int_list(key if key in c.raw else alt) or []
         if len(vals) != L:
             raise DeriveError(f"{c.name}: {key} lists {len(vals)} layers but num_hidden_layers is {L}")
     else:
-        vals = [c.int(key, alt)] * L
+        vals = [c.int(key, alt)] * len(per_layer(c.name, L))
     if any(v <= 0 for v in vals):
         raise DeriveError(f"{c.name}: {key} must hold positive integers in config.json")
     return vals

@@ -23,7 +23,7 @@ from typing import Any
 
 from derive.architecture import Architecture, Stack
 from derive.errors import DeriveError
-from derive.hf.build import MLP_BIASES, QKVO, LayerFacts, attention, dense, stack
+from derive.hf.build import MLP_BIASES, QKVO, LayerFacts, attention, dense, per_layer, stack
 from derive.hf.config import Config
 from derive.hf.families import common
 
@@ -153,7 +153,7 @@ def modernbert_windowed(c: Config, L: int) -> list[bool]:
     n = c.int("global_attn_every_n_layers", default=3)
     if n <= 0:
         raise DeriveError(f"{c.name}: global_attn_every_n_layers must be a positive integer, got {n}")
-    return [bool(i % n) for i in range(L)]
+    return [bool(i % n) for i in per_layer(c.name, L)]
 
 
 def modernbert(c: Config) -> Architecture:

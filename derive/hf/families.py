@@ -333,7 +333,7 @@ def moe_layers(c: Config, L: int, experts: int) -> list[bool] | None:
         raise DeriveError(f"{c.name}: decoder_sparse_step must be a positive integer, got {step}")
     skip = set(c.int_list("mlp_only_layers") or [])
     if experts <= 0:
-        return [False] * L
+        return [False] * len(per_layer(c.name, L))
     if step == 1 and not skip:
         return None
     return [i not in skip and (i + 1) % step == 0 for i in per_layer(c.name, L)]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from derive.architecture import Architecture, Block
 from derive.errors import DeriveError
-from derive.hf.build import LayerFacts, attention, dense, model, moe, stack
+from derive.hf.build import LayerFacts, attention, dense, model, moe, per_layer, stack
 from derive.hf.config import Config
 from derive.hf.families import dtype, gated_act, layer_types, moe_layers
 
@@ -68,7 +68,7 @@ def mixer_types(c: Config, L: int, default: Callable[[int], str], known: tuple[s
     names = {t: t for t in known}
     names.update({old: new for old, new in LEGACY.items() if new in known})
     types = layer_types(c, L, names) if c.list("layer_types") else None
-    return types if types is not None else [default(i) for i in range(L)]
+    return types if types is not None else [default(i) for i in per_layer(c.name, L)]
 
 
 def _positive(c: Config, key: str, value: int) -> int:
@@ -189,7 +189,7 @@ def lfm2(c: Config) -> Architecture:
     d, L, V = c.int("hidden_size"), c.int("num_hidden_layers"), c.int("vocab_size")
     h = c.int("num_attention_heads")
     idxs = c.int_list("full_attn_idxs")
-    attn_at = set(range(L)) if idxs is None else set(idxs)
+    attn_at = set(per_layer(c.name, L)) if idxs is None else set(idxs)
     types = mixer_types(c, L, lambda i: "full_attention" if i in attn_at else "conv", ("full_attention", "conv"))
     full = attention(d, h, c.int("num_key_value_heads", default=8), c.head_dim(), qk_norm="head",
                      qk_norm_kind="rmsnorm", name=c.name)

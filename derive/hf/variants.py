@@ -98,7 +98,7 @@ def _moe_layer_set(c: Config, L: int) -> set[int]:
         step = c.int("interleave_moe_layer_step", default=1)
         if step <= 0:
             raise DeriveError(f"{c.name}: interleave_moe_layer_step must be a positive integer, got {step}")
-        return set(range(step - 1, L, step))
+        return set(per_layer(c.name, L)[step - 1::step])
     bad = [i for i in given if not 0 <= i < L]
     if bad:
         raise DeriveError(f"{c.name}: moe_layers names layer {bad[0]} but num_hidden_layers is {L}")
@@ -157,12 +157,12 @@ def _exaone_sliding(c: Config, L: int, window: int | None) -> list[bool]:
     if per is not None:
         return per
     if window is None:
-        return [False] * L
+        return [False] * len(per_layer(c.name, L))
     pattern = c.raw.get("sliding_window_pattern")  # an int or an L/G string: each kind checked below
     if isinstance(pattern, str):
         if not pattern or set(pattern) - {"L", "G"}:
-            raise DeriveError(f"{c.name}: sliding_window_pattern {inputs.short(pattern)!r} must be a string of L (local) and G "
-                              "(global)")
+            raise DeriveError(f"{c.name}: sliding_window_pattern {inputs.short(pattern)!r} must be a string of "
+                              "L (local) and G (global)")
         out = [pattern[i % len(pattern)] == "L" for i in per_layer(c.name, L)]
         out[-1] = False  # the class: the last layer is always global
         return out
