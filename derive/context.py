@@ -12,6 +12,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, suggest
 from derive.hf.build import MLP_BIASES, QKVO, decoder
 from derive.layers import stack as stack_
+from derive.quantity import Pins, pinning
 from derive.registry import Context
 
 #: the shape used when no model is given: a GPT-style decoder (the seed's "standard" transformer).
@@ -33,6 +34,9 @@ class Request:
     #: conventions a document was written under (the workbook's, a calculator's): options and symbol values
     #: that apply where nothing else sets them, never counted as the user's own input
     defaults: dict[str, str] = field(default_factory=dict)
+    #: an --option or --set that the asked quantity does not read (derive.reads): "error" (what derive show,
+    #: solve and sweep ask for, unless --lenient), "note" (the Python API's default: a note in the derivation)
+    unread: str = "note"
 
 
 def _check_integer(name: str, val: sp.Expr) -> int:
@@ -56,6 +60,8 @@ def check_request(req: Request) -> None:
             inputs.require_str(val, name, example)
     if req.hf_config is not None and not isinstance(req.hf_config, str | os.PathLike):
         raise DeriveError(f"hf_config must be a path (a string), got {inputs.kind(req.hf_config)}")
+    if req.unread not in ("error", "note"):
+        raise DeriveError(f"unread must be 'error' or 'note', got {inputs.kind(req.unread)}")
     if not isinstance(req.sets, list | tuple):
         raise DeriveError(f"sets must be a list of 'SYMBOL=VALUE' strings, got {inputs.kind(req.sets)}")
     for item in req.sets:
@@ -79,6 +85,23 @@ def _decimal_context_note(name: str, text: str, val: sp.Expr) -> str | None:
     alt = f"; a {text.strip()} context of 1024-token units is {int(binary):,}: --set {name}={text.strip()[:-1]}Ki" \
         if binary.is_Integer else ""
     return f"{name}={text.strip()} is read as {int(val):,} tokens (K is decimal){alt}"
+
+
+def split_pins(sets: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(the --set items of symbols, {quantity id: value text} of the items that pin a quantity): a dotted name
+    on the left (``kv_cache.bytes_per_token=160KiB``) pins that node; its value is read in the node's unit when
+    the node is built (derive.quantity.Pins)."""
+    symbols: list[str] = []
+    pins: dict[str, str] = {}
+    for item in sets:
+        name, text = parse.assignment(item)
+        if "." in name:
+            if not parse.QUANTITY_ID.fullmatch(name):
+                raise DeriveError(f"--set {inputs.short(name)}=…: not a quantity id (e.g. memory.weights=40GB)")
+            pins[name] = text
+        else:
+            symbols.append(item)
+    return symbols, pins
 
 
 def parse_sets(sets: list[str], notes: list[str] | None = None) -> dict[str, sp.Expr]:
@@ -137,6 +160,8 @@ def _generic_heads() -> int:
 def build_context(req: Request) -> Context:
     check_request(req)
     notes: list[str] = []
+    symbol_sets, pin_texts = split_pins(req.sets)
+    pins = Pins(pin_texts) if pin_texts else None
     if req.model and req.hf_config:
         raise DeriveError("give either --model or --hf-config, not both")
     if req.model or req.hf_config:
@@ -152,7 +177,7 @@ def build_context(req: Request) -> Context:
             arch = hf.load(req.hf_config)
             label = f"{arch.name} ({req.hf_config})"
         stack_.values(arch)  # defines the symbols of a model with two values of one size (d_ff and d_ff_2)
-        sets = parse_sets(req.sets, notes)
+        sets = parse_sets(symbol_sets, notes)
         sizes = arch.sizes()
         arch_sets = {k: int(v) for k, v in sets.items() if k in sizes}
         refused = [k for k in sets if k in ARCH_SYMBOLS and k not in sizes and k != "L"]
@@ -165,7 +190,7 @@ def build_context(req: Request) -> Context:
         values: dict[sp.Symbol, sp.Expr] = dict(stack_.values(arch))
         model_given = True
     else:
-        sets = parse_sets(req.sets, notes)
+        sets = parse_sets(symbol_sets, notes)
         arch_sets = {k: int(v) for k, v in sets.items() if k in ARCH_SYMBOLS}
         other = {S.sym(k): v for k, v in sets.items() if k not in ARCH_SYMBOLS}
         _generic_checks(arch_sets)
@@ -182,14 +207,24 @@ def build_context(req: Request) -> Context:
         for sym_, val in hardware.values(req.options).items():
             values.setdefault(sym_, val)
     values.update(other)
+    pinned_by: dict[sp.Symbol, frozenset[str]] = {}
     if model_given:  # N and N_act default to the model's exact counts (one formula: params.py)
         from derive.formulas import params
 
-        if S.N not in values:
-            values[S.N] = params.exact_count(arch, values, options=req.options)
-        if S.N_act not in values:
-            values[S.N_act] = params.exact_count(arch, values, active=True, options=req.options) \
-                if params.has_routed(arch) else values[S.N]
+        with pinning(pins):  # --set params.total=7B pins N too: memory.weights = N·bytes_w follows
+            if S.N not in values:
+                values[S.N] = params.exact_count(arch, values, options=req.options)
+                pinned_by[S.N] = frozenset(pins.used) if pins else frozenset()
+            if S.N_act not in values:
+                used_before = set(pins.used) if pins else set()
+                if params.has_routed(arch):
+                    values[S.N_act] = params.exact_count(arch, values, active=True, options=req.options)
+                    pinned_by[S.N_act] = frozenset(pins.used - used_before) if pins else frozenset()
+                else:
+                    values[S.N_act] = values[S.N]
+                    pinned_by[S.N_act] = pinned_by.get(S.N, frozenset())
+        if pins:
+            pins.used.clear()
     options = dict(req.options)
     from derive.options import OPTIONS
 
@@ -204,6 +239,8 @@ def build_context(req: Request) -> Context:
     ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=options, values=values,
                   notes=notes)
     ctx.user_options = frozenset(req.options)
-    ctx.user_sets = frozenset(parse.assignment(x)[0] for x in req.sets)
+    ctx.user_sets = frozenset(parse.assignment(x)[0] for x in symbol_sets)
+    ctx.pins = pins
+    ctx.pinned_by = pinned_by
     ctx.options.setdefault("model_label", label)
     return ctx

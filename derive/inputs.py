@@ -51,6 +51,11 @@ MAX_JSON_DEPTH = 32
 MAX_TEXT = 10_000
 #: models compared side by side in one command (each is a context build and a column)
 MAX_MODELS = 16
+#: characters in an expression over quantities ('memory.lora.training + memory.activations'): each id builds a
+#: whole tree, so such an expression is kept far shorter than a formula over symbols.
+MAX_QUANTITY_EXPRESSION = 1_000
+#: distinct quantity ids in one expression (each is built, checked and shown with its own tree).
+MAX_OPERANDS = 16
 
 
 def short(text: object, n: int = 40) -> str:

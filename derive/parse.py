@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sympy as sp
 
@@ -114,17 +114,25 @@ def value(text: str, unit: str = "1", what: str = "value") -> sp.Rational:
 # ---- expressions --------------------------------------------------------------------------------
 
 _TOKEN = re.compile(
-    r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^(),]))"
+    r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)"
+    r"|(\*\*|[-+*/^(),]))"
 )
+#: a quantity id inside an expression: dotted names (params.total, kv_cache.per_sequence)
+QUANTITY_ID = re.compile(r"[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)+")
 _FUNCS = {"sqrt": sp.sqrt, "ceil": sp.ceiling, "ceiling": sp.ceiling, "floor": sp.floor, "max": sp.Max,
           "min": sp.Min, "exp": sp.exp, "log": sp.log}
 _CONSTS = {"pi": sp.pi, "e": sp.E}
 
 
 class _Parser:
-    def __init__(self, text: str, symbols: dict[str, sp.Symbol]):
+    """``quantity`` (optional) turns a dotted quantity id into the symbol that stands for it; without it a
+    dotted name is refused, so formulas over catalog symbols (--let, solve targets) stay what they were."""
+
+    def __init__(self, text: str, symbols: dict[str, sp.Symbol],
+                 quantity: Callable[[str], sp.Symbol] | None = None):
         self.text = text
         self.symbols = symbols
+        self.quantity = quantity
         self.tokens: list[tuple[str, str]] = []
         self.depth = 0
         pos = 0
@@ -132,8 +140,10 @@ class _Parser:
         while pos < end:
             m = _TOKEN.match(text, pos)
             if not m or m.end() == pos:
+                what = "quantity ids, " if quantity is not None else ""
                 raise DeriveError(f"cannot parse {self.shown} at {inputs.short(text[pos:], 20)!r}: only numbers, "
-                                  "known symbols, + - * / ^ ( ) and sqrt/ceil/floor/max/min/exp/log are allowed")
+                                  f"{what}known symbols, + - * / ^ ( ) and sqrt/ceil/floor/max/min/exp/log are "
+                                  "allowed")
             kind = "num" if m.group(1) else "name" if m.group(2) else "op"
             self.tokens.append((kind, m.group(m.lastindex)))
             pos = m.end()
@@ -257,6 +267,11 @@ class _Parser:
                     args.append(self.sum())
                 self.take(")")
                 return self._function(text, args)
+            if "." in text:
+                if self.quantity is None:
+                    raise DeriveError(f"{inputs.short(text)!r} in {self.shown}: a quantity id is not accepted here, "
+                                      "only symbols (`derive list symbols`)")
+                return self.quantity(text)
             if text in self.symbols:
                 return self.symbols[text]
             if text in _CONSTS:
@@ -318,12 +333,14 @@ def _degree(expr: sp.Expr) -> int:
     return max(_degree(a) for a in expr.args)
 
 
-def expression(text: str, allowed: Iterable[str] | None = None) -> sp.Expr:
-    """Parse a formula over catalogued symbols (or the ``allowed`` subset) without eval."""
+def expression(text: str, allowed: Iterable[str] | None = None,
+               quantity: Callable[[str], sp.Symbol] | None = None) -> sp.Expr:
+    """Parse a formula over catalogued symbols (or the ``allowed`` subset) without eval; with ``quantity``,
+    dotted quantity ids too, each replaced by the symbol ``quantity(id)`` returns (derive.expressions)."""
     text = _text(text, "expression")
     names = list(allowed) if allowed is not None else list(S.CATALOG)
     symbols = {n: S.sym(n) for n in names}
-    return _Parser(text, symbols).parse()
+    return _Parser(text, symbols, quantity).parse()
 
 
 def assignment(text: str) -> tuple[str, str]:

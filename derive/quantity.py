@@ -8,6 +8,8 @@ one formula in catalog symbols, and evaluated exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -84,6 +86,28 @@ def _max(args: list[sp.Expr]) -> sp.Expr:
         if len(signs) == 2:
             return sp.Max(a, b, evaluate=False)
     return sp.Max(a, b)
+@dataclass
+class Pins:
+    """Quantities the user pinned (``--set memory.weights=40GB``): id -> the value as typed. A node with a pinned
+    id is built as that number instead of its formula, wherever it is built (a parent's tree, a fit check, N's
+    default count), so everything built on it follows. ``used`` records which pins some node took."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+
+#: the pins in force while a context builds its quantities (registry.pinning sets it)
+_PINS: ContextVar[Pins | None] = ContextVar("derive_pins", default=None)
+
+
+@contextmanager
+def pinning(pins: Pins | None) -> Iterator[None]:
+    """Build quantities with ``pins`` in force (None: none)."""
+    token = _PINS.set(pins)
+    try:
+        yield
+    finally:
+        _PINS.reset(token)
 
 
 @dataclass(eq=False)
@@ -108,6 +132,25 @@ class Quantity:
             self.symbol_name = "Q_" + self.id.replace(".", "_")
         if not self.latex:
             self.latex = self.symbol_name
+        pins = _PINS.get()
+        if pins is not None and self.id in pins.texts and "pinned" not in self.meta:
+            self._pin(pins)
+
+    def _pin(self, pins: Pins) -> None:
+        """Become the pinned value, read in this node's unit (so '40GB' for a parameter count is refused)."""
+        from derive import parse
+
+        text = pins.texts[self.id]
+        value = parse.value(text, self.unit, what=f"--set {self.id}")
+        formula = sp.sstr(self.expr).replace("**", "^").replace("*", "·")
+        self.meta = {k: v for k, v in self.meta.items() if k != "terms"}
+        self.meta["pinned"] = {"text": text, "formula": formula, "parts": [c.id for c in self.children]}
+        self.expr = value
+        self.children = ()
+        self.title = f"{self.title} (pinned)"
+        self.note = (f"pinned by --set {self.id}={text}" + (f" (its formula {formula} is not used)"
+                                                           if formula != str(value) else ""))
+        pins.used.add(self.id)
 
     # ---- structure ------------------------------------------------------------------------
     @cached_property

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from derive.errors import DeriveError, suggest
-from derive.quantity import Quantity
+from derive.quantity import Pins, Quantity, pinning
 
 if TYPE_CHECKING:  # a type only: the registry (core) never imports the model layer at run time
     from derive.architecture import Architecture
@@ -35,6 +35,12 @@ class Context:
     #: what the reading of the input decided and a reader must know (s=32k taken as 32,000; a d_k the shape
     #: does not read): every derivation of this context prints them
     notes: list[str] = field(default_factory=list)
+    #: quantities the user pinned (--set memory.weights=40GB); built as those values wherever they are built
+    pins: Pins | None = None
+    #: the pins that a symbol's default took in (N, the model's count, follows a pinned params.total)
+    pinned_by: dict = field(default_factory=dict)
+    #: notes for the user's inputs the asked quantity does not read (--lenient; derive.reads)
+    ignored: list = field(default_factory=list)
 
     def option(self, key: str, default: str) -> str:
         return self.options.get(key, default)
@@ -105,10 +111,26 @@ def load_all() -> dict[str, QuantityDef]:
 
 
 def build(qid: str, ctx: Context) -> Quantity:
-    """The quantity ``qid`` for this context: a registered id, or a node inside one's tree."""
+    """The quantity ``qid`` for this context: a registered id, a node inside one's tree, or an expression over
+    them ('memory.lora.training + memory.activations', derive.expressions)."""
+    with pinning(ctx.pins):
+        return _build(qid, ctx)
+
+
+def pinned(ctx: Context):
+    """A ``with`` block in which quantities are built with the context's pins (for checks and fits that build
+    nodes of their own)."""
+    return pinning(ctx.pins)
+
+
+def _build(qid: str, ctx: Context) -> Quantity:
     reg = load_all()
     if qid in reg:
         return reg[qid].build(ctx)
+    from derive import expressions
+
+    if expressions.is_expression(qid):
+        return expressions.build(qid, ctx, build)
     topic = qid.split(".")[0]
     errors: list[DeriveError] = []
     for qdef in reg.values():

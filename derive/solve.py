@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from derive import inputs as inp
-from derive import parse
+from derive import parse, reads
 from derive import symbols as S
 from derive.context import ARCH_SYMBOLS, Request
 from derive.derivation import _ValueStr
 from derive.derivation import latex as latex_of
 from derive.derivation import text as text_of
 from derive.errors import DeriveError, Infeasible, UnitError
+from derive.expressions import is_expression
 from derive.layers.stack import describe as describe_arch
 from derive.quantity import Quantity
 from derive.registry import Context
@@ -306,7 +307,7 @@ def prepare(qid: str | Quantity, unknowns: Iterable[str], req: Request,
     from derive import query as api
     from derive.registry import build
 
-    ctx = api.context(req)
+    ctx = reads.track(api.context(req))  # remembers what its builders consult (derive.reads)
     user_sets = {parse.assignment(s)[0] for s in req.sets}
     xs: list[sp.Symbol] = []
     for name in unknowns:
@@ -729,16 +730,17 @@ def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list
 
 # ---- targets -----------------------------------------------------------------------------------------
 
-_EQUATION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|=)\s*(.+?)\s*$")
+_EQUATION = re.compile(r"^\s*([^<>=]*?)\s*(>=|<=|=)\s*(.+?)\s*$", re.S)
 
 
 def split_equation(text: str) -> tuple[str, str, str]:
-    """'params.total=1B' -> ('params.total', '=', '1B'); also '>=' (at least) and '<=' (at most)."""
+    """'params.total=1B' -> ('params.total', '=', '1B'); also '>=' (at least) and '<=' (at most). The left side
+    is a quantity id or an expression over them ('memory.lora.training + memory.activations<=80GiB')."""
     inp.require_str(text, "the equation", "'params.total=1B'")
     if len(text) > inp.MAX_TEXT:
         raise DeriveError(f"the equation is {len(text):,} characters, more than the {inp.MAX_TEXT:,} accepted")
     m = _EQUATION.match(text.strip())
-    if not m:
+    if not m or not m.group(1) or not (re.fullmatch(r"[A-Za-z_][\w.]*", m.group(1)) or is_expression(m.group(1))):
         raise DeriveError(f"expected QUANTITY=TARGET (e.g. params.total=1B), got {inp.short(text)!r}")
     return m.group(1), m.group(2), m.group(3)
 
@@ -761,7 +763,7 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
     if isinstance(text, float):
         raise DeriveError("give the target as text or an exact number (e.g. '1B' or 10**9), not a float")
     text = str(text).strip()
-    if re.match(r"^[-+.\d]", text):
+    if re.match(r"^[-+.\d]", text) and not is_expression(text):
         try:
             val = parse.value(text, unit, what="target")
         except UnitError:
@@ -774,7 +776,7 @@ def _target(text, unit: str, prob: Problem) -> tuple[sp.Expr, str, str, Quantity
             shown = f"{text} = {exact_text(val)} {unit}"
         return val, shown, "", None
     if "." in text or text in REGISTRY:
-        rq = build(text, prob.ctx)
+        rq = build(text, prob.ctx)  # a quantity id, or an expression over quantities (and symbols)
         if not compatible(rq.unit, unit):
             raise UnitError(f"cannot equate {prob.quantity.id} ({unit}) with {rq.id} ({rq.unit})")
         return rq.expanded, f"{rq.symbol_name} ({rq.id}: {rq.title})", rq.symbol_name, rq
@@ -998,6 +1000,9 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     x = prob.unknowns[0]
     q = prob.quantity
     rhs_raw, rhs_text, rhs_name, rhs_q = _target(target, q.unit, prob)
+    ignored = [] if not isinstance(quantity, str) else reads.enforce(
+        [quantity] + ([target] if rhs_q is not None else []), [q] + ([rhs_q] if rhs_q is not None else []),
+        prob.ctx, req, [rhs_raw] + [t.expr for t in prob.ties])
     rhs = prob.apply(rhs_raw)
     lhs = prob.expr
     if not lhs.has(x) and not rhs.has(x):
@@ -1012,7 +1017,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     xr = sp.Symbol(str(x))
     roots: list[Root] = []
     methods: list[str] = []
-    notes: list[str] = list(prob.held)
+    notes: list[str] = ignored + list(prob.held)
     piece_lines: list[str] = []
     for piece, conds, label in _pieces(sp.expand(lhs - rhs), x, labels):
         F = _subs(piece, prob.values)

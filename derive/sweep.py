@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derive import inputs, parse
+from derive import inputs, parse, reads
 from derive import symbols as S
 from derive.context import Request
 from derive.derivation import text as text_of
@@ -315,6 +315,8 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
                           f"(a float64 grid of {MAX_POINTS * 8 / 1e6:,.0f} MB); coarsen a grid or split the sweep")
     prob = prepare(quantity, names, req, let)
     q = prob.quantity
+    ignored = [] if not isinstance(quantity, str) else \
+        reads.enforce([quantity], [q], prob.ctx, req, [t.expr for t in prob.ties])
     syms = [S.sym(n) for n in names]
     for s_, n in zip(syms, names, strict=True):
         if not prob.expr.has(s_):
@@ -369,7 +371,7 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
         notes.append("values above 2^53 are ranked in float64; the rows shown are recomputed exactly")
     return SweepResult(quantity=q.id, title=q.title, unit=q.unit, expression=prob.expr, compiled=compiled,
                        axes=axes, values=out, target=tval, sense=sense, problem=prob, seconds=seconds,
-                       ties=prob.used_ties(q.expanded), notes=notes)
+                       ties=prob.used_ties(q.expanded), notes=ignored + notes)
 
 
 # ---- output --------------------------------------------------------------------------------------------

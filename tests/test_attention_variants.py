@@ -34,7 +34,7 @@ def cli_value(path: str, qid: str, *sets: str, options: tuple[str, ...] = ()) ->
     for s in sets:
         args += ["--set", s]
     for o in options:
-        args += ["--option", o]
+        args += ["--option", o] if o else ["--lenient"]  # "" stands for --lenient
     out = run_cli(*args)
     assert out.returncode == 0, out.stderr
     value = json.loads(out.stdout)["value"]
@@ -278,7 +278,11 @@ def test_llama4_flops_follow_the_experts_code(tmp_path):
 
 def test_routed_experts_ignore_the_moe_flops_option(tmp_path):
     path = write(tmp_path, frontier("gpt-oss-20b")["config"], "gpt-oss-20b")
-    assert cli_value(path, "flops.forward", "b=1", "s=128", options=("moe_flops=routed",)) == 929_870_905_344
+    # the option changes nothing for a model without shared experts: refused (issue 12 item 8), a note with --lenient
+    out = run_cli("show", "flops.forward", "--hf-config", path, "--set", "b=1", "--set", "s=128", "--option",
+                  "moe_flops=routed")
+    assert out.returncode == 2 and "--option moe_flops=routed: changes nothing in flops.forward" in out.stderr
+    assert cli_value(path, "flops.forward", "b=1", "s=128", options=("moe_flops=routed", "")) == 929_870_905_344
 
 
 def test_llama4_maverick_text_config():

@@ -45,21 +45,24 @@ def add_context_options(p: argparse.ArgumentParser, hardware: bool = True, sever
     if hardware:
         g.add_argument("--hardware", metavar="PRESET", help="a hardware preset (see `derive list hardware`)")
     g.add_argument("--set", "-s", dest="sets", action="append", default=[], metavar="SYMBOL=VALUE",
-                   help="override or supply a symbol, e.g. --set s=4096, --set d=5120, --set bw=2TB/s "
-                        "(repeatable; units accepted; K/M/B/T suffixes are decimal, Ki/Mi/Gi/Ti binary: s=32Ki is "
-                        "32,768)")
+                   help="override or supply a symbol, e.g. --set s=4096, --set d=5120, --set bw=2TB/s, or pin a "
+                        "quantity: --set memory.weights=40GB, --set kv_cache.bytes_per_token=160KiB (everything "
+                        "built on it follows; repeatable; units accepted; K/M/B/T suffixes are decimal, Ki/Mi/Gi/Ti "
+                        "binary: s=32Ki is 32,768)")
     g.add_argument("--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a named option of a formula family, e.g. dtype=int4 (see `derive list options`)")
+    g.add_argument("--lenient", action="store_true",
+                   help="an --option or --set that the quantity does not read is a note, not an error")
 
 
-def requests_from(args: argparse.Namespace) -> list[Request]:
+def requests_from(args: argparse.Namespace, strict: bool = False) -> list[Request]:
     """One Request per --model / --hf-config given (in order; one without a model when none is), each with the
     same --hardware, --set and --option."""
     import dataclasses
 
     from derive import inputs
 
-    base = request_from(args, several=True)
+    base = request_from(args, several=True, strict=strict)
     sources = inputs.models(getattr(args, "sources", None) or [], "--model/--hf-config", "--model a --model b")
     if not sources:
         return [base]
@@ -67,7 +70,9 @@ def requests_from(args: argparse.Namespace) -> list[Request]:
                                 else None, sets=list(base.sets), options=dict(base.options)) for kind, v in sources]
 
 
-def request_from(args: argparse.Namespace, several: bool = False) -> Request:
+def request_from(args: argparse.Namespace, several: bool = False, strict: bool = False) -> Request:
+    """The Request of the shared flags; ``strict`` (show, solve, sweep: one quantity asked) refuses an --option or
+    --set the quantity does not read, unless --lenient (derive.reads)."""
     from derive.context import Request
     from derive.errors import DeriveError
 
@@ -85,4 +90,5 @@ def request_from(args: argparse.Namespace, several: bool = False) -> Request:
         raise DeriveError("this command takes one --model or --hf-config (derive show and derive report compare "
                           "several)")
     return Request(model=args.model, hf_config=args.hf_config, hardware=getattr(args, "hardware", None),
-                   sets=list(args.sets), options=options)
+                   sets=list(args.sets), options=options,
+                   unread="error" if strict and not getattr(args, "lenient", False) else "note")

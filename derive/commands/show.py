@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if side_by_side.several(args):
         return side_by_side.run(args)
     try:
-        d = show(args.quantity, request_from(args), max_depth=args.depth)
+        d = show(args.quantity, request_from(args, strict=True), max_depth=args.depth)
     except DoesNotFit as exc:
         if args.format != "json":
             raise

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     qid, op, target = split_equation(text)
     if op != "=" and (args.at_least or args.at_most):
         raise DeriveError(f"{op} in the equation already says the bound; drop --at-least/--at-most")
-    sol = solve(qid, target, args.for_, req=request_from(args), let=args.lets, integer=args.integer,
+    sol = solve(qid, target, args.for_, req=request_from(args, strict=True), let=args.lets, integer=args.integer,
                 multiple_of=args.multiple_of, divisible_by=args.divisible_by,
                 at_least=args.at_least or op == ">=", at_most=args.at_most or op == "<=",
                 neighbours=args.neighbours)

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise DeriveError("--closest must be at least 1")
     total = math.prod(len(parse_grid(g).values) for g in args.grids)
     progress = _progress() if total > CHUNK else None
-    r = sweep(args.quantity, args.grids, target=args.target, req=request_from(args), let=args.lets,
+    r = sweep(args.quantity, args.grids, target=args.target, req=request_from(args, strict=True), let=args.lets,
               sense=">=" if args.at_least else "<=" if args.at_most else "=", progress=progress)
     sys.stdout.write(render(r, args.format, closest=args.closest, limit=args.limit))
     return 0

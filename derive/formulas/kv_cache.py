@@ -228,6 +228,7 @@ def per_sequence(ctx: Context) -> Quantity:
     expr = sp.Integer(0)
     what_if = _what_if_window(ctx, gs)
     notes = []
+    on_token = False  # written on kv_cache.bytes_per_token (pinned) rather than on the layers' terms
     if what_if:
         per = gs[0].per_token
         ctx.values.setdefault(L_win, ctx.values.get(S.L, S.L))
@@ -237,6 +238,14 @@ def per_sequence(ctx: Context) -> Quantity:
         expr = (gs[0].count - L_win) * s * per.symbol + L_win * sp.Min(s, W) * per.symbol
         children.append(per)
         notes.append("what if: --set window=… makes L_win of the layers keep only the last W tokens")
+    elif ctx.pins is not None and "kv_cache.bytes_per_token" in ctx.pins.texts and gs \
+            and all(g.window is None for g in gs):
+        # no window caps a layer, so the cache grows by every layer's bytes per token: s·KV_tok, the same sum
+        # as below, written on the node the user pinned (--set kv_cache.bytes_per_token=160KiB) so it follows
+        tok = bytes_per_token(ctx)
+        expr = s * tok.symbol
+        children.append(tok)
+        on_token = True
     else:
         for g in gs:
             kept = s if g.window is None else sp.Min(s, g.window)
@@ -263,7 +272,7 @@ def per_sequence(ctx: Context) -> Quantity:
         title += " + recurrent state"
     q = node("kv_cache.per_sequence", title, "byte", expr=expr, children=tuple(children), symbol="KV_seq",
              latex=r"KV_{\mathrm{seq}}", note="; ".join(notes))
-    if len(children) == 1 and not what_if and all(g.window is None for g in gs) and len(gs) == 1:
+    if len(children) == 1 and not what_if and not on_token and all(g.window is None for g in gs) and len(gs) == 1:
         q.meta["terms"] = [(gs[0].count * s, children[0].symbol)]
     q.conventions = _sentences(ctx) + ((_state_sentence(ctx),) if states else ())
     return q
@@ -321,11 +330,21 @@ def _free(ctx: Context, weights: Quantity, need: Quantity, need_what: str) -> No
         return
     if w >= budget:
         raise Infeasible(f"does not fit: the weights alone take {human(w, 'byte')} but M_dev is {human(budget, 'byte')}"
-                         f"; nothing is left for a KV cache (a smaller dtype, or more devices)")
+                         f"; nothing is left for a KV cache (a smaller dtype, or more devices){_one_device(ctx)}")
     n = _value(ctx, need)
     if n is not None and budget - w < n:
         raise Infeasible(f"does not fit: after the weights ({human(w, 'byte')}) {human(budget - w, 'byte')} of "
-                         f"M_dev = {human(budget, 'byte')} is left, less than {need_what} ({human(n, 'byte')})")
+                         f"M_dev = {human(budget, 'byte')} is left, less than {need_what} ({human(n, 'byte')})"
+                         f"{_one_device(ctx)}")
+
+
+def _one_device(ctx: Context) -> str:
+    """What to ask instead when the user gave n_dev: these limits are one device's; serving.* spreads the
+    weights and caches over n_dev devices (one formula each, not a second copy here)."""
+    if "n_dev" not in ctx.user_sets:
+        return ""
+    return ("; kv_cache.max_batch, max_users and max_context count one device's M_dev and do not read n_dev: "
+            "serving.max_users (and serving.memory_per_device) spread the weights and KV caches over n_dev devices")
 
 
 def _no_cache(ctx: Context, qid: str) -> None:
