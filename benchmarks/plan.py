@@ -12,13 +12,16 @@ Target: a few seconds for the search; the ratio to one derivation says how much 
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from derive import api
 from derive.formulas.plan import plan_training
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from solve import timed  # noqa: E402  (the benchmarks share one timer)
 
 RUN = dict(model="llama-3-70b", hardware="h100-sxm", n_dev=1024, D="15T", s=8192, global_batch=2048)
 
@@ -27,15 +30,6 @@ def search() -> int:
     ctx = api.context(**RUN)
     ctx.user_sets = frozenset({"n_dev", "D", "s", "global_batch"})
     return len(plan_training(ctx).results)
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -211,14 +211,15 @@ def build_context(req: Request) -> Context:
     if model_given:  # N and N_act default to the model's exact counts (one formula: params.py)
         from derive.formulas import params
 
+        count = params.exact_count if pins else params.cached_count
         with pinning(pins):  # --set params.total=7B pins N too: memory.weights = N·bytes_w follows
             if S.N not in values:
-                values[S.N] = params.exact_count(arch, values, options=req.options)
+                values[S.N] = count(arch, values, options=req.options)
                 pinned_by[S.N] = frozenset(pins.used) if pins else frozenset()
             if S.N_act not in values:
                 used_before = set(pins.used) if pins else set()
                 if params.has_routed(arch):
-                    values[S.N_act] = params.exact_count(arch, values, active=True, options=req.options)
+                    values[S.N_act] = count(arch, values, active=True, options=req.options)
                     pinned_by[S.N_act] = frozenset(pins.used - used_before) if pins else frozenset()
                 else:
                     values[S.N_act] = values[S.N]

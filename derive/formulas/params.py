@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from functools import lru_cache
 
 import sympy as sp
 
@@ -246,6 +247,19 @@ def exact_count(arch: Architecture, values, active: bool = False, options: Mappi
     tree = total(arch, active=active, options=options)
     out = value(tree)
     return out if out.is_Number else tree.evaluate(values)
+
+
+@lru_cache(maxsize=4096)
+def _cached_count(arch: Architecture, values: frozenset, active: bool, options: frozenset) -> sp.Expr:
+    return exact_count(arch, dict(values), active, dict(options))
+
+
+def cached_count(arch: Architecture, values, active: bool = False, options: Mapping[str, str] | None = None
+                 ) -> sp.Expr:
+    """exact_count, memoized on the architecture (frozen), the values and the options: the site and a report
+    build many contexts of one preset, and each would count its parameters twice. Not for builds under pins
+    (a pinned node changes the count without changing these arguments)."""
+    return _cached_count(arch, frozenset(values.items()), active, frozenset((options or {}).items()))
 
 
 def approx() -> Quantity:

@@ -65,6 +65,8 @@ class SharedUse(Kind):
     def check(self, b: Block, arch) -> None:
         if self.pairs(b) and b.size("r_ad") <= 0:
             raise DeriveError(f"{arch.name}: {b.name('r_ad')} (adapter rank) must be a positive integer")
+        if b.flag("lora_mlp", 0) and b.size("d_ff") <= 0:  # the adapter's output width is the shared MLP's
+            raise DeriveError(f"{arch.name}: {b.name('d_ff')} must be a positive integer, got {b.size('d_ff')}")
 
     # ---- parameters -----------------------------------------------------------------------------
     def params(self, b: Block, env: Env, prefix: str, *, active: bool = False) -> Quantity:

@@ -19,6 +19,7 @@ from derive import symbols as S
 from derive.errors import DeriveError
 from derive.layers.stack import describe as describe_arch
 from derive.quantity import Quantity
+from derive.reads import Tracked
 from derive.registry import Fit
 
 #: symbols that describe the model: a model menu sets them (N and N_act default to its exact count)
@@ -291,14 +292,13 @@ def _fit_mathml(fit: Fit) -> str:
     return _wrap(f"<mrow>{mathml.expression(fit.needed)}<mo>≤</mo>{mathml.expression(fit.available)}</mrow>")
 
 
-class _Reads(dict):
+class _Reads(Tracked):
     """A context's options (or values) that remember which keys were looked at or written, by any path (a lookup,
     ``in``, a copy, an iteration: those last count as looking at every key). A build that never touched a key
     computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`)."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.seen: set[str] = set()
         self.everything = False
 
     def looked_at(self, key) -> bool:
@@ -322,18 +322,6 @@ class _Reads(dict):
 
     def _all(self):
         self.everything = True
-
-    def __getitem__(self, key):
-        self.seen.add(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self.seen.add(key)
-        return super().get(key, default)
-
-    def __contains__(self, key):
-        self.seen.add(key)
-        return super().__contains__(key)
 
     def setdefault(self, key, default=None):
         self.seen.add(key)
