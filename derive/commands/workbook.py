@@ -61,6 +61,13 @@ def _progress(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from derive.gc_pause import fewer_collections
+
+    with fewer_collections():  # every exercise's trees built and dropped: see derive.gc_pause
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from derive import inputs
     from derive import workbook as W
     from derive.errors import DeriveError

@@ -152,6 +152,14 @@ def build_site(out: Path | str, *, calculators: list[Calculator] | None = None,
                chapters: Callable[[], list[Chapter]] | None = None,
                progress: Callable[[str], None] | None = None) -> Site:
     """Write the whole site into ``out`` (created if needed) and return what was written."""
+    from derive.gc_pause import fewer_collections
+
+    with fewer_collections():  # hundreds of trees built and dropped: see derive.gc_pause
+        return _build_site(out, calculators=calculators, chapters=chapters, progress=progress)
+
+
+def _build_site(out: Path | str, *, calculators: list[Calculator] | None,
+                chapters: Callable[[], list[Chapter]] | None, progress: Callable[[str], None] | None) -> Site:
     from derive.site import exercises
 
     out = Path(out)
