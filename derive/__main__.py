@@ -1,5 +1,3 @@
-import sys
+from derive.cli import entry
 
-from derive.cli import main
-
-sys.exit(main())
+entry()

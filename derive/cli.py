@@ -102,5 +102,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUG
 
 
+def entry() -> None:
+    """The console script and ``python -m derive``: main(), then an exit without the interpreter's teardown,
+    which frees every cached SymPy object one by one (0.07 s, a seventh of a query). Output is flushed first;
+    derive registers no atexit work. DERIVE_TRACEBACK (debugging) keeps the ordinary exit."""
+    code = main()
+    if os.environ.get("DERIVE_TRACEBACK"):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
