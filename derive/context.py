@@ -60,6 +60,11 @@ def check_request(req: Request) -> None:
             inputs.require_str(val, name, example)
     if req.hf_config is not None and not isinstance(req.hf_config, str | os.PathLike):
         raise DeriveError(f"hf_config must be a path (a string), got {inputs.kind(req.hf_config)}")
+    for name, val, hint in (("--model", req.model, "`derive list models` shows the presets"),
+                            ("--hf-config", req.hf_config, "give the path of a config.json"),
+                            ("--hardware", req.hardware, "`derive list hardware` shows the presets")):
+        if val is not None and not str(val).strip():  # an empty name is not "no model": refused, not ignored
+            raise DeriveError(f"{name}: an empty name; {hint}")
     if req.unread not in ("error", "note"):
         raise DeriveError(f"unread must be 'error' or 'note', got {inputs.kind(req.unread)}")
     if not isinstance(req.sets, list | tuple):

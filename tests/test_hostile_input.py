@@ -573,3 +573,15 @@ def test_plan_serving_refuses_bad_counts_and_bounds_the_batch(capsys):
     # thousands, far below the 2^20 bound, so memory binds and 10^15 users need about 10^15/12,274 replicas
     assert plan["best"]["binding"].startswith("memory")
     assert plan["best"]["users_per_replica"] * plan["best"]["replicas"] >= 10**15
+
+
+@pytest.mark.parametrize("argv", [
+    ["show", "params.total", "--model", ""],
+    ["show", "params.total", "--hardware", " "],
+    ["show", "params.total", "--hf-config", ""],
+    # the fuzz's find: a side-by-side with an empty third model reached the comparison as "no model" (KeyError d)
+    ["show", "params.approx_layers", "--model", "llama-2-70b", "--model", "mistral-7b", "--model", ""],
+])
+def test_an_empty_model_or_hardware_name_is_refused_not_taken_as_none(capsys, argv):
+    line = refused(capsys, *argv)
+    assert "an empty name" in line
