@@ -53,3 +53,17 @@ def test_compare_models_example():
     # 8K context: llama-2-7b 524,288 · 8192 = 4,294,967,296 B; mistral-7b 131,072 · 4096 (window) = 536,870,912 B
     assert "llama-2-7b: 4,294,967,296 byte" in text and "mistral-7b: 536,870,912 byte" in text
     assert "only mistral-7b has window" in text
+
+
+def test_reading_example():
+    text = _run("reading.py")
+    # 4096³ bf16 matmul on an H100 is compute-bound: 2·4096³ = 137,438,953,472 FLOP / 989.4e12 FLOP/s
+    # = 137,438,953,472 / 989,400,000,000,000 s = (÷4096) 33,554,432 / 241,552,734,375 s ≈ 138.9 µs
+    assert "= 138.9 µs  (exactly 33554432/241552734375 s)" in text
+    # llama-2-7b: 2 (K, V) · 32 layers · 32 heads · 128 · 2 B = 524,288 B per token;
+    # × 32,768 (32Ki) = 17,179,869,184; × 32,000 (32k, decimal) = 16,777,216,000
+    assert "s=32Ki: 17,179,869,184 byte; s=32k: 16,777,216,000 byte" in text
+    assert "s=32k is read as 32,000 tokens (K is decimal)" in text and "--set s=32Ki" in text
+    # generic layer: 4 d×d projections with biases = 4·(4096² + 4096) = 67,125,248, whatever d_k says
+    assert "attention parameters of one generic layer: 67,125,248" in text
+    assert "h·d_k = 32·64 = 2,048 ≠ d = 4,096" in text
