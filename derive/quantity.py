@@ -26,7 +26,7 @@ def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr], ...]) ->
     """``expr`` with each child's symbol replaced by its whole formula, expanded. Memoized: presets of one shape
     and the site's many requests build the same trees (formulas in catalog symbols, not values), and
     expanding one that holds a Max costs milliseconds (SymPy compares its arguments on every rebuild)."""
-    return sp.expand(_substitute(expr, dict(parts))[0])
+    return sp.expand(_substitute(expr, dict(parts))[0], power_base=False, power_exp=False, log=False)
 
 
 def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:

@@ -83,7 +83,7 @@ def render() -> str:
     (3600, 31557600, 0.125, 0.01 read back as written), so each is stored as the exact fraction pint means."""
     from derive.units import canonical_name, exact, registry
 
-    ureg = registry()
+    ureg = registry.__wrapped__()  # a fresh one: the shared registry caches every prefixed name it has parsed
     prefixes = {key: [p.name, str(exact(p.converter.scale) if key else 1)] for key, p in ureg._prefixes.items()}
     units = {}
     for key in ureg._units:
