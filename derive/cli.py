@@ -109,11 +109,12 @@ def entry() -> None:
     code = main()
     if os.environ.get("DERIVE_TRACEBACK"):
         sys.exit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # the reader went away (| head): nothing more to say
-        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:  # None: the process was started with that descriptor closed
+                stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (| head), or the stream is closed
+            pass
     os._exit(code)
 
 

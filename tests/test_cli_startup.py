@@ -86,3 +86,18 @@ def test_list_prints_the_index_rows():
     assert len(body.strip().splitlines()) == len(rows)
     d = next(r for r in rows if r[0] == "d")
     assert d[1] == "1" and "width" in d[2]
+
+
+def test_console_exit_with_stdout_closed():
+    """`derive --help >&-`: the process starts with no stdout (sys.stdout is None); the fast exit must not trip over
+    it (AttributeError, exit 1) — argparse prints the help on stderr then, and the exit code stays 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    out = subprocess.run([sys.executable, "-m", "derive", "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=subprocess_env(), timeout=60, close_fds=True,
+                         preexec_fn=lambda: __import__("os").close(1))
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "usage: derive" in out.stderr
