@@ -460,31 +460,29 @@ class Config:
             raise self._error(key, "a string", val)
         return val
 
+    def _given_list(self, key: str, what: str) -> list[Any] | None:
+        """The JSON list under ``key`` (None when absent or null); anything else is an error naming the key."""
+        val = self.raw.get(key)
+        if val is not None and not isinstance(val, list):
+            raise self._error(key, what, val)
+        return val
+
     def list(self, key: str) -> list[Any] | None:
         """A JSON list of any items, or None when absent or null."""
-        val = self.raw.get(key)
-        if val is None:
-            return None
-        if not isinstance(val, list):
-            raise self._error(key, "a list", val)
-        return val
+        return self._given_list(key, "a list")
 
     def int_list(self, key: str, default: Any = None) -> list[int] | None:
         """A list of integers within the size bounds (layer indices: mlp_only_layers, no_rope_layers)."""
-        val = self.raw.get(key)
+        val = self._given_list(key, "a list of integers")
         if val is None:
             return self.need(key) if default is _MISSING else default
-        if not isinstance(val, list):
-            raise self._error(key, "a list of integers", val)
         return [self._to_int(f"{key}[{i}]", v) for i, v in enumerate(val)]
 
     def str_list(self, key: str, default: Any = None) -> list[str] | None:
         """A list of strings (layer_types)."""
-        val = self.raw.get(key)
+        val = self._given_list(key, "a list of strings")
         if val is None:
             return self.need(key) if default is _MISSING else default
-        if not isinstance(val, list):
-            raise self._error(key, "a list of strings", val)
         for i, v in enumerate(val):
             if not isinstance(v, str):
                 raise self._error(f"{key}[{i}]", "a string", v)

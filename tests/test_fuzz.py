@@ -611,89 +611,52 @@ def _report(request, target: str, t0: float) -> None:
         print(f"\nfuzz {target}: {_COUNTS.get(target, 0):,} cases in {time.monotonic() - t0:.0f} s")
 
 
-@pytest.mark.fuzz
-@pytest.mark.fuzz_long
-def test_fuzz_cli(request, capsys):
-    n = (LONG if _long(request) else QUICK)["cli"]
+def _fuzz(request, capsys, target: str, body, *strategies) -> None:
+    """Run ``body`` on the quick (or long) profile's number of cases drawn from ``strategies``, then report."""
+    n = (LONG if _long(request) else QUICK)[target]
     t0 = time.monotonic()
 
     @settings(max_examples=n, **_SETTINGS)
-    @given(cli_argv, templates)
-    def case(argv, template):
-        _count("cli")
-        _cli_case(capsys, argv, template)
+    @given(st.tuples(*strategies))
+    def case(args):
+        _count(target)
+        body(*args)
 
     case()
     with capsys.disabled():
-        _report(request, "cli", t0)
+        _report(request, target, t0)
+
+
+@pytest.mark.fuzz
+@pytest.mark.fuzz_long
+def test_fuzz_cli(request, capsys):
+    _fuzz(request, capsys, "cli", lambda argv, template: _cli_case(capsys, argv, template), cli_argv, templates)
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
 def test_fuzz_solve_and_sweep_ties(request, capsys):
-    n = (LONG if _long(request) else QUICK)["ties"]
-    t0 = time.monotonic()
-
-    @settings(max_examples=n, **_SETTINGS)
-    @given(st.randoms(use_true_random=False))
-    def case(rnd):
-        _count("ties")
-        _cli_case(capsys, _tie_argv(rnd), "")
-
-    case()
-    with capsys.disabled():
-        _report(request, "ties", t0)
+    _fuzz(request, capsys, "ties", lambda rnd: _cli_case(capsys, _tie_argv(rnd), ""), st.randoms(use_true_random=False))
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
 def test_fuzz_api(request, capsys):
-    n = (LONG if _long(request) else QUICK)["api"]
-    t0 = time.monotonic()
-
-    @settings(max_examples=n, **_SETTINGS)
-    @given(api_calls)
-    def case(call):
-        _count("api")
-        _api_case(*call)
-
-    case()
-    with capsys.disabled():
-        _report(request, "api", t0)
+    _fuzz(request, capsys, "api", lambda call: _api_case(*call), api_calls)
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
 def test_fuzz_config_files(request, capsys):
-    n = (LONG if _long(request) else QUICK)["config"]
-    t0 = time.monotonic()
-
-    @settings(max_examples=n, **_SETTINGS)
-    @given(config_texts, st.booleans())
-    def case(text, via_cli):
-        _count("config")
-        _config_case(capsys, text, via_cli)
-
-    case()
-    with capsys.disabled():
-        _report(request, "config", t0)
+    _fuzz(request, capsys, "config", lambda text, via_cli: _config_case(capsys, text, via_cli), config_texts,
+          st.booleans())
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
 def test_fuzz_templates(request, capsys):
-    n = (LONG if _long(request) else QUICK)["template"]
-    t0 = time.monotonic()
-
-    @settings(max_examples=n, **_SETTINGS)
-    @given(templates, template_names, st.booleans())
-    def case(template, name, via_cli):
-        _count("template")
-        _template_case(capsys, template, name, via_cli)
-
-    case()
-    with capsys.disabled():
-        _report(request, "template", t0)
+    _fuzz(request, capsys, "template", lambda template, name, via_cli: _template_case(capsys, template, name, via_cli),
+          templates, template_names, st.booleans())
 
 
 @pytest.mark.fuzz_long

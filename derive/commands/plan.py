@@ -125,6 +125,13 @@ def explain(req, best) -> tuple[list[str], dict]:
     return lines, json.loads(render(d, "json"))
 
 
+def _heading(title: str, notes: list[str], md: bool) -> None:
+    """A plan's title line and its notes, as text or Markdown."""
+    sys.stdout.write(("# " if md else "") + title + "\n\n")
+    for n in notes:
+        sys.stdout.write(("- " if md else "  ") + n + "\n")
+
+
 def run_training(args: argparse.Namespace) -> int:
     from derive.api import context
     from derive.formulas.plan import plan_training
@@ -145,9 +152,7 @@ def run_training(args: argparse.Namespace) -> int:
         return 0
     md = args.format == "md"
     w = sys.stdout.write
-    w(("# " if md else "") + f"plan: {head['summary']}\n\n")
-    for n in plan.notes:
-        w(("- " if md else "  ") + n + "\n")
+    _heading(f"plan: {head['summary']}", plan.notes, md)
     w("\n")
     cols = ("rank", "layout", "step", "train", "cost", "MFU", "mem/device", "bubble")
     rows = []
@@ -237,9 +242,7 @@ def run_serving(args: argparse.Namespace) -> int:
         return 0
     md = args.format == "md"
     w = sys.stdout.write
-    w(("# " if md else "") + f"serving plan: {plan.summary}\n\n")
-    for n in plan.notes:
-        w(("- " if md else "  ") + n + "\n")
+    _heading(f"serving plan: {plan.summary}", plan.notes, md)
     w("\n")
     cols = ("devices", "plan", "batch/replica", "TTFT", "TPOT", "binding", "memory/device")
     rows = [(str(p.devices), p.label(), str(p.batch), _sec(p.ttft), _sec(p.tpot), p.binding, _gib(p.memory))

@@ -222,18 +222,15 @@ def request_latency(ctx: Context) -> Quantity:
     """Time to first token + n_out × time per output token: measured values (--set ttft, tpot) or predicted ones
     (prefill.ttft, decode.step_time)."""
     parts: list[Quantity] = []
-    if ttft in ctx.values:
-        first: sp.Expr = ttft
-    else:
-        q = build("prefill.ttft", ctx)
-        parts.append(q)
-        first = q.symbol
-    if tpot in ctx.values:
-        per: sp.Expr = tpot
-    else:
-        q = build("decode.step_time", ctx)
-        parts.append(q)
-        per = q.symbol
+
+    def given_or_built(sym: sp.Symbol, qid: str) -> sp.Expr:
+        if sym in ctx.values:  # measured
+            return sym
+        parts.append(build(qid, ctx))
+        return parts[-1].symbol
+
+    first = given_or_built(ttft, "prefill.ttft")
+    per = given_or_built(tpot, "decode.step_time")
     q = node("serving.request_latency", "end-to-end latency of one request: TTFT + n_out × TPOT", "s",
              expr=first + n_out * per, children=tuple(parts), symbol="T_req", latex=r"T_{\mathrm{req}}",
              note="no queueing, network or tokenization; every output token after the first costs one decode step")

@@ -132,28 +132,33 @@ def _text(t: Table) -> str:
     if t.single:
         val_w = max(len(r.cells[0]) for r in t.rows)
         ex_w = max(len(f"(exactly {r.exact[0]})") if r.exact[0] else 0 for r in t.rows)
-        out = []
-        section = None
-        for r in t.rows:
-            if r.section != section:
-                section = r.section
-                if section:
-                    out.append(f"{section}:")
+
+        def line(r) -> str:
             ex = f"(exactly {r.exact[0]})" if r.exact[0] else ""
-            out.append(f"  {r.label:<{label_w}}  {r.cells[0]:<{val_w}}  {ex:<{ex_w}}  {r.quantity}".rstrip())
-        return "\n".join(out)
+            return f"  {r.label:<{label_w}}  {r.cells[0]:<{val_w}}  {ex:<{ex_w}}  {r.quantity}".rstrip()
+
+        return "\n".join(_sectioned(t, line))
     widths = [max([len(h)] + [len(r.cells[i]) for r in t.rows]) for i, h in enumerate(t.header)]
     head = "  " + " " * label_w + "  " + "  ".join(f"{h:<{w}}" for h, w in zip(t.header, widths, strict=True))
-    out = [head.rstrip()]
+
+    def row(r) -> str:
+        cells = "  ".join(f"{c:<{w}}" for c, w in zip(r.cells, widths, strict=True))
+        return f"  {r.label:<{label_w}}  {cells}  {r.quantity}".rstrip()
+
+    return "\n".join([head.rstrip(), *_sectioned(t, row)])
+
+
+def _sectioned(t: Table, line) -> list[str]:
+    """Each row as ``line`` gives it, with a "section:" heading where the section changes."""
+    out: list[str] = []
     section = None
     for r in t.rows:
         if r.section != section:
             section = r.section
             if section:
                 out.append(f"{section}:")
-        cells = "  ".join(f"{c:<{w}}" for c, w in zip(r.cells, widths, strict=True))
-        out.append(f"  {r.label:<{label_w}}  {cells}  {r.quantity}".rstrip())
-    return "\n".join(out)
+        out.append(line(r))
+    return out
 
 
 def render_table(t: Table, fmt: str, data: dict | None = None) -> str:
