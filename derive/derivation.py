@@ -245,6 +245,16 @@ class Derivation:
         return fn(self) if fn else None
 
 
+def _again(first: Step, depth: int, title: str) -> Step:
+    """A repeat of ``first`` at another depth, sharing its (lazy) LaTeX rather than printing it twice."""
+    step = object.__new__(Step)
+    step.__dict__.update(first.__dict__)
+    for name in ("formula_latex", "substituted_latex"):
+        step.__dict__["_lazy_" + name] = lambda name=name: getattr(first, name)
+    step.depth, step.title = depth, title
+    return step
+
+
 def _collect(expr: sp.Expr) -> sp.Expr:
     """Group the expanded formula by layer counts so it reads per layer."""
     keys = [s for s in (S.L, S.L_enc) if expr.has(s)]
@@ -263,7 +273,14 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             computed[key] = node.evaluate(values)
         return computed[key]
 
+    shown_at: dict[int, Step] = {}  # a node the tree reaches twice (a DAG) is worked once
+
     def visit(node: Quantity, depth: int) -> None:
+        first = shown_at.get(id(node))
+        if first is not None:
+            steps.append(_again(first, depth, first.title + (" (its parts are worked above)" if node.children
+                                                               and depth < max_depth else "")))
+            return
         val = value_of(node)
         local = dict(values)
         for c in node.children:
@@ -287,6 +304,7 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             note=node.note, category=node.category, formula_expr=shown, substitutions=local,
             names={sy: nm for sy, nm in names.items() if sy in free}, order=order,
         ))
+        shown_at[id(node)] = steps[-1]
         if depth < max_depth:
             for c in node.children:
                 visit(c, depth + 1)
