@@ -128,6 +128,7 @@ class Quantity:
     def __post_init__(self) -> None:
         self.expr = sp.sympify(self.expr)
         self.children = tuple(self.children)
+        _check_part_names(self)
         if not self.symbol_name:
             self.symbol_name = "Q_" + self.id.replace(".", "_")
         if not self.latex:
@@ -270,6 +271,16 @@ def _simplify_number(x: sp.Expr) -> sp.Expr:
     if x.has(sp.Float):
         return sp.nsimplify(x, rational=False)
     return sp.powsimp(x)
+
+
+def _check_part_names(q: Quantity) -> None:
+    """Two parts may share a symbol only when they are one formula (a DAG's shared node, or equal leaves):
+    otherwise the node's formula could not tell them apart and one part's value would stand for both."""
+    seen: dict[str, Quantity] = {}
+    for c in q.children:
+        first = seen.setdefault(c.symbol_name or c.id, c)
+        if first is not c and (first.children or c.children or first.expr != c.expr):
+            raise DeriveError(f"internal: {q.id} has two different parts named {c.symbol_name} ({first.id}, {c.id})")
 
 
 def _term_coefficients(q: Quantity) -> dict[sp.Symbol, sp.Expr] | None:
