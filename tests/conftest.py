@@ -21,6 +21,21 @@ SEED = SHARED / "workbook" / "seed.txt"
 PACKAGE_ROOT = Path(derive.__file__).resolve().parents[1]
 
 
+#: whether this run is the quick loop (`-m "not slow"`): set by pytest_configure before any test module is imported
+QUICK = False
+
+
+def pytest_configure(config) -> None:
+    global QUICK
+    QUICK = "not slow" in (config.getoption("markexpr", "") or "")
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a property test: ``n`` in the full suite, a fifth of them in the quick loop (the
+    same properties, fewer random stacks; the full suite and CI run all ``n``)."""
+    return max(10, n // 5) if QUICK else n
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for a Python subprocess: the derive under test first on its path (a script in
     examples/ would otherwise import whatever derive is installed), plus ``extra`` variables."""

@@ -54,6 +54,7 @@ def predictions():
     return out
 
 
+@pytest.mark.slow  # seconds: the published tables, predicted row by row
 def test_every_row_that_states_its_layout_within_15_percent(predictions):
     errors = {}
     for r, qid, v, pub, _ in predictions:
@@ -91,6 +92,7 @@ def test_a_prediction_says_what_it_assumes():
     assert "assumed" not in text.replace("ZeRO stage 0", "")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generation", ["v100", "a100", "h100"])
 def test_shipped_constants_are_what_derive_calibrate_fits(tmp_path, generation):
     meas = tmp_path / "m.json"
@@ -110,6 +112,7 @@ def test_shipped_constants_are_what_derive_calibrate_fits(tmp_path, generation):
     assert {r["quantity"] for r in fitted["records"]} <= set(CALIBRATED_ON.values())
 
 
+@pytest.mark.slow  # seconds: the published tables, predicted row by row
 def test_a100_constants_fitted_on_one_table_predict_the_others(tmp_path):
     # fit on the April-2021 table alone; the 2020 and 2022 A100 rows (other software, other conventions) follow
     train = [r for r in records("a100") if "2021apr" in r["label"]]
@@ -186,6 +189,7 @@ def _plan(**kw):
     return PN.plan_training(ctx), kw
 
 
+@pytest.mark.slow  # seconds: the published tables, predicted row by row
 def test_planner_numbers_are_the_derivations():
     # the planner evaluates the same trees numerically: its step time and memory equal derive show's, layout by layout
     plan, kw = _plan(model="llama-3-8b", hardware="a100-80gb", s=4096, n_dev=64, global_batch=256, D="100B")
@@ -198,6 +202,7 @@ def test_planner_numbers_are_the_derivations():
             assert float(api.value("training.mfu", **req)) == pytest.approx(r.mfu, rel=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=st.sampled_from(["llama-3-8b", "llama-2-13b", "mistral-7b", "gpt2-xl", "mixtral-8x7b"]),
        hardware=st.sampled_from(["a100-80gb", "h100-sxm", "v100-sxm3-32gb"]),
@@ -220,6 +225,7 @@ def test_every_proposed_layout_divides_and_fits(model, hardware, nodes, seq):
         assert r.cand.tp * r.cand.pp * r.cand.dp * r.cand.cp == n
 
 
+@pytest.mark.slow  # seconds: the published tables, predicted row by row
 def test_plan_training_cli_ranks_explains_and_says_why():
     out = run_cli("plan", "training", "--model", "llama-3-70b", "--hardware", "h100-sxm", "--set", "n_dev=1024",
                   "--set", "D=15T", "--set", "s=8192", "--set", "global_batch=2048", "--top", "5")

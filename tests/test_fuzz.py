@@ -632,24 +632,28 @@ def _fuzz(request, capsys, target: str, body, *strategies) -> None:
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
+@pytest.mark.slow
 def test_fuzz_cli(request, capsys):
     _fuzz(request, capsys, "cli", lambda argv, template: _cli_case(capsys, argv, template), cli_argv, templates)
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
+@pytest.mark.slow
 def test_fuzz_solve_and_sweep_ties(request, capsys):
     _fuzz(request, capsys, "ties", lambda rnd: _cli_case(capsys, _tie_argv(rnd), ""), st.randoms(use_true_random=False))
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
+@pytest.mark.slow
 def test_fuzz_api(request, capsys):
     _fuzz(request, capsys, "api", lambda call: _api_case(*call), api_calls)
 
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
+@pytest.mark.slow
 def test_fuzz_config_files(request, capsys):
     _fuzz(request, capsys, "config", lambda text, via_cli: _config_case(capsys, text, via_cli), config_texts,
           st.booleans())
@@ -657,6 +661,7 @@ def test_fuzz_config_files(request, capsys):
 
 @pytest.mark.fuzz
 @pytest.mark.fuzz_long
+@pytest.mark.slow
 def test_fuzz_templates(request, capsys):
     _fuzz(request, capsys, "template", lambda template, name, via_cli: _template_case(capsys, template, name, via_cli),
           templates, template_names, st.booleans())

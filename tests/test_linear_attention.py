@@ -21,7 +21,7 @@ from derive.conventions import FlopConventions
 from derive.errors import DeriveError
 from derive.formulas import flops, params
 from derive.layers.stack import check, values
-from tests.conftest import data, run_cli
+from tests.conftest import data, examples, run_cli
 from tests.test_params_property import architectures
 
 
@@ -432,7 +432,7 @@ def test_missing_sizes_are_named():
 CONV = FlopConventions(sp.Integer(2), False, "included", "zero")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures(), st.integers(1, 300))
 def test_random_stacks_answer_every_question(a, seq):
     """FLOPs of a prefill and of a decode step are whole non-negative numbers; a recurrent mixer's decode step

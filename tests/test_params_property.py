@@ -18,8 +18,9 @@ from derive.hf.build import attention, dense, mamba, mamba2, mla, moe, shared_us
 from derive.hf.recurrent import gdn, lightning, rwkv_channel_mix, rwkv_time_mix, short_conv
 from derive.layers import stack as stack_
 from tests import shapes
+from tests.conftest import examples
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACTS = ("gelu", "relu", "swiglu", "geglu")
 
 
@@ -318,7 +319,7 @@ def test_groups_show_their_counts():
     assert count(b) == shapes.numel(b)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures(), st.sampled_from([False, True]))
 def test_flop_and_cache_trees_of_any_stack(a, causal):
     """FLOPs and caches of random stacks (encoders, encoder–decoders, cross-attention, bidirectional and windowed

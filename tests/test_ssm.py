@@ -15,7 +15,7 @@ from derive.conventions import FlopConventions
 from derive.formulas import flops, params
 from derive.layers.stack import values
 from tests import shapes
-from tests.conftest import data, run_cli
+from tests.conftest import data, examples, run_cli
 from tests.test_params_property import architectures
 
 FRONTIER = {a["name"]: a for a in data("architectures-frontier-dev.json")["architectures"]}
@@ -343,7 +343,7 @@ def test_set_d_carries_an_inner_width_of_2d(capsys, tmp_path):
 
 # ---- every topic builds for random stacks with SSM mixers and shared blocks -----------------------------
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures())
 def test_flops_and_state_of_random_stacks(a):
     assume(a.stack.role == "decoder")  # an encoder has no decode step
