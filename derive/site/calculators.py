@@ -236,27 +236,23 @@ def _wrap(inner: str) -> str:
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">{inner}</math>'
 
 
-def _root_mathml(d, q) -> str:
+def _root_mathml(q: Quantity) -> str:
     """The top-level formula as the HTML report prints it: P = P_emb + L·P_layer + … (parts in order)."""
-    step = d.root
+    from derive.derivation import node_formula
     from derive.reports import mathml
 
-    lhs = mathml.identifier(step.symbol_latex, step.symbol_text)
-    if getattr(step, "formula_expr", None) is not None:
-        rhs = mathml.expression(step.formula_expr, step.names, order=step.order)
-    else:
-        rhs = mathml.from_latex(step.formula_latex)
-    return _wrap(f"<mrow>{lhs}<mo>=</mo>{rhs}</mrow>")
+    f = node_formula(q)
+    lhs = mathml.identifier(q.latex, q.symbol_name)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(f.expr, f.names, order=f.order)}</mrow>")
 
 
-def _expanded_mathml(d, q) -> str:
-    """The whole formula in catalog symbols: what the generated JavaScript computes."""
-    expr = getattr(d, "expanded_expr", None)
-    expr = q.expanded if expr is None else expr
+def _expanded_mathml(q: Quantity) -> str:
+    """The whole formula in catalog symbols, as a derivation groups it: what the generated JavaScript computes."""
+    from derive.derivation import expanded_form
     from derive.reports import mathml
 
-    lhs = mathml.identifier(d.root.symbol_latex, d.root.symbol_text)
-    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expr)}</mrow>")
+    lhs = mathml.identifier(q.latex, q.symbol_name)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expanded_form(q))}</mrow>")
 
 
 def symbol_mathml(name: str) -> str:
@@ -486,7 +482,6 @@ def build_page(calc: Calculator) -> CalcPage:
 
     Cached per process: the site build and the tests ask for the same pages."""
     from derive import query as api
-    from derive.derivation import derive
     from derive.errors import DoesNotFit
     from derive.registry import REGISTRY, build
 
@@ -517,12 +512,11 @@ def build_page(calc: Calculator) -> CalcPage:
         syms = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols if fit else set())
         shape = shapes.get(key)
         if shape is None:
-            # the derivation of the formula, not of a verdict: whether this preset fits the default machine
-            # decides what the page shows, not what the formula is
-            d = derive(q, ctx.values)
+            # the formula, not a verdict: whether this preset fits the default machine decides what the page
+            # shows, not what the formula is
             inputs = _ordered(syms)
-            shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(d, q),
-                          expanded=_expanded_mathml(d, q), inputs=inputs, models=[], fit=fit,
+            shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(q),
+                          expanded=_expanded_mathml(q), inputs=inputs, models=[], fit=fit,
                           fit_formula=_fit_mathml(fit) if fit is not None else "",
                           cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
                                                 (_probe(q, fit), _node_value(q, ctx.values)), looked))
