@@ -435,9 +435,39 @@ def _probe(q: Quantity, fit: Fit | None) -> tuple:
     return tuple(out)
 
 
+def _signature(q: Quantity, fit: Fit | None) -> tuple:
+    """Every node's id, formula and parts, and the fit check's formulas: two builds with one signature have one
+    probe (:func:`_probe` reads nothing else), so comparing signatures spares evaluating both trees twice."""
+    nodes = tuple((n.id, n.expr, tuple(c.symbol for c in n.children)) for n in q.walk())
+    return nodes if fit is None else (nodes, fit.needed, fit.available)
+
+
+@dataclass
+class _Built:
+    """One build of a calculator's quantity for one preset, compared with another as `derive show` would answer:
+    the same value and the same formula at every node (:func:`_probe`). The value is taken when built (the
+    context's values may change later); the probe only when a comparison needs it."""
+
+    q: Quantity
+    fit: Fit | None
+    value: sp.Expr
+    #: symbols the build gave values of its own (a pinned symbol left out gets the engine's value)
+    read: set[sp.Symbol] = field(default_factory=set)
+
+    @cached_property
+    def probe(self) -> tuple:
+        return _probe(self.q, self.fit)
+
+    def same_answer(self, other: _Built) -> bool:
+        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ."""
+        if self.value != other.value:
+            return False
+        return _signature(self.q, self.fit) == _signature(other.q, other.fit) or self.probe == other.probe
+
+
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-            pins: dict[str, str]) -> tuple[str, sp.Expr, set[sp.Symbol]]:
-    """(probe values, value, symbols the build gave values to) of one preset under the given pins."""
+            pins: dict[str, str]) -> _Built:
+    """One preset's build under the given pins."""
     from derive import query as api
     from derive.registry import REGISTRY, build
 
@@ -446,11 +476,11 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
     q = build(calc.qid, ctx)
     qdef = REGISTRY[calc.qid]
     fit = qdef.fit(ctx) if qdef.fit is not None else None
-    return _probe(q, fit), _node_value(q, ctx.values), set(ctx.values) - before
+    return _Built(q, fit, _node_value(q, ctx.values), set(ctx.values) - before)
 
 
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-              inputs: list[str], want: tuple[str, sp.Expr], looked: _Looked | None = None) -> list[str]:
+              inputs: list[str], want: _Built, looked: _Looked | None = None) -> list[str]:
     """The page's pins a `derive show` line must name to give this model's answer: an option whose engine
     default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
     the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes.
@@ -467,8 +497,8 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
             continue
         loose = {k: v for k, v in pins.items() if k != key}
         try:
-            form, value, read = _answer(calc, model, hardware, options, sets, loose)
-            needed = (form, value) != want if key in O.OPTIONS else S.sym(key) in read
+            got = _answer(calc, model, hardware, options, sets, loose)
+            needed = not got.same_answer(want) if key in O.OPTIONS else S.sym(key) in got.read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
             needed = True
         if needed:
@@ -519,7 +549,7 @@ def build_page(calc: Calculator) -> CalcPage:
                           expanded=_expanded_mathml(q), inputs=inputs, models=[], fit=fit,
                           fit_formula=_fit_mathml(fit) if fit is not None else "",
                           cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
-                                                (_probe(q, fit), _node_value(q, ctx.values)), looked))
+                                                _Built(q, fit, _node_value(q, ctx.values)), looked))
             shapes[key] = shape
         shape.models.append(preset.id)
         missing = [str(s) for s in syms if s not in ctx.values]
