@@ -404,15 +404,20 @@ def _point(sym: sp.Symbol, k: int) -> sp.Integer:
     return sp.Integer(zlib.crc32(f"{sym.name}/{k}".encode()) % 89 + 7)
 
 
-def _node_values(q: Quantity, values: Mapping, out: list | None = None) -> list[tuple[str, sp.Expr]]:
+def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
     """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
     numbers is decided at once, a Max of two formulas is not)."""
-    out = [] if out is None else out
-    rule = {}
-    for c in q.children:
-        _node_values(c, values, out)
-        rule[c.symbol] = out[-1][1]
-    out.append((q.id, q.expr.xreplace({**dict(values), **rule})))
+    plain = dict(values)  # once: a tracking mapping copied per node costs a Python call per key
+    out: list[tuple[str, sp.Expr]] = []
+
+    def visit(node: Quantity) -> None:
+        rule = {}
+        for c in node.children:
+            visit(c)
+            rule[c.symbol] = out[-1][1]
+        out.append((node.id, node.expr.xreplace({**plain, **rule})))
+
+    visit(q)
     return out
 
 
