@@ -1,6 +1,6 @@
 """A grouped frontier model against a one-group classic: the same CLI queries on deepseek-v3 (3 dense MLA
 layers + 58 MoE MLA layers, 256 experts) and on llama-2-7b, each in a fresh process, interleaved; the figure
-is the ratio of the medians (issue 10: at most 1.2×).
+is the ratio of the medians (issue 10: at most 1.2×), wall and CPU (steadier on a busy machine).
 
     python benchmarks/layer_stacks.py          # 7 repetitions
     python benchmarks/layer_stacks.py -n 15 --json
@@ -37,22 +37,27 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in cmds.values():  # warm the bytecode caches once
         run(cmd)
     walls: dict[tuple[str, str], list[float]] = {k: [] for k in cmds}
+    cpus: dict[tuple[str, str], list[float]] = {k: [] for k in cmds}
     for _ in range(args.repeat):
         for k, cmd in cmds.items():
-            walls[k].append(run(cmd)[0])
+            wall, cpu = run(cmd)
+            walls[k].append(wall)
+            cpus[k].append(cpu)
     rows = []
     for q in QUERIES:
         base, frontier = (statistics.median(walls[(q, m)]) for m in MODELS)
+        cbase, cfrontier = (statistics.median(cpus[(q, m)]) for m in MODELS)
         rows.append({"query": q, "llama-2-7b_s": round(base, 3), "deepseek-v3_s": round(frontier, 3),
-                     "ratio": round(frontier / base, 3)})
+                     "ratio": round(frontier / base, 3), "cpu_ratio": round(cfrontier / cbase, 3)})
     if args.json:
         print(json.dumps({"python": PY, "repeat": args.repeat, "results": rows}, indent=1))
         return 0
     width = max(len(r["query"]) for r in rows)
     print(f"{args.repeat} runs each, medians of fresh `python -m derive show` processes")
-    print(f"{'query'.ljust(width)}  llama-2-7b  deepseek-v3  ratio")
+    print(f"{'query'.ljust(width)}  llama-2-7b  deepseek-v3  ratio  (CPU ratio)")
     for r in rows:
-        print(f"{r['query'].ljust(width)}  {r['llama-2-7b_s']:9.3f}s  {r['deepseek-v3_s']:10.3f}s  {r['ratio']:5.2f}")
+        print(f"{r['query'].ljust(width)}  {r['llama-2-7b_s']:9.3f}s  {r['deepseek-v3_s']:10.3f}s  {r['ratio']:5.2f}"
+              f"  ({r['cpu_ratio']:.2f})")
     return 0
 
 

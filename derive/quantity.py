@@ -22,11 +22,48 @@ Values = Mapping[sp.Symbol, sp.Expr]
 
 
 @lru_cache(maxsize=16384)
-def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr], ...]) -> sp.Expr:
-    """``expr`` with each child's symbol replaced by its whole formula, expanded. Memoized: presets of one shape
-    and the site's many requests build the same trees (formulas in catalog symbols, not values), and
-    expanding one that holds a Max costs milliseconds (SymPy compares its arguments on every rebuild)."""
-    return sp.expand(_substitute(expr, dict(parts))[0], power_base=False, power_exp=False, log=False)
+def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr, bool], ...]) -> sp.Expr:
+    """``expr`` with each child's symbol replaced by its whole formula, expanded. ``parts``: (symbol, formula,
+    whether the formula is a leaf's own, not yet expanded). Memoized: presets of one shape and the site's many
+    requests build the same trees (formulas in catalog symbols, not values).
+
+    A node's children are expanded already, so SymPy's expand of the substituted formula walks each of them
+    again (twice) to find nothing to do. The common terms are distributed directly instead: a child, a product
+    of plain factors and children, 1/child, a Max of children. Any other term (a child in a denominator
+    product, under a ceiling, squared) sends the whole node through SymPy's expand as before."""
+    fast = []
+    rule = {sym: _expand(f) if leaf else f for sym, f, leaf in parts}
+    for t in sp.Add.make_args(_expand(expr)):
+        done = _expand_term(t, rule)
+        if done is None:
+            return _expand(_substitute(expr, {sym: f for sym, f, _ in parts})[0])
+        fast.append(done)
+    return sp.Add(*fast)
+
+
+@lru_cache(maxsize=16384)
+def _expand(expr: sp.Expr) -> sp.Expr:
+    """SymPy's expand without the power_base/power_exp/log hints our formulas never need."""
+    return sp.expand(expr, power_base=False, power_exp=False, log=False)
+
+
+def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
+    """One term of an expanded node formula with its children's expanded formulas put in, or None when the
+    term is of a shape this does not distribute."""
+    if t.free_symbols.isdisjoint(rule):
+        return t
+    if t in rule:
+        return rule[t]
+    if all(a in rule or a.free_symbols.isdisjoint(rule) for a in t.args):
+        args = [rule.get(a, a) for a in t.args]
+        if t.is_Mul:
+            product = sp.Mul(*args)
+            return product._eval_expand_mul(deep=True) if product.is_Mul else product
+        if isinstance(t, sp.Max):
+            return _max(args)
+    if t.is_Pow and t.base in rule and t.exp == -1:
+        return sp.Pow(rule[t.base], -1)
+    return None
 
 
 def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
@@ -168,7 +205,7 @@ class Quantity:
         """The whole formula in catalog symbols only (children substituted recursively)."""
         if not self.children:
             return self.expr
-        return _expand_over(self.expr, tuple((c.symbol, c.expanded) for c in self.children))
+        return _expand_over(self.expr, tuple((c.symbol, c.expanded, not c.children) for c in self.children))
 
     @property
     def free_symbols(self) -> set[sp.Symbol]:

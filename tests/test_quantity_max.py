@@ -40,8 +40,38 @@ def test_max_is_sympys_max(a, b):
 def test_expanding_a_roofline_step_is_unchanged(model, hw):
     """The decode step's Max(T_comp, T_mem) expanded both ways: the same expression, argument for argument."""
     q, _ = api.quantity("decode.step_time", model=model, hardware=hw, s=2048, b=4)
-    parts = tuple((c.symbol, c.expanded) for c in q.children)
+    parts = tuple((c.symbol, c.expanded, not c.children) for c in q.children)
     fast = _expand_over.__wrapped__(q.expr, parts)
-    slow = sp.expand(q.expr.xreplace(dict(parts)))
+    slow = sp.expand(q.expr.xreplace({sym: f for sym, f, _ in parts}))
     assert sp.srepr(fast) == sp.srepr(slow)
     assert fast.has(sp.Max) and _substitute(q.expr, {})[1] is False
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3", "qwen3-next-80b-a3b", "gpt-oss-20b", "jamba-1.5-mini",
+                                   "t5-v1_1-base"])
+def test_every_node_expands_as_sympy_expands_it(model):
+    """The distributed expansion of each node (children already expanded) is SymPy's expand of the formula with
+    the children put in, node for node, on trees with Max, 1/x, denominators, ceilings and fp8/MoE sums."""
+    from derive.errors import DeriveError
+    from derive.quantity import _substitute
+
+    def reference(n, memo):
+        if id(n) not in memo:
+            memo[id(n)] = n.expr if not n.children else sp.expand(
+                _substitute(n.expr, {c.symbol: reference(c, memo) for c in n.children})[0],
+                power_base=False, power_exp=False, log=False)
+        return memo[id(n)]
+
+    checked = 0
+    for qid in ("decode.tokens_per_second", "decode.mbu", "memory.training_peak", "memory.min_devices",
+                "serving.max_users", "op.elementwise.intensity", "cost.per_million_tokens"):
+        try:
+            q, _ = api.quantity(qid, model=model, hardware="h100-sxm", s=4096, b=8, n_dev=4)
+        except DeriveError:
+            continue
+        memo: dict = {}
+        for n in q.walk():
+            if n.children:
+                assert n.expanded == reference(n, memo), n.id
+                checked += 1
+    assert checked > 40
