@@ -271,6 +271,31 @@ def _collect(expr: sp.Expr) -> sp.Expr:
     return sp.collect(expr, keys) if keys else expr
 
 
+def expanded_form(q: Quantity) -> sp.Expr:
+    """The whole formula in catalog symbols as a derivation shows it (grouped per layer)."""
+    return _collect(q.expanded)
+
+
+@dataclass(frozen=True)
+class Formula:
+    """One node's formula as its step shows it: the expression (children in their given order), the print order,
+    and the LaTeX names of the symbols it holds."""
+
+    expr: sp.Expr
+    order: str | None
+    names: dict[sp.Symbol, str]
+
+
+def node_formula(node: Quantity, names: dict[sp.Symbol, str] | None = None) -> Formula:
+    """What a step prints as the node's formula; documents that show one formula without a whole derivation (the
+    site's calculators) ask this too. ``names``: the node's LaTeX names (:func:`_names`), when already at hand."""
+    shown = _ordered(node)
+    free = shown.free_symbols
+    names = _names(node) if names is None else names
+    return Formula(shown, "none" if node.meta.get("terms") else None,
+                   {sy: nm for sy, nm in names.items() if sy in free})
+
+
 def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int = 99,
            context: dict | None = None) -> Derivation:
     values = dict(values)
@@ -299,10 +324,10 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
         local = dict(values)
         for c in node.children:
             local[c.symbol] = value_of(c)
-        shown = _ordered(node)
-        order = "none" if node.meta.get("terms") else None
-        units = {c.symbol: c.unit for c in node.children}
         names = _names(node)
+        formula = node_formula(node, names)
+        shown, order = formula.expr, formula.order
+        units = {c.symbol: c.unit for c in node.children}
         free = shown.free_symbols
         # the same formula over the same values prints the same (a dense and a MoE layer's attention): once
         key = (shown, order, tuple((str(sy), local.get(sy), units.get(sy), names.get(sy))
@@ -327,7 +352,7 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
             value=val, value_text=exact_text(val) if exact else text(val),
             human=human(val, node.unit) if exact else "",
             note=node.note, category=node.category, formula_expr=shown, substitutions=local,
-            names={sy: nm for sy, nm in names.items() if sy in free}, order=order,
+            names=formula.names, order=order,
         ))
         shown_at[id(node)] = steps[-1]
         printed.setdefault(key, steps[-1])
@@ -337,7 +362,7 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
 
     visit(q, 0)
     root = steps[0]
-    expanded = _collect(q.expanded)
+    expanded = expanded_form(q)
     used = sorted(q.free_symbols, key=lambda s: str(s))
     inputs = []
     for s in used:

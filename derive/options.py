@@ -6,6 +6,7 @@ against the choices, and ``derive list options`` shows them with their default a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from derive.errors import DeriveError, suggest
@@ -31,7 +32,7 @@ def option(key: str, default: str, choices: tuple[str, ...], help: str, source: 
     return opt
 
 
-def get(options: dict[str, str], key: str) -> str:
+def get(options: Mapping[str, str], key: str) -> str:
     """The user's choice for ``key`` (validated) or its default."""
     opt = OPTIONS[key]
     val = options.get(key, opt.default)

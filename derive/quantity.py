@@ -104,8 +104,8 @@ def _max(args: list[sp.Expr]) -> sp.Expr:
     if len(args) != 2:
         return sp.Max(*args)
     a, b = args
-    if a.is_number or b.is_number or a == b or a.has(sp.Max, sp.Min) or b.has(sp.Max, sp.Min):
-        return sp.Max(a, b)
+    if a.is_number or b.is_number or a == b or isinstance(a, sp.Max | sp.Min) or isinstance(b, sp.Max | sp.Min):
+        return sp.Max(a, b)  # SymPy flattens and collapses a Max or Min argument; one inside a term it leaves be
     syms = sorted((a.free_symbols | b.free_symbols), key=str)
     for s in syms:
         if not set(s.assumptions0) <= _SAMPLE_OK or s.is_positive is False or s.is_integer is False \
@@ -113,9 +113,13 @@ def _max(args: list[sp.Expr]) -> sp.Expr:
             return sp.Max(a, b)
     diff = a - b
     signs = set()
-    points = [{}] + [{s: sp.Integer(2**40)} for s in syms] + [{s: sp.Integer(1)} for s in syms]
-    for point in points:
-        values = {s: point.get(s, sp.Integer(2**10)) for s in syms}
+    big, mid, one = sp.Integer(2**40), sp.Integer(2**10), sp.Integer(1)
+    # (the others' value, one symbol's value): one symbol large or small among middling ones, and one large among
+    # ones or small among large ones (a term of one symbol against a sum of many: N·b/F_peak vs the weight bytes)
+    moves = ((mid, big), (one, big), (mid, one), (big, one))
+    points = [(mid, {})] + [(rest, {s: v}) for s in syms for rest, v in moves]
+    for rest, point in points:
+        values = {s: point.get(s, rest) for s in syms}
         v = diff.xreplace(values)
         if not v.is_Rational:
             return sp.Max(a, b)

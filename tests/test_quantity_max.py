@@ -12,6 +12,7 @@ x, y = sp.symbols("x y", positive=True)
 n = sp.Symbol("n", positive=True, integer=True)
 r = sp.Symbol("r", real=True)
 e = sp.Symbol("e", even=True, positive=True)
+z, w, u = sp.symbols("z w u", positive=True)
 
 
 @pytest.mark.parametrize("a, b", [
@@ -24,6 +25,10 @@ e = sp.Symbol("e", even=True, positive=True)
     (e, sp.Integer(2)),    # a number: SymPy's path
     (e, x),                # an assumption the sampler does not handle (even): SymPy's path
     (sp.Max(x, y), x * y), # nested Max: SymPy's path (it flattens)
+    (sp.Min(x, y), x * y), # a Min argument: SymPy's path (it may collapse it)
+    (x * y + sp.Min(x, y), 3 * x),  # a Min inside a term: undecidable, stays a Max
+    (x + sp.Min(x, y), sp.Min(x, y)),  # decides → x + Min(x, y)
+    (x, y * z * w * u),    # one symbol against a product: positive only with x large among ones → stays a Max
     (x, x),
 ])
 def test_max_is_sympys_max(a, b):

@@ -70,3 +70,45 @@ def test_human_formats():
     assert human(660606025728, "FLOP") == "660.6 GFLOP"
     assert human(0.177, "s") == "177 ms"
     assert human(640000, "s") == "7.407 days"
+
+
+@pytest.mark.parametrize("model, hw", [("llama-2-7b", "h100-sxm"), ("deepseek-v3", "a100-80gb"),
+                                       ("jamba-1.5-mini", "h100-sxm")])
+def test_dimensions_without_pint_are_pints(model, hw):
+    """Every node of every registered tree: the exponent sum (canonical names, whole powers) gives the unit pint
+    gives, and it decides most nodes (the rest, and every error, go to pint)."""
+    from derive import api
+    from derive.errors import DeriveError
+    from derive.quantity import catalog_units
+    from derive.registry import load_all
+    from derive.units import canonical_name
+    from derive.units.check import _eval, _plain
+
+    ctx = api.context(model=model, hardware=hw, users=10, s=4096)
+    plain = total = 0
+    for qdef in load_all().values():
+        try:
+            q = qdef.build(ctx)
+        except DeriveError:
+            continue
+        for node in q.walk():
+            units = catalog_units(node.expr)
+            units.update({c.symbol: c.unit for c in node.children})
+            got = _plain(node.expr, units)
+            total += 1
+            if got is None:
+                continue
+            plain += 1
+            val = _eval(node.expr, units, node.id)
+            want = canonical_name(dict(val.dimensionality)) if hasattr(val, "dimensionality") else "1"
+            assert canonical_name(got) == want, node.id
+    assert plain > 0.9 * total
+
+
+@pytest.mark.parametrize("unit", ["1", "byte", "s", "FLOP/s", "byte/s", "USD/s", "FLOP/token", "token/s", "1/s",
+                                  "byte*s^2", "param", "USD/token", "user", "sequence/s"])
+def test_canonical_spellings_read_without_pint_as_pint_reads_them(unit):
+    from derive.units.check import _q, plain_dims
+
+    want = {k: v for k, v in dict(_q(unit).dimensionality).items() if v}
+    assert plain_dims(unit) == want

@@ -238,28 +238,41 @@ def exact_count(arch: Architecture, values, active: bool = False, options: Mappi
                 ) -> sp.Expr:
     """params.total (or params.active) for these values, evaluated node by node: the same tree, without
     expanding the whole formula first (the CLI computes N and N_act for every model this way)."""
+    return _count_of(total(arch, active=active, options=options), values)
 
+
+def _count_of(tree: Quantity, values) -> sp.Expr:
     def value(q: Quantity) -> sp.Expr:
         if not q.children:
             return q.expr.xreplace(values)
         return q.expr.xreplace({**values, **{c.symbol: value(c) for c in q.children}})
 
-    tree = total(arch, active=active, options=options)
     out = value(tree)
     return out if out.is_Number else tree.evaluate(values)
 
 
+@lru_cache(maxsize=1024)
+def _count_tree(arch: Architecture, active: bool, options: frozenset) -> tuple[Quantity, frozenset]:
+    """The count's tree, a function of the shape and the options alone, and the symbols its formulas read."""
+    tree = total(arch, active=active, options=dict(options))
+    parts = {c.symbol for n in tree.walk() for c in n.children}
+    return tree, frozenset(x for n in tree.walk() for x in n.expr.free_symbols) - parts
+
+
 @lru_cache(maxsize=4096)
 def _cached_count(arch: Architecture, values: frozenset, active: bool, options: frozenset) -> sp.Expr:
-    return exact_count(arch, dict(values), active, dict(options))
+    return _count_of(_count_tree(arch, active, options)[0], dict(values))
 
 
 def cached_count(arch: Architecture, values, active: bool = False, options: Mapping[str, str] | None = None
                  ) -> sp.Expr:
-    """exact_count, memoized on the architecture (frozen), the values and the options: the site and a report
-    build many contexts of one preset, and each would count its parameters twice. Not for builds under pins
-    (a pinned node changes the count without changing these arguments)."""
-    return _cached_count(arch, frozenset(values.items()), active, frozenset((options or {}).items()))
+    """exact_count, memoized on the architecture (frozen), the options and the values of the symbols the count
+    reads (a context's sequence length or machine changes no count): the site and a report build many contexts
+    of one preset, and each would count its parameters twice. Not for builds under pins (a pinned node changes
+    the count without changing these arguments)."""
+    opts = frozenset((options or {}).items())
+    _, read = _count_tree(arch, active, opts)
+    return _cached_count(arch, frozenset((k, v) for k, v in values.items() if k in read), active, opts)
 
 
 def approx() -> Quantity:

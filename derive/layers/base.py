@@ -47,7 +47,7 @@ class Env:
     def option(self, key: str) -> str:
         from derive import options as O
 
-        return O.get(dict(self.options), key)
+        return O.get(self.options, key)  # not a copy: a tracking mapping (derive.reads) sees which key was read
 
 
 @dataclass(frozen=True)

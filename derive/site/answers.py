@@ -22,7 +22,7 @@ _IEC = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
 
 
 def _spellings() -> list[str]:
-    """Unit names a person types, all resolved through the engine's pint registry."""
+    """Unit names a person types, each read as the engine reads a typed unit (derive.units.factor_to_canonical)."""
     names = ["B", "byte", "bytes", "bit", "bits"] + [p + "bit" for p in _SI + _IEC]
     names += [p + "B" for p in _SI + _IEC]
     for base in ("FLOP", "FLOPs", "flop", "flops", "FLOPS", "MAC", "MACs"):
@@ -44,6 +44,8 @@ def unit_table() -> dict[str, list]:
 
     table: dict[str, list] = {}
     for name in _spellings():
+        if name == "$":
+            continue  # pint has no "$" (asking it costs its import, 0.3 s): it is USD, set below
         try:
             factor, canon = factor_to_canonical(name)
         except DeriveError:
@@ -51,7 +53,7 @@ def unit_table() -> dict[str, list]:
         if canon == "1" or "^" in canon:
             continue
         table[name] = [canon, [str(factor.p), str(factor.q)]]
-    table["$"] = table["USD"]  # pint has no "$"; "$3/hour" and "2e-7 $/token" are common
+    table["$"] = table["USD"]  # "$3/hour" and "2e-7 $/token" are common
     return dict(sorted(table.items()))
 
 

@@ -236,27 +236,23 @@ def _wrap(inner: str) -> str:
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">{inner}</math>'
 
 
-def _root_mathml(d, q) -> str:
+def _root_mathml(q: Quantity) -> str:
     """The top-level formula as the HTML report prints it: P = P_emb + L·P_layer + … (parts in order)."""
-    step = d.root
+    from derive.derivation import node_formula
     from derive.reports import mathml
 
-    lhs = mathml.identifier(step.symbol_latex, step.symbol_text)
-    if getattr(step, "formula_expr", None) is not None:
-        rhs = mathml.expression(step.formula_expr, step.names, order=step.order)
-    else:
-        rhs = mathml.from_latex(step.formula_latex)
-    return _wrap(f"<mrow>{lhs}<mo>=</mo>{rhs}</mrow>")
+    f = node_formula(q)
+    lhs = mathml.identifier(q.latex, q.symbol_name)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(f.expr, f.names, order=f.order)}</mrow>")
 
 
-def _expanded_mathml(d, q) -> str:
-    """The whole formula in catalog symbols: what the generated JavaScript computes."""
-    expr = getattr(d, "expanded_expr", None)
-    expr = q.expanded if expr is None else expr
+def _expanded_mathml(q: Quantity) -> str:
+    """The whole formula in catalog symbols, as a derivation groups it: what the generated JavaScript computes."""
+    from derive.derivation import expanded_form
     from derive.reports import mathml
 
-    lhs = mathml.identifier(d.root.symbol_latex, d.root.symbol_text)
-    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expr)}</mrow>")
+    lhs = mathml.identifier(q.latex, q.symbol_name)
+    return _wrap(f"<mrow>{lhs}<mo>=</mo>{mathml.expression(expanded_form(q))}</mrow>")
 
 
 def symbol_mathml(name: str) -> str:
@@ -408,15 +404,20 @@ def _point(sym: sp.Symbol, k: int) -> sp.Integer:
     return sp.Integer(zlib.crc32(f"{sym.name}/{k}".encode()) % 89 + 7)
 
 
-def _node_values(q: Quantity, values: Mapping, out: list | None = None) -> list[tuple[str, sp.Expr]]:
+def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
     """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
     numbers is decided at once, a Max of two formulas is not)."""
-    out = [] if out is None else out
-    rule = {}
-    for c in q.children:
-        _node_values(c, values, out)
-        rule[c.symbol] = out[-1][1]
-    out.append((q.id, q.expr.xreplace({**dict(values), **rule})))
+    plain = dict(values)  # once: a tracking mapping copied per node costs a Python call per key
+    out: list[tuple[str, sp.Expr]] = []
+
+    def visit(node: Quantity) -> None:
+        rule = {}
+        for c in node.children:
+            visit(c)
+            rule[c.symbol] = out[-1][1]
+        out.append((node.id, node.expr.xreplace({**plain, **rule})))
+
+    visit(q)
     return out
 
 
@@ -439,9 +440,39 @@ def _probe(q: Quantity, fit: Fit | None) -> tuple:
     return tuple(out)
 
 
+def _signature(q: Quantity, fit: Fit | None) -> tuple:
+    """Every node's id, formula and parts, and the fit check's formulas: two builds with one signature have one
+    probe (:func:`_probe` reads nothing else), so comparing signatures spares evaluating both trees twice."""
+    nodes = tuple((n.id, n.expr, tuple(c.symbol for c in n.children)) for n in q.walk())
+    return nodes if fit is None else (nodes, fit.needed, fit.available)
+
+
+@dataclass
+class _Built:
+    """One build of a calculator's quantity for one preset, compared with another as `derive show` would answer:
+    the same value and the same formula at every node (:func:`_probe`). The value is taken when built (the
+    context's values may change later); the probe only when a comparison needs it."""
+
+    q: Quantity
+    fit: Fit | None
+    value: sp.Expr
+    #: symbols the build gave values of its own (a pinned symbol left out gets the engine's value)
+    read: set[sp.Symbol] = field(default_factory=set)
+
+    @cached_property
+    def probe(self) -> tuple:
+        return _probe(self.q, self.fit)
+
+    def same_answer(self, other: _Built) -> bool:
+        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ."""
+        if self.value != other.value:
+            return False
+        return _signature(self.q, self.fit) == _signature(other.q, other.fit) or self.probe == other.probe
+
+
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-            pins: dict[str, str]) -> tuple[str, sp.Expr, set[sp.Symbol]]:
-    """(probe values, value, symbols the build gave values to) of one preset under the given pins."""
+            pins: dict[str, str]) -> _Built:
+    """One preset's build under the given pins."""
     from derive import query as api
     from derive.registry import REGISTRY, build
 
@@ -450,11 +481,11 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
     q = build(calc.qid, ctx)
     qdef = REGISTRY[calc.qid]
     fit = qdef.fit(ctx) if qdef.fit is not None else None
-    return _probe(q, fit), _node_value(q, ctx.values), set(ctx.values) - before
+    return _Built(q, fit, _node_value(q, ctx.values), set(ctx.values) - before)
 
 
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-              inputs: list[str], want: tuple[str, sp.Expr], looked: _Looked | None = None) -> list[str]:
+              inputs: list[str], want: _Built, looked: _Looked | None = None) -> list[str]:
     """The page's pins a `derive show` line must name to give this model's answer: an option whose engine
     default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
     the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes.
@@ -471,8 +502,8 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
             continue
         loose = {k: v for k, v in pins.items() if k != key}
         try:
-            form, value, read = _answer(calc, model, hardware, options, sets, loose)
-            needed = (form, value) != want if key in O.OPTIONS else S.sym(key) in read
+            got = _answer(calc, model, hardware, options, sets, loose)
+            needed = not got.same_answer(want) if key in O.OPTIONS else S.sym(key) in got.read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
             needed = True
         if needed:
@@ -486,7 +517,6 @@ def build_page(calc: Calculator) -> CalcPage:
 
     Cached per process: the site build and the tests ask for the same pages."""
     from derive import query as api
-    from derive.derivation import derive
     from derive.errors import DoesNotFit
     from derive.registry import REGISTRY, build
 
@@ -517,15 +547,14 @@ def build_page(calc: Calculator) -> CalcPage:
         syms = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols if fit else set())
         shape = shapes.get(key)
         if shape is None:
-            # the derivation of the formula, not of a verdict: whether this preset fits the default machine
-            # decides what the page shows, not what the formula is
-            d = derive(q, ctx.values)
+            # the formula, not a verdict: whether this preset fits the default machine decides what the page
+            # shows, not what the formula is
             inputs = _ordered(syms)
-            shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(d, q),
-                          expanded=_expanded_mathml(d, q), inputs=inputs, models=[], fit=fit,
+            shape = Shape(id=f"s{len(shapes) + 1}", expr=expr, root_formula=_root_mathml(q),
+                          expanded=_expanded_mathml(q), inputs=inputs, models=[], fit=fit,
                           fit_formula=_fit_mathml(fit) if fit is not None else "",
                           cli_options=_cli_pins(calc, preset.id, hw_default, options, sets, inputs,
-                                                (_probe(q, fit), _node_value(q, ctx.values)), looked))
+                                                _Built(q, fit, _node_value(q, ctx.values)), looked))
             shapes[key] = shape
         shape.models.append(preset.id)
         missing = [str(s) for s in syms if s not in ctx.values]
