@@ -277,6 +277,22 @@ def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
     return real
 
 
+def exact_over(quantity: str, name: str, values: Iterable, req: Request,
+               let: Mapping[str, str] | None = None) -> list[tuple[sp.Rational, sp.Expr]]:
+    """(value, exact result) of ``quantity`` at each of ``values`` of the symbol ``name``: what ``api.value`` gives
+    with ``--set name=value``, from one tree. The symbol is freed as for a solve (``prepare``; ``let`` ties others
+    to it, ``{"users": "b"}``), the rest of the context substituted once, then each value, exactly. The values are
+    read and checked as a --grid's (whole, positive, bounded). As a sweep, no verdict (a fit check) is applied:
+    ask for one apart."""
+    from derive.solve import _number, _subs
+
+    inputs.require_str(quantity, "the quantity", "'decode.step_time'")
+    axis = parse_grid(f"{inputs.require_str(name, 'the symbol', 'b')}={_values_text(name, values)}")
+    compiled = prepare(quantity, [name], req, let).substituted()
+    x = S.sym(name)
+    return [(v, _number(_subs(compiled, {x: v}))) for v in axis.values]
+
+
 def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, target=None, sense: str = "=",
           model: str | None = None, hf_config: str | None = None, hardware: str | None = None,
           options: dict[str, str] | None = None, let: Iterable[str] | Mapping[str, str] | None = None,
