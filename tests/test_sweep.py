@@ -187,3 +187,21 @@ def test_exactness_note_for_huge_values():
     flat = r.size - 1
     assert r.exact(flat) == api.value("flops.training_total", model="llama-2-70b", s=4096, D=10**13)
     assert sp.sympify(r.exact(flat)).is_Integer
+
+
+def test_compiled_formula_is_lambdify_numpy_without_the_star_import():
+    """_compile hands lambdify the NumPy module, not the string "numpy" (whose `from numpy import *` loads every
+    lazy submodule): the generated source is the same, and so is every value, for the functions formulas use."""
+    import inspect
+
+    x, y = sp.symbols("x y", positive=True)
+    exprs = [sp.Max(2 * x, x + 3) + sp.floor(x / 3), sp.ceiling(x) * sp.Min(x, y), sp.Piecewise((x, x < 3), (y, True)),
+             sp.sqrt(x) + sp.log(y) + sp.exp(x), sp.Abs(x - y), sp.Heaviside(x - 2), sp.Mod(x, 3),
+             x ** sp.Rational(1, 3), sp.Max(x, 4 * y) / sp.Min(x + 1, y ** 2)]
+    a, b = np.array([1.0, 2.5, 4.0, 7.0]), np.array([2.0, 2.0, 3.0, 9.0])
+    for e in exprs:
+        fn = sweep_mod._compile(e, [x, y])
+        ref = sp.lambdify([x, y], e, modules="numpy", cse=True)
+        mine = sp.lambdify([x, y], e, modules=[np], cse=True)
+        assert inspect.getsource(mine) == inspect.getsource(ref), e
+        assert np.array_equal(fn(a, b), np.asarray(ref(a, b), dtype=np.float64)), e
