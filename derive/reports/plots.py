@@ -9,6 +9,7 @@ fixed sizes, fonts and SVG ids (``svg.hashsalt``), and no dates or versions in t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,6 +170,39 @@ def _count_axis(ax, values: Sequence[float], log: bool) -> None:
         ax.set_xlabel(f"{ax.get_xlabel()} [K = 1,024]")
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+#: what matplotlib's log formatter writes: $\mathdefault{[-][coefficient\times]base^{exponent}}$ or a plain number
+_LOG_LABEL = re.compile(r"\$\\mathdefault\{(?P<sign>-?)(?:(?P<coeff>[0-9.e+]+)\\times)?(?P<base>[0-9.]+)"
+                        r"\^\{(?P<exp>-?[0-9]+)\}\}\$")
+
+
+def log_label(text: str) -> str:
+    """A log axis's tick label as plain text: '$\\mathdefault{10^{3}}$' -> '10³', '$\\mathdefault{2\\times10^{1}}$' ->
+    '2×10¹'. The same label, drawn as text: parsing each as mathtext is a tenth of a second of a roofline chart.
+    A label of another form is kept as it is (matplotlib draws it as before)."""
+    m = _LOG_LABEL.fullmatch(text)
+    if m is None:
+        return text
+    coeff = f"{m['coeff']}×" if m["coeff"] else ""
+    return f"{'−' if m['sign'] else ''}{coeff}{m['base']}{m['exp'].translate(_SUPERSCRIPT)}"
+
+
+def _log_scale(ax, which: str, base: float = 10) -> None:
+    """A log scale on the ``which`` ('x' or 'y') axis whose tick labels are matplotlib's own, written as plain text
+    (:func:`log_label`)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return log_label(super().__call__(x, pos))
+
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    # as matplotlib's LogScale sets them (base, and minor labels where the span is short), only the text differs
+    axis.set_major_formatter(Plain(base))
+    axis.set_minor_formatter(Plain(base, labelOnlyBase=False))
+
+
 def _overlaps(a, b, pad: float = 2.0) -> bool:
     return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
 
@@ -241,9 +275,9 @@ def sweep_figure(quantity: str, over: str, *, models: Sequence[str | None] = (No
         if tval is not None:
             ax.axhline(tval / div, color=INK, ls="--", lw=1.2, label=f"target {target}")
         if logx:
-            ax.set_xscale("log", base=2)
+            _log_scale(ax, "x", base=2)
         if logy:
-            ax.set_yscale("log")
+            _log_scale(ax, "y")
         from derive import symbols as S
 
         info = S.CATALOG.get(name)
@@ -368,8 +402,8 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
             if no:
                 ax.plot([p[1] for p in no], [p[2] / div for p in no], "o", mfc="white", mec=INFEASIBLE, mew=1.4,
                         ms=5, zorder=3, label="does not fit in memory" if i == len(series) - 1 else None)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_scale(ax, "x")
+        _log_scale(ax, "y")
         ax.set_xlim(lo, hi)
         ax.set_ylim(min(ys_all) / 3, peak / div * 3)
         ax.set_xlabel("arithmetic intensity I [FLOP/byte]")
