@@ -245,6 +245,26 @@ class Derivation:
         return fn(self) if fn else None
 
 
+def _from_parts(node: Quantity, values: Mapping[sp.Symbol, sp.Expr], parts: list[sp.Expr]) -> sp.Expr | None:
+    """The node's exact rational value from its parts' values (what the step shows: ``P = 3·P_dense + …``), or
+    None when a part is not a rational number or the formula gives none there (the expanded formula decides):
+    one small substitution per node, not one of the whole expanded formula per node."""
+    if not all(p.is_Rational for p in parts):
+        return None
+    val = node.expr.xreplace({**values, **{c.symbol: p for c, p in zip(node.children, parts, strict=True)}})
+    return val if val.is_Rational else None
+
+
+def _again(first: Step, depth: int, title: str) -> Step:
+    """A repeat of ``first`` at another depth, sharing its (lazy) LaTeX rather than printing it twice."""
+    step = object.__new__(Step)
+    step.__dict__.update(first.__dict__)
+    for name in ("formula_latex", "substituted_latex"):
+        step.__dict__["_lazy_" + name] = lambda name=name: getattr(first, name)
+    step.depth, step.title = depth, title
+    return step
+
+
 def _collect(expr: sp.Expr) -> sp.Expr:
     """Group the expanded formula by layer counts so it reads per layer."""
     keys = [s for s in (S.L, S.L_enc) if expr.has(s)]
@@ -260,10 +280,21 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
     def value_of(node: Quantity) -> sp.Expr:
         key = id(node)
         if key not in computed:
-            computed[key] = node.evaluate(values)
+            computed[key] = _from_parts(node, values, [value_of(c) for c in node.children]) \
+                if node.children else None
+            if computed[key] is None:
+                computed[key] = node.evaluate(values)
         return computed[key]
 
+    shown_at: dict[int, Step] = {}  # a node the tree reaches twice (a DAG) is worked once
+    printed: dict[tuple, Step] = {}
+
     def visit(node: Quantity, depth: int) -> None:
+        first = shown_at.get(id(node))
+        if first is not None:
+            steps.append(_again(first, depth, first.title + (" (its parts are worked above)" if node.children
+                                                               and depth < max_depth else "")))
+            return
         val = value_of(node)
         local = dict(values)
         for c in node.children:
@@ -271,22 +302,35 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
         shown = _ordered(node)
         order = "none" if node.meta.get("terms") else None
         units = {c.symbol: c.unit for c in node.children}
-        sub_text = _ValueStr(local, order, units, decimals=True).doprint(shown).replace("**", "^").replace("*", "·")
         names = _names(node)
         free = shown.free_symbols
+        # the same formula over the same values prints the same (a dense and a MoE layer's attention): once
+        key = (shown, order, tuple((str(sy), local.get(sy), units.get(sy), names.get(sy))
+                                   for sy in sorted(free, key=str)))
+        twin = printed.get(key)
+        if twin is not None:
+            formula_text, sub_text = twin.formula_text, twin.substituted_text
+            formula_latex = lambda twin=twin: twin.formula_latex  # noqa: E731  (lazy, shared with the twin)
+            substituted_latex = lambda twin=twin: twin.substituted_latex  # noqa: E731
+        else:
+            formula_text = text(shown, order)
+            sub_text = _ValueStr(local, order, units, decimals=True).doprint(shown).replace("**", "^").replace("*",
+                                                                                                             "·")
+            formula_latex = lambda shown=shown, node=node, order=order: latex(shown, node, order)  # noqa: E731
+            substituted_latex = (lambda shown=shown, local=local, names=names, order=order, units=units:  # noqa: E731
+                                 _ValueLatex(local, names, order, units).doprint(shown))
         exact = not sp.sympify(val).free_symbols
         steps.append(Step(
             id=node.id, title=node.title, depth=depth, unit=node.unit, symbol_text=node.symbol_name,
-            symbol_latex=node.latex, formula_text=text(shown, order),
-            formula_latex=lambda shown=shown, node=node, order=order: latex(shown, node, order),
-            substituted_text=sub_text,
-            substituted_latex=lambda shown=shown, local=local, names=names, order=order, units=units:
-                _ValueLatex(local, names, order, units).doprint(shown),
+            symbol_latex=node.latex, formula_text=formula_text, formula_latex=formula_latex,
+            substituted_text=sub_text, substituted_latex=substituted_latex,
             value=val, value_text=exact_text(val) if exact else text(val),
             human=human(val, node.unit) if exact else "",
             note=node.note, category=node.category, formula_expr=shown, substitutions=local,
             names={sy: nm for sy, nm in names.items() if sy in free}, order=order,
         ))
+        shown_at[id(node)] = steps[-1]
+        printed.setdefault(key, steps[-1])
         if depth < max_depth:
             for c in node.children:
                 visit(c, depth + 1)

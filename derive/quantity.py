@@ -128,6 +128,7 @@ class Quantity:
     def __post_init__(self) -> None:
         self.expr = sp.sympify(self.expr)
         self.children = tuple(self.children)
+        _check_part_names(self)
         if not self.symbol_name:
             self.symbol_name = "Q_" + self.id.replace(".", "_")
         if not self.latex:
@@ -194,10 +195,13 @@ class Quantity:
             if not node.children:
                 out.append((node, mult))
                 return
+            coeffs = _term_coefficients(node)
             for c in node.children:
-                coeff = sp.diff(node.expr, c.symbol)
-                if coeff.has(*[x.symbol for x in node.children]):
-                    raise DeriveError(f"{node.id} is not linear in {c.id}")
+                coeff = coeffs.get(c.symbol) if coeffs is not None else None
+                if coeff is None:
+                    coeff = sp.diff(node.expr, c.symbol)
+                    if coeff.has(*[x.symbol for x in node.children]):
+                        raise DeriveError(f"{node.id} is not linear in {c.id}")
                 visit(c, sp.expand(mult * coeff))
 
         visit(self, sp.Integer(1))
@@ -267,6 +271,33 @@ def _simplify_number(x: sp.Expr) -> sp.Expr:
     if x.has(sp.Float):
         return sp.nsimplify(x, rational=False)
     return sp.powsimp(x)
+
+
+def _check_part_names(q: Quantity) -> None:
+    """Two parts may share a symbol only when they are one formula (a DAG's shared node, or equal leaves):
+    otherwise the node's formula could not tell them apart and one part's value would stand for both."""
+    seen: dict[str, Quantity] = {}
+    for c in q.children:
+        first = seen.setdefault(c.symbol_name or c.id, c)
+        if first is not c and (first.children or c.children or first.expr != c.expr):
+            raise DeriveError(f"internal: {q.id} has two different parts named {c.symbol_name} ({first.id}, {c.id})")
+
+
+def _term_coefficients(q: Quantity) -> dict[sp.Symbol, sp.Expr] | None:
+    """Each child's coefficient read from the Σ c·part terms a node was built from (no differentiation), or None
+    when the node has no terms, they no longer spell its formula, or a coefficient holds a child's symbol."""
+    terms = q.meta.get("terms")
+    if not terms:
+        return None
+    kids = {c.symbol for c in q.children}
+    out: dict[sp.Symbol, sp.Expr] = {}
+    for c, s in terms:
+        if s not in kids or c.free_symbols & kids:
+            return None
+        out[s] = out.get(s, sp.Integer(0)) + c
+    if sp.Add(*[c * s for s, c in out.items()]) != q.expr:
+        return None
+    return out
 
 
 def leaf(qid: str, title: str, unit: str, expr, *, symbol: str, latex: str, category: str = "",

@@ -254,3 +254,39 @@ def test_memory_units():
             q.check_units()
             assert q.unit == qdef.unit, qid
     assert refused == {"kv_cache.cross_per_token"}
+
+
+# ---- checkpoint formats: a sum over the leaves of several blocks ----------------------------------------
+
+def test_fp8_checkpoint_counts_each_expert_matrix_at_its_own_size():
+    # DeepSeek-V3 stores attention, the dense MLPs and every expert in fp8 blocks of 128×128 with one fp32
+    # scale each: 1 + 4/16384 = 4097/4096 byte/param; the rest (embedding, head, norms, router) in bf16.
+    # fp8: 61 layers × MLA 187,105,280 (q_a 11,010,048 + q_b 37,748,736 + kv_a 4,128,768 + kv_b 16,777,216
+    #      + o 117,440,512) = 11,413,422,080
+    #    + 3 dense SwiGLU × 3 · 7168 · 18432 = 1,189,085,184
+    #    + 58 MoE layers × (256 routed + 1 shared) × 3 · 7168 · 2048 = 656,463,101,952
+    #    = 669,065,609,216 param → × 4097/4096 = 669,228,955,312 B
+    # bf16: 671,026,404,352 − 669,065,609,216 = 1,960,795,136 param (embedding and head 2 · 926,679,040,
+    #      61 · (1536 + 512 + 2 · 7168) norms = 999,424, 58 routers · 256 · 7168 = 106,430,464, final norm 7168)
+    #    → × 2 = 3,921,590,272 B;  sum 673,150,545,584 B.
+    # (The dense, routed and shared experts' gate matrices share the name P_gate; counted as one name, the
+    # routed and shared experts were read at the dense width's value and the sum came to 674,207,252,144.)
+    assert api.value("memory.weights", model="deepseek-v3") == 673_150_545_584
+    # one decode step at b=1 reads the k=8 routed experts and the shared one of each MoE layer:
+    # fp8 11,413,422,080 + 1,189,085,184 + 58 · 9 · 44,040,192 = 35,591,487,488 → × 4097/4096
+    # = 35,600,176,816 B; bf16 the embedding row 7168, norms 999,424, routers 106,430,464, final norm 7168 and
+    # head 926,679,040 = 1,034,123,264 → 2,068,246,528 B; sum 37,668,423,344 B
+    assert api.value("decode.weights_read", model="deepseek-v3", b=1) == 37_668_423_344
+
+
+def test_a_node_refuses_two_different_parts_of_one_name():
+    from derive.quantity import leaf, node
+
+    gate_dense = leaf("a.gate", "gate", "param", S.d * S.d_ff, symbol="P_gate", latex="P")
+    gate_expert = leaf("b.gate", "gate", "param", S.d * S.sym("d_ffe"), symbol="P_gate", latex="P")
+    norm_a = leaf("a.norm", "norm", "param", 2 * S.d, symbol="P_norm", latex="P")
+    norm_b = leaf("b.norm", "norm", "param", 2 * S.d, symbol="P_norm", latex="P")
+    assert node("ok", "equal leaves may share", "param", [(3, norm_a), (58, norm_b)], symbol="P",
+                latex="P").evaluate({S.d: 7168}) == 61 * 2 * 7168
+    with pytest.raises(DeriveError, match="two different parts named P_gate"):
+        node("bad", "two gates", "param", [(3, gate_dense), (58, gate_expert)], symbol="P", latex="P")

@@ -7,6 +7,8 @@ Parameter counts are never re-derived here: ``N`` is the model's exact ``params.
 
 from __future__ import annotations
 
+import dataclasses
+
 import sympy as sp
 
 from derive import conventions as C
@@ -77,11 +79,33 @@ bytes_q = S.define("bytes_q", r"\beta_{q}", "byte/param",
                    integer=False)
 
 
+def _distinct(leaves: list[tuple[Quantity, sp.Expr]]) -> list[tuple[Quantity, sp.Expr]]:
+    """The leaves with one symbol per formula: equal leaves (every layer's q_a, its norms) become one term with
+    their multiplicities added, and a leaf whose name another formula already has (the dense, routed and shared
+    experts' P_gate) is renamed after its block, so a sum over several blocks counts each at its own size."""
+    merged: dict[str, list] = {}
+    for lf, m in leaves:
+        name, n = lf.symbol_name, 1
+        while name in merged and merged[name][0].expr != lf.expr:
+            group = lf.id.split(".")[-2] if lf.id.count(".") else "part"
+            name, n = f"{lf.symbol_name}_{group}" + (str(n) if n > 1 else ""), n + 1
+        if name in merged:
+            merged[name][1] += m
+            continue
+        if name != lf.symbol_name:
+            lf = dataclasses.replace(lf, symbol_name=name,
+                                     latex=lf.latex + r"^{(\mathrm{" + name[len(lf.symbol_name) + 1:] + "})}")
+        merged[name] = [lf, m]
+    return [(lf, m) for lf, m in merged.values()]
+
+
 def formatted(ctx: Context, tree: Quantity, qid: str, title: str, sym: str) -> Quantity:
     """Bytes of the parameters of ``tree`` with each category in its checkpoint format, the rest at bytes_w."""
     (fmt, cats), = ctx.arch.quant[:1]
     ctx.values.setdefault(bytes_q, C.format_bytes(fmt))
-    pairs = [(m, lf) for lf, m in tree.leaf_coefficients() if (lf.category or lf.id) in cats]
+    leaves = _distinct(tree.leaf_coefficients())
+    pairs = [(m, lf) for lf, m in leaves if (lf.category or lf.id) in cats]
+    rest = [(m, lf) for lf, m in leaves if (lf.category or lf.id) not in cats]
     if not pairs:
         return leaf(qid, title + " (no parameter in the quantized categories)", "byte", tree.symbol * S.bytes_w,
                     symbol=sym, latex=r"M_{w}")
@@ -89,9 +113,14 @@ def formatted(ctx: Context, tree: Quantity, qid: str, title: str, sym: str) -> Q
                 symbol="P_q", latex=r"P_{q}")
     quantized = node(f"{qid}.{fmt.split('_')[0]}", f"{fmt} weights: parameters × bytes_q (scales included)", "byte",
                      expr=part.symbol * bytes_q, children=(part,), symbol="M_q", latex=r"M_{q}")
-    other = node(f"{qid}.other", "the other weights at bytes_w (all of them but P_q)", "byte",
-                 expr=(tree.symbol - part.symbol) * S.bytes_w, children=(tree, part), symbol="M_other",
-                 latex=r"M_{\mathrm{other}}")
+    if not rest:
+        return node(qid, title, "byte", [(1, quantized)], symbol=sym, latex=r"M_{w}")
+    # the rest as its own sum of the same leaves (not P − P_q: the whole tree again, to subtract most of it)
+    kept = ", ".join(dict.fromkeys(lf.category or lf.id for _, lf in rest))
+    others = node(f"{qid}.rest", f"the other parameters ({kept})", "param", rest, symbol="P_rest",
+                  latex=r"P_{\mathrm{rest}}")
+    other = node(f"{qid}.other", "the other weights at bytes_w", "byte", expr=others.symbol * S.bytes_w,
+                 children=(others,), symbol="M_other", latex=r"M_{\mathrm{other}}")
     return node(qid, title, "byte", [(1, quantized), (1, other)], symbol=sym, latex=r"M_{w}")
 
 
