@@ -46,23 +46,30 @@ def test_roofline_points_lie_on_the_roof():
 @pytest.mark.parametrize("options", [{}, {"kv_reads": "off"}])
 def test_roofline_points_and_fits_are_api_values(options):
     """The points come from one tree per quantity with b free (derive.sweep.exact_over); each equals api.value with
-    --set b at that batch, and the fit verdict is serving.memory_per_device (users = b) against M_dev."""
-    from derive import symbols as S
+    --set b at that batch, and the fit verdict is serving.memory_per_device (users = b) against mem_util × M_dev,
+    the verdict decode.step_time itself gives."""
+    from derive.errors import DoesNotFit
 
-    batches = [1, 7, 32, 33, 34, 512]
+    batches = [1, 7, 29, 30, 34, 512]
     kw = {"model": "llama-2-7b", "hardware": "h100-sxm", "s": 4096}
     pts = plots.roofline_points("llama-2-7b", "h100-sxm", batches, options=options, sets={"s": "4096"})
     fits = plots.fits_in_memory("llama-2-7b", "h100-sxm", batches, options=options, sets={"s": "4096"})
-    m_dev = api.context(model="llama-2-7b", hardware="h100-sxm").values[S.M_dev]
     for (b, intensity, perf), want_b in zip(pts, batches, strict=True):
         one = {**kw, "b": b, "options": {**options, "fit": "ignore"}}
         assert b == want_b
         assert intensity == float(api.value("roofline.intensity", **one))
         assert perf == float(api.value("decode.flops_per_step", **one) / api.value("decode.step_time", **one))
-        assert fits[b] == (api.value("serving.memory_per_device", **kw, b=b, users=b, options=options) <= m_dev)
-    # 80 GiB hold 2·N = 12.55 GiB of weights and 33 sequences of 2 GiB (2·L·g·d_k·s·2 bytes): 33 fits, 34 does not
-    assert [fits[b] for b in batches] == [True, True, True, True, False, False]
-    assert (2 * 6_738_415_616 + 33 * 2**31 <= 80 * 2**30) and not (2 * 6_738_415_616 + 34 * 2**31 <= 80 * 2**30)
+        try:
+            api.value("decode.step_time", **kw, b=b, options=options)
+            runs = True
+        except DoesNotFit:
+            runs = False
+        assert fits[b] == runs
+    # 0.9 × 80 GiB = 77,309,411,328 B hold 2·N = 13,476,831,232 B of weights and 29 sequences of 2 GiB
+    # (2·L·g·d_k·s·2 = 2·32·32·128·4096·2 bytes): 29 fit, 30 do not
+    assert [fits[b] for b in batches] == [True, True, True, False, False, False]
+    usable = 80 * 2**30 * 9 // 10
+    assert (2 * 6_738_415_616 + 29 * 2**31 <= usable) and not (2 * 6_738_415_616 + 30 * 2**31 <= usable)
 
 
 def test_roofline_refuses_a_set_batch(tmp_path):
@@ -131,16 +138,17 @@ def _text_boxes(fig):
 
 
 def test_roofline_greys_batches_that_do_not_fit_and_keeps_labels_apart():
-    """llama-2-7b at s=4096 on an 80 GiB H100: 12.55 GiB of weights + 2 GiB of KV cache per sequence, so
-    b ≤ 33 fits (kv_cache.max_batch) and b = 64 … 1024 are drawn hollow grey; no two labels touch."""
+    """llama-2-7b at s=4096 on an 80 GiB H100: 12.55 GiB of weights + 2 GiB of KV cache per sequence in the
+    72 GiB a decode step may use (mem_util 0.9), so b ≤ 29 runs (serving.max_users; kv_cache.max_batch's 33
+    counts the whole card) and b = 32 … 1024 are drawn hollow grey; no two labels touch."""
     batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     fits = plots.fits_in_memory("llama-2-7b", "h100-sxm", batches, sets={"s": "4096"})
-    assert api.value("kv_cache.max_batch", model="llama-2-7b", hardware="h100-sxm", s=4096) == 33
-    assert fits == {b: b <= 33 for b in batches}
+    assert api.value("serving.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096) == 29
+    assert fits == {b: b <= 29 for b in batches}
     fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=batches, sets={"s": "4096"})
     ax = fig.axes[0]
     grey = [line for line in ax.lines if line.get_markeredgecolor() == plots.INFEASIBLE]
-    assert len(grey) == 2 and [len(line.get_xdata()) for line in grey] == [5, 5]
+    assert len(grey) == 2 and [len(line.get_xdata()) for line in grey] == [6, 6]  # b = 32 … 1024
     assert "does not fit in memory" in [t.get_text() for t in ax.get_legend().get_texts()]
     boxes = _text_boxes(fig)
     labels = [t for t, _ in boxes if t.startswith("b=")]

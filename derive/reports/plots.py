@@ -348,16 +348,18 @@ def _sym(name: str):
 def fits_in_memory(model: str, hardware: str, batches: Iterable[int], *, options: dict[str, str] | None = None,
                    sets: dict[str, str] | None = None) -> dict[int, bool]:
     """For each batch: do the weights and the KV cache of b sequences fit on each device? The engine's
-    serving.memory_per_device (its share of both, KV replicated beyond g devices) with users = b, against
-    M_dev; its tree built once with b free (derive.sweep.exact_over)."""
+    serving.memory_per_device (its share of both, KV replicated beyond g devices) with users = b, against what
+    a device may hold, mem_util × M_dev, as decode.step_time's own verdict counts it; its tree built once with b
+    free (derive.sweep.exact_over)."""
     from derive import query as api
-    from derive import symbols as S
+    from derive.formulas.throughput import usable_memory
     from derive.sweep import exact_over
 
     qid = "serving.memory_per_device"
     req = api.request(model=model, hardware=hardware, options=dict(options or {}), **_per_batch(sets, "b", "users"))
     pairs = exact_over(qid, "b", list(batches), req, let={"users": "b"})
-    have = api.context(req).values[S.M_dev]
+    ctx = api.context(req)
+    have = usable_memory(ctx).xreplace(ctx.values)
     return {int(b): bool(need <= have) for (b, _), need in zip(pairs, _numbers(qid, pairs), strict=True)}
 
 
