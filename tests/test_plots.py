@@ -246,3 +246,20 @@ def test_log_axes_label_as_matplotlib_does_in_plain_text():
     short.canvas.draw()
     minor = [t.get_text() for t in short.axes[0].get_yticklabels(minor=True) if t.get_text()]
     assert "2×10⁰" in minor and not any("$" in t for t in minor)  # 2B parameters on a span shorter than a decade
+
+
+def test_a_chart_refuses_an_input_none_of_its_quantities_reads(tmp_path):
+    # a roofline draws intensity, FLOP/s, step time and the fit: none reads a device-hour price
+    out = tmp_path / "r.svg"
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096", "--set", "price=3",
+                "-O", str(out))
+    assert r.returncode == 2 and "--set price" in r.stderr and "does not read price" in r.stderr
+    assert not out.exists()
+    r = run_cli("plot", "memory", "-m", "llama-2-70b", "--set", "s=4096", "--set", "b=8", "--set", "price=3",
+                "-O", str(out))
+    assert r.returncode == 2 and "memory.inference + memory.training + memory.activations does not read price" \
+        in r.stderr
+    # --lenient draws it and says what was ignored
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096", "--set", "price=3",
+                "--lenient", "-O", str(out))
+    assert r.returncode == 0 and out.exists() and "ignored: --set price" in r.stderr

@@ -330,7 +330,7 @@ def roofline_points(model: str, hardware: str, batches: Iterable[int], *, option
     req = api.request(model=model, hardware=hardware, options=dict(options or {}), defaults={"fit": "ignore"},
                       **_per_batch(sets, "b"))
     cols = {}
-    for qid in ("roofline.intensity", "decode.flops_per_step", "decode.step_time"):
+    for qid in ROOFLINE_QUANTITIES[:3]:
         pairs = exact_over(qid, "b", batches, req)
         cols[qid] = _numbers(qid, pairs)
     bs = [int(b) for b, _ in pairs]
@@ -345,6 +345,12 @@ def _sym(name: str):
     return S.sym(name)
 
 
+#: what a roofline draws: each batch's intensity and FLOP/s, and whether it fits (derive plot refuses inputs none
+#: of them reads)
+ROOFLINE_QUANTITIES = ("roofline.intensity", "decode.flops_per_step", "decode.step_time",
+                       "serving.memory_per_device")
+
+
 def fits_in_memory(model: str, hardware: str, batches: Iterable[int], *, options: dict[str, str] | None = None,
                    sets: dict[str, str] | None = None) -> dict[int, bool]:
     """For each batch: do the weights and the KV cache of b sequences fit on each device? The engine's
@@ -355,7 +361,7 @@ def fits_in_memory(model: str, hardware: str, batches: Iterable[int], *, options
     from derive.formulas.throughput import usable_memory
     from derive.sweep import exact_over
 
-    qid = "serving.memory_per_device"
+    qid = ROOFLINE_QUANTITIES[3]
     req = api.request(model=model, hardware=hardware, options=dict(options or {}), **_per_batch(sets, "b", "users"))
     pairs = exact_over(qid, "b", list(batches), req, let={"users": "b"})
     ctx = api.context(req)
