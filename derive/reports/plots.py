@@ -501,8 +501,10 @@ def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str
                              lw=0.8)
                 handles.setdefault(label, bar)
                 if v / top > 0.05:
+                    # on a patch of the segment's colour above the capacity line, which would strike it through
                     ax.text(0, (bottom + v / 2) / div, bytes_text(v).split(" = ")[-1], ha="center", va="center",
-                            fontsize=8, color="white")
+                            fontsize=8, color="white", zorder=4,
+                            bbox={"boxstyle": "square,pad=0.2", "fc": colors[pid], "ec": "none"})
                 bottom += v
             ax.text(0, bottom / div, bytes_text(bottom).replace(" = ", "\n= "), ha="center", va="bottom",
                     fontsize=8.5, linespacing=1.1)
