@@ -7,6 +7,7 @@ one formula in catalog symbols, and evaluated exactly.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -226,6 +227,21 @@ class Quantity:
     def evaluate(self, values: Values) -> sp.Expr:
         """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain."""
         return _simplify_number(self.expanded.xreplace(dict(values)))
+
+    def value_by_nodes(self, values: Values) -> sp.Expr:
+        """The value with each node's formula given its children's values, children first: no formula is
+        expanded, so one number costs one pass over the tree. ``values`` is read key by key (never copied), so a
+        mapping that records its lookups sees only the symbols the formulas hold."""
+        done: dict[int, sp.Expr] = {}  # a node the tree reaches twice is evaluated once
+
+        def visit(node: Quantity) -> sp.Expr:
+            key = id(node)
+            if key not in done:
+                rule = {c.symbol: visit(c) for c in node.children}
+                done[key] = node.expr.xreplace(ChainMap(rule, values) if rule else values)
+            return done[key]
+
+        return visit(self)
 
     def leaf_coefficients(self) -> list[tuple[Quantity, sp.Expr]]:
         """(leaf, multiplicity) pairs for a quantity linear in its children: how often each

@@ -30,6 +30,15 @@ def number(ctx: Context, expr) -> sp.Expr | None:
     return v if not v.free_symbols else None
 
 
+def value(ctx: Context, q: Quantity) -> sp.Expr | None:
+    """``number(ctx, q.expanded)`` without expanding the tree: a builder deciding a branch on one figure (a device
+    count against the KV heads) then builds no whole formula it may discard. A node-by-node result that is an exact
+    rational is that same number; anything else (a symbol left, a division by zero, a root) is taken from the
+    expanded formula as before."""
+    v = q.value_by_nodes(ctx.values)
+    return v if v.is_Rational else number(ctx, q.expanded)
+
+
 def achievable_compute() -> sp.Expr:
     """FLOP/s one device achieves: eff_compute·F_peak (eff_compute = 1 uncalibrated)."""
     return eff_compute * F_peak

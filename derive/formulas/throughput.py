@@ -20,7 +20,7 @@ from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, DoesNotFit, Infeasible
 from derive.formulas import rooflines as RL
-from derive.formulas.rooflines import number
+from derive.formulas.rooflines import number, value
 from derive.layers import stack as stack_
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, Fit, build, quantity
@@ -520,7 +520,7 @@ def _crossover(ctx: Context) -> Quantity:
     q = crossover(ctx)
     slack = q.find("roofline.slack_per_sequence")
     if slack is not None:
-        den = number(ctx, slack.expanded)
+        den = value(ctx, slack)
         if den is not None and den <= 0:
             per_flop = number(ctx, q.find("roofline.compute_per_sequence").expanded)
             per_byte = number(ctx, q.find("roofline.kv_time_per_sequence").expanded)
