@@ -89,6 +89,19 @@ def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
     return expr.func(*args), True
 
 
+@lru_cache(maxsize=4096)
+def max_of(*args: sp.Expr) -> sp.Expr:
+    """``sp.Max(*args)``, memoized: SymPy decides a Max afresh on every call (pairwise comparisons through
+    factor_terms, about a millisecond for two symbols), and a builder asks for the same one in every context."""
+    return sp.Max(*args)
+
+
+@lru_cache(maxsize=4096)
+def min_of(*args: sp.Expr) -> sp.Expr:
+    """``sp.Min(*args)``, memoized (see :func:`max_of`)."""
+    return sp.Min(*args)
+
+
 #: assumptions a positive integer satisfies (any other on a symbol: SymPy's Max decides as it always did)
 _SAMPLE_OK = frozenset({"positive", "nonnegative", "nonzero", "integer", "rational", "real", "extended_real",
                         "finite", "commutative", "complex", "hermitian", "algebraic", "extended_positive",

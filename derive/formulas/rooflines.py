@@ -13,7 +13,7 @@ import sympy as sp
 
 from derive import hardware as HW
 from derive import symbols as S
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context
 
 F_peak, BW = S.F_peak, S.BW
@@ -83,7 +83,7 @@ def memory_time(qid: str, title: str, moved: Quantity, *, symbol: str, latex: st
 def bound_time(qid: str, title: str, tc: Quantity, tm: Quantity, *, symbol: str, latex: str,
                extra: tuple[Quantity, ...] = ()) -> Quantity:
     """The slower of compute and memory, + any terms that do not overlap with them (fixed costs, collectives)."""
-    expr = sp.Max(tc.symbol, tm.symbol) + sp.Add(*[q.symbol for q in extra])
+    expr = max_of(tc.symbol, tm.symbol) + sp.Add(*[q.symbol for q in extra])
     return node(qid, title, "s", expr=expr, children=(tc, tm) + tuple(extra), symbol=symbol, latex=latex)
 
 

@@ -18,7 +18,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import throughput as T
 from derive.layers import stack as stack_
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context, quantity
 from derive.units.human import human
 
@@ -216,7 +216,7 @@ def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -
                     latex=sym.replace("_", r"_{") + "}")
 
     slow = node("serving.time_one", "one step on a single device: the slower of compute and memory", "s",
-                expr=sp.Max(tc.symbol, tm.symbol), children=(tc, tm), symbol="T_1", latex=r"T_{1}")
+                expr=max_of(tc.symbol, tm.symbol), children=(tc, tm), symbol="T_1", latex=r"T_{1}")
     top = net("serving.time_one_net", "single-device step minus the all-reduce", slow, "T_1net")
     bottom = net("serving.step_budget_net", "step budget left after the all-reduce", budget, "T_maxnet")
     q = node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
@@ -241,7 +241,7 @@ def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -
     ctop = net("serving.compute_time_net", "single-device compute minus the all-reduce", tc, "T_c1net")
     wtop = net("serving.weight_time_net", "single-device weight read minus the all-reduce", tw, "T_w1net")
     return node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
-                expr=sp.ceiling(sp.Max(ctop.symbol / bottom.symbol, wtop.symbol / room.symbol)),
+                expr=sp.ceiling(max_of(ctop.symbol / bottom.symbol, wtop.symbol / room.symbol)),
                 children=(ctop, bottom, wtop, room), symbol="n_tps", latex=r"n_{\mathrm{tps}}",
                 note=f"more devices than the g = {g_val} KV heads: each still reads KV/g per step")
 
@@ -255,7 +255,7 @@ def min_gpus(ctx: Context) -> Quantity:
     if T.given(ctx, tps_target):
         n_tps = _speed_constraint(ctx, w, kv, need)
         children += (n_tps,)
-        expr = sp.Max(n_mem.symbol, n_tps.symbol)
+        expr = max_of(n_mem.symbol, n_tps.symbol)
         title = "fewest devices meeting memory and the tokens/s target of every user"
     q = node("serving.min_gpus", title, "1", expr=expr, children=children, symbol="n_min", latex=r"n_{\min}",
              note="" if T.given(ctx, tps_target) else "memory only: --set tps_target=… adds the speed constraint")

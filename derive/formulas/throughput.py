@@ -22,7 +22,7 @@ from derive.errors import DeriveError, DoesNotFit, Infeasible
 from derive.formulas import rooflines as RL
 from derive.formulas.rooflines import number, value
 from derive.layers import stack as stack_
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context, Fit, build, quantity
 
 b, s, n_dev, F_peak, BW = S.b, S.s, S.n_dev, S.F_peak, S.BW
@@ -365,7 +365,7 @@ def check_decode_fits(ctx: Context, q: Quantity | None = None) -> None:
 def step_time(ctx: Context) -> Quantity:
     p = decode_parts(ctx)
     tc, tm = p["compute_time"], p["memory_time"]
-    expr = sp.Max(tc.symbol, tm.symbol) + p["fixed"].symbol
+    expr = max_of(tc.symbol, tm.symbol) + p["fixed"].symbol
     children: tuple[Quantity, ...] = (tc, tm, p["fixed"])
     if "allreduce" in p:
         expr = expr + p["allreduce"].symbol
@@ -580,7 +580,7 @@ def prefill_time(ctx: Context) -> Quantity:
         w = weights(ctx)
         tm = node("prefill.memory_time", "time to read the weights once (per device)", "s",
                   expr=w.symbol / (n * bandwidth(ctx)), children=(w,), symbol="T_mpre", latex=r"T_{m,\mathrm{pre}}")
-        expr = sp.Max(tc.symbol, tm.symbol)
+        expr = max_of(tc.symbol, tm.symbol)
         children.append(tm)
     fixed = leaf("prefill.fixed_time", "fixed cost of the prefill: t_ℓ,pre per layer", "s",
                  decoder_layers(ctx) * t_layer_pre, symbol="T_fpre", latex=r"T_{\mathrm{fix,pre}}")
