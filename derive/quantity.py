@@ -7,11 +7,13 @@ one formula in catalog symbols, and evaluated exactly.
 
 from __future__ import annotations
 
+import math
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property, lru_cache
 
 import sympy as sp
@@ -87,6 +89,42 @@ def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
     if isinstance(expr, sp.Max):
         return _max(args), True
     return expr.func(*args), True
+
+
+def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Fraction]) -> Fraction | None:
+    """``expr``'s exact value in Python's fractions when every symbol has one in ``env`` and every operation is a
+    sum, a product, an integer power, Max, Min, floor or ceiling: the number SymPy's exact arithmetic gives, without
+    building a SymPy object per operation. None for anything else (a caller then asks SymPy)."""
+    if expr.is_Symbol:
+        return env.get(expr)
+    if expr.is_Rational:
+        return Fraction(expr.p, expr.q)
+    kind = expr.func
+    if kind not in _RATIONAL_OPS:
+        return None
+    args = []
+    for a in expr.args:
+        v = rational_value(a, env)
+        if v is None:
+            return None
+        args.append(v)
+    if kind is sp.Pow:
+        base, exp = args
+        if exp.denominator != 1 or (base == 0 and exp < 0):
+            return None
+        return base ** int(exp)
+    return _RATIONAL_OPS[kind](args)
+
+
+def _product(args: list[Fraction]) -> Fraction:
+    out = Fraction(1)
+    for a in args:
+        out *= a
+    return out
+
+
+_RATIONAL_OPS = {sp.Add: lambda xs: sum(xs, Fraction(0)), sp.Mul: _product, sp.Pow: None, sp.Max: max, sp.Min: min,
+                 sp.floor: lambda xs: Fraction(math.floor(xs[0])), sp.ceiling: lambda xs: Fraction(math.ceil(xs[0]))}
 
 
 @lru_cache(maxsize=4096)
