@@ -91,14 +91,22 @@ def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
     return expr.func(*args), True
 
 
-def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Fraction]) -> Fraction | None:
-    """``expr``'s exact value in Python's fractions when every symbol has one in ``env`` and every operation is a
-    sum, a product, an integer power, Max, Min, floor or ceiling: the number SymPy's exact arithmetic gives, without
-    building a SymPy object per operation. None for anything else (a caller then asks SymPy)."""
+Exact = Fraction | int  # an exact rational in Python: an int while it is whole (int arithmetic is far cheaper)
+
+
+def exact(v: sp.Rational) -> Exact:
+    """A SymPy rational as :data:`Exact`."""
+    return v.p if v.q == 1 else Fraction(v.p, v.q)
+
+
+def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Exact]) -> Exact | None:
+    """``expr``'s exact value in Python's ints and fractions when every symbol has one in ``env`` and every operation
+    is a sum, a product, an integer power, Max, Min, floor or ceiling: the number SymPy's exact arithmetic gives,
+    without building a SymPy object per operation. None for anything else (a caller then asks SymPy)."""
     if expr.is_Symbol:
         return env.get(expr)
     if expr.is_Rational:
-        return Fraction(expr.p, expr.q)
+        return exact(expr)
     kind = expr.func
     if kind not in _RATIONAL_OPS:
         return None
@@ -112,19 +120,19 @@ def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Fraction]) -> Fraction
         base, exp = args
         if exp.denominator != 1 or (base == 0 and exp < 0):
             return None
-        return base ** int(exp)
+        return base ** int(exp) if exp >= 0 else Fraction(base) ** int(exp)  # never an int's float power
     return _RATIONAL_OPS[kind](args)
 
 
-def _product(args: list[Fraction]) -> Fraction:
-    out = Fraction(1)
+def _product(args: list[Exact]) -> Exact:
+    out: Exact = 1
     for a in args:
         out *= a
     return out
 
 
-_RATIONAL_OPS = {sp.Add: lambda xs: sum(xs, Fraction(0)), sp.Mul: _product, sp.Pow: None, sp.Max: max, sp.Min: min,
-                 sp.floor: lambda xs: Fraction(math.floor(xs[0])), sp.ceiling: lambda xs: Fraction(math.ceil(xs[0]))}
+_RATIONAL_OPS = {sp.Add: sum, sp.Mul: _product, sp.Pow: None, sp.Max: max, sp.Min: min,
+                 sp.floor: lambda xs: math.floor(xs[0]), sp.ceiling: lambda xs: math.ceil(xs[0])}
 
 
 @lru_cache(maxsize=4096)
