@@ -4,7 +4,7 @@ printing its whole inference report, and a plot, the site and the whole workbook
 Every case is a fresh process, run interleaved with its baseline (pairs), so load on the machine hits both alike;
 the table shows the median wall time of each, the median of the per-pair ratios, and the same for CPU time (user +
 system, steadier on a busy machine). Targets (issue 13): show ≤ 1.0× the peer, a plot ≤ 2×, the site ≤ 5× and the
-workbook in every format ≤ 3× one show.
+workbook in every format ≤ 3× one show; every plot kind (roofline, memory, sweep) is timed.
 
 The peer is never a dependency: install it in a throwaway venv and point PEER_PYTHON at it, e.g.
 
@@ -42,6 +42,14 @@ QUERY = ["show", "decode.tokens_per_second", "--model", "llama-2-7b", "--hardwar
 PEER = ["-m", "llm_analysis.analysis", "infer", "--model_name", "NousResearch_Llama-2-7b-hf", "--gpu_name",
         "h100-sxm-80gb", "--batch_size_per_gpu", "1", "--seq_len", "2048", "--num_tokens_to_generate", "1"]
 
+#: every kind `derive plot --help` offers, each drawn as in docs/ (plot-roofline, plot-memory, plot-kv-sweep.png)
+PLOTS = {
+    "roofline": ["--model", "llama-2-7b", "--hardware", "h100-sxm", "--set", "s=4096"],
+    "memory": ["--model", "llama-2-70b", "--hardware", "h100-sxm", "--set", "s=4096", "--set", "b=8"],
+    "sweep": ["kv_cache.total", "--over", "s=512:32768:512", "--model", "llama-2-7b", "--model", "llama-2-70b",
+              "--set", "b=1", "--target", "16GiB"],
+}
+
 
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,11 +84,11 @@ def cases(tmp: Path) -> list[tuple[str, str, list[str], str, list[str], float | 
                     [peer, *PEER], 1.0))
     try:
         import matplotlib  # noqa: F401
-        out.append(("plot", "derive plot roofline", [*DERIVE, "plot", "roofline", "--model", "llama-2-7b",
-                                                     "--hardware", "h100-sxm", "--set", "s=4096", "-O",
-                                                     str(tmp / "roofline.svg")], "derive show", show, 2.0))
+        for kind, args in PLOTS.items():
+            out.append(("plot", f"derive plot {kind}", [*DERIVE, "plot", kind, *args, "-O", str(tmp / f"{kind}.svg")],
+                        "derive show", show, 2.0))
     except ImportError:
-        print("(matplotlib is not installed: no plot row)", file=sys.stderr)
+        print("(matplotlib is not installed: no plot rows)", file=sys.stderr)
     out.append(("site", "derive site", [*DERIVE, "site", "--out", str(tmp / "site"), "--quiet"], "derive show",
                 show, 5.0))
     out.append(("workbook", "derive workbook --out (5 formats)", [*DERIVE, "workbook", "--out", str(tmp / "book")],

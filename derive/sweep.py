@@ -264,7 +264,10 @@ def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
 
     floats = expr.xreplace({n: sp.Float(n, 17) for n in expr.atoms(sp.Rational)
                             if max(abs(int(n.p)), int(n.q)) > 2**53})
-    fn = sp.lambdify(syms, floats, modules="numpy", cse=True)
+    # the module itself, not the string "numpy": the string makes lambdify run `from numpy import *`, which loads
+    # every lazily imported NumPy submodule (f2py, testing, polynomial…: 0.1 s, a third of a plotted sweep) that no
+    # formula calls; the printer and the generated source are the same, and each function it names is imported
+    fn = sp.lambdify(syms, floats, modules=[np], cse=True)
 
     def real(*arrays: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
@@ -275,6 +278,22 @@ def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
             return np.asarray(out, dtype=np.float64)
 
     return real
+
+
+def exact_over(quantity: str, name: str, values: Iterable, req: Request,
+               let: Mapping[str, str] | None = None) -> list[tuple[sp.Rational, sp.Expr]]:
+    """(value, exact result) of ``quantity`` at each of ``values`` of the symbol ``name``: what ``api.value`` gives
+    with ``--set name=value``, from one tree. The symbol is freed as for a solve (``prepare``; ``let`` ties others
+    to it, ``{"users": "b"}``), the rest of the context substituted once, then each value, exactly. The values are
+    read and checked as a --grid's (whole, positive, bounded). As a sweep, no verdict (a fit check) is applied:
+    ask for one apart."""
+    from derive.solve import _number, _subs
+
+    inputs.require_str(quantity, "the quantity", "'decode.step_time'")
+    axis = parse_grid(f"{inputs.require_str(name, 'the symbol', 'b')}={_values_text(name, values)}")
+    compiled = prepare(quantity, [name], req, let).substituted()
+    x = S.sym(name)
+    return [(v, _number(_subs(compiled, {x: v}))) for v in axis.values]
 
 
 def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, target=None, sense: str = "=",

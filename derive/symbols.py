@@ -129,9 +129,16 @@ def variant(base: str, suffix: str) -> sp.Symbol:
     return _SYMBOLS[name]
 
 
+_LATEX_NAMES: dict[sp.Symbol, str] = {}
+
+
 def latex_names() -> dict[sp.Symbol, str]:
-    """symbol -> LaTeX, for sympy's latex(symbol_names=...)."""
-    return {s: i.latex for s, i in _BY_SYMBOL.items()}
+    """symbol -> LaTeX, for sympy's latex(symbol_names=...): a fresh copy (callers add their parts' names) of a
+    table rebuilt only when the catalog grew (a variant symbol defined on first use)."""
+    if len(_LATEX_NAMES) != len(_BY_SYMBOL):
+        _LATEX_NAMES.clear()
+        _LATEX_NAMES.update({s: i.latex for s, i in _BY_SYMBOL.items()})
+    return dict(_LATEX_NAMES)
 
 
 # ---- architecture symbols (shape of the model) --------------------------------------------

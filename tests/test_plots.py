@@ -7,6 +7,7 @@ import pytest
 import sympy as sp
 
 from derive import api
+from derive.errors import DeriveError
 from tests.conftest import ROOT, run_cli, subprocess_env
 
 pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]' to test the plots")
@@ -40,6 +41,45 @@ def test_roofline_points_lie_on_the_roof():
         assert perf == pytest.approx(min(peak, bw * intensity), rel=1e-9)
     # with KV reads at 4K context decode stays memory-bound even at b=1024
     assert pts[-1][1] < float(api.value("roofline.ridge_point", model="llama-2-7b", hardware="h100-sxm"))
+
+
+@pytest.mark.parametrize("options", [{}, {"kv_reads": "off"}])
+def test_roofline_points_and_fits_are_api_values(options):
+    """The points come from one tree per quantity with b free (derive.sweep.exact_over); each equals api.value with
+    --set b at that batch, and the fit verdict is serving.memory_per_device (users = b) against mem_util × M_dev,
+    the verdict decode.step_time itself gives."""
+    from derive.errors import DoesNotFit
+
+    batches = [1, 7, 29, 30, 34, 512]
+    kw = {"model": "llama-2-7b", "hardware": "h100-sxm", "s": 4096}
+    pts = plots.roofline_points("llama-2-7b", "h100-sxm", batches, options=options, sets={"s": "4096"})
+    fits = plots.fits_in_memory("llama-2-7b", "h100-sxm", batches, options=options, sets={"s": "4096"})
+    for (b, intensity, perf), want_b in zip(pts, batches, strict=True):
+        one = {**kw, "b": b, "options": {**options, "fit": "ignore"}}
+        assert b == want_b
+        assert intensity == float(api.value("roofline.intensity", **one))
+        assert perf == float(api.value("decode.flops_per_step", **one) / api.value("decode.step_time", **one))
+        try:
+            api.value("decode.step_time", **kw, b=b, options=options)
+            runs = True
+        except DoesNotFit:
+            runs = False
+        assert fits[b] == runs
+    # 0.9 × 80 GiB = 77,309,411,328 B hold 2·N = 13,476,831,232 B of weights and 29 sequences of 2 GiB
+    # (2·L·g·d_k·s·2 = 2·32·32·128·4096·2 bytes): 29 fit, 30 do not
+    assert [fits[b] for b in batches] == [True, True, True, False, False, False]
+    usable = 80 * 2**30 * 9 // 10
+    assert (2 * 6_738_415_616 + 29 * 2**31 <= usable) and not (2 * 6_738_415_616 + 30 * 2**31 <= usable)
+
+
+def test_roofline_refuses_a_set_batch(tmp_path):
+    with pytest.raises(DeriveError, match="--batches"):
+        plots.roofline_points("llama-2-7b", "h100-sxm", [1, 2], sets={"s": "4096", "b": "8"})
+    with pytest.raises(DeriveError, match="--set users"):
+        plots.fits_in_memory("llama-2-7b", "h100-sxm", [1, 2], sets={"s": "4096", "users": "8"})
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096", "--set", "b=8",
+                "-O", str(tmp_path / "r.svg"))
+    assert r.returncode == 2 and "--batches" in r.stderr
 
 
 def test_roofline_figure_has_roof_ridge_and_both_series():
@@ -98,16 +138,17 @@ def _text_boxes(fig):
 
 
 def test_roofline_greys_batches_that_do_not_fit_and_keeps_labels_apart():
-    """llama-2-7b at s=4096 on an 80 GiB H100: 12.55 GiB of weights + 2 GiB of KV cache per sequence, so
-    b ≤ 33 fits (kv_cache.max_batch) and b = 64 … 1024 are drawn hollow grey; no two labels touch."""
+    """llama-2-7b at s=4096 on an 80 GiB H100: 12.55 GiB of weights + 2 GiB of KV cache per sequence in the
+    72 GiB a decode step may use (mem_util 0.9), so b ≤ 29 runs (serving.max_users; kv_cache.max_batch's 33
+    counts the whole card) and b = 32 … 1024 are drawn hollow grey; no two labels touch."""
     batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     fits = plots.fits_in_memory("llama-2-7b", "h100-sxm", batches, sets={"s": "4096"})
-    assert api.value("kv_cache.max_batch", model="llama-2-7b", hardware="h100-sxm", s=4096) == 33
-    assert fits == {b: b <= 33 for b in batches}
+    assert api.value("serving.max_users", model="llama-2-7b", hardware="h100-sxm", s=4096) == 29
+    assert fits == {b: b <= 29 for b in batches}
     fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=batches, sets={"s": "4096"})
     ax = fig.axes[0]
     grey = [line for line in ax.lines if line.get_markeredgecolor() == plots.INFEASIBLE]
-    assert len(grey) == 2 and [len(line.get_xdata()) for line in grey] == [5, 5]
+    assert len(grey) == 2 and [len(line.get_xdata()) for line in grey] == [6, 6]  # b = 32 … 1024
     assert "does not fit in memory" in [t.get_text() for t in ax.get_legend().get_texts()]
     boxes = _text_boxes(fig)
     labels = [t for t, _ in boxes if t.startswith("b=")]
@@ -176,3 +217,49 @@ def test_cli_plot_errors(tmp_path):
     assert r.returncode == 2 and "--set" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("plot", "roofline", "-m", "gpt2", "--hardware", "h100", "--batches", "x", "-O", str(tmp_path / "r.png"))
     assert r.returncode == 2 and "--batches" in r.stderr
+
+
+def test_log_axes_label_as_matplotlib_does_in_plain_text():
+    """Log ticks keep matplotlib's own labels (decades, and 2×10¹ where a span is short), written as text rather
+    than mathtext (a tenth of a second of parsing per chart)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    assert plots.log_label(r"$\mathdefault{10^{3}}$") == "10³"
+    assert plots.log_label(r"$\mathdefault{10^{-12}}$") == "10⁻¹²"
+    assert plots.log_label(r"$\mathdefault{2\times10^{1}}$") == "2×10¹"
+    assert plots.log_label(r"$\mathdefault{2^{10}}$") == "2¹⁰"
+    assert plots.log_label(r"$\mathdefault{-10^{2}}$") == "−10²"
+    assert plots.log_label("") == "" and plots.log_label(r"$\mathdefault{0}$") == r"$\mathdefault{0}$"
+    fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=[1, 64], sets={"s": "4096"})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    for axis in (ax.xaxis, ax.yaxis):
+        ticks = [t for t in axis.get_major_ticks() if t.label1.get_text()]
+        assert ticks and not any("$" in t.label1.get_text() for t in ticks)
+        ref = LogFormatterSciNotation(10)
+        ref.set_axis(axis)
+        ref.set_locs(axis.get_majorticklocs())
+        assert [t.label1.get_text() for t in axis.get_major_ticks()] == \
+            [plots.log_label(ref(x)) for x in axis.get_majorticklocs()]
+    assert "10³" in [t.get_text() for t in ax.get_yticklabels()]  # the y axis runs to 3 × the 989.4 TFLOP/s peak
+    short = plots.sweep_figure("params.total", "d=1024:1536:128", models=["llama-2-7b"], logy=True)
+    short.canvas.draw()
+    minor = [t.get_text() for t in short.axes[0].get_yticklabels(minor=True) if t.get_text()]
+    assert "2×10⁰" in minor and not any("$" in t for t in minor)  # 2B parameters on a span shorter than a decade
+
+
+def test_a_chart_refuses_an_input_none_of_its_quantities_reads(tmp_path):
+    # a roofline draws intensity, FLOP/s, step time and the fit: none reads a device-hour price
+    out = tmp_path / "r.svg"
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096", "--set", "price=3",
+                "-O", str(out))
+    assert r.returncode == 2 and "--set price" in r.stderr and "does not read price" in r.stderr
+    assert not out.exists()
+    r = run_cli("plot", "memory", "-m", "llama-2-70b", "--set", "s=4096", "--set", "b=8", "--set", "price=3",
+                "-O", str(out))
+    assert r.returncode == 2 and "memory.inference + memory.training + memory.activations does not read price" \
+        in r.stderr
+    # --lenient draws it and says what was ignored
+    r = run_cli("plot", "roofline", "-m", "llama-2-7b", "--hardware", "h100", "--set", "s=4096", "--set", "price=3",
+                "--lenient", "-O", str(out))
+    assert r.returncode == 0 and out.exists() and "ignored: --set price" in r.stderr

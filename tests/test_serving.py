@@ -182,3 +182,9 @@ def test_min_gpus_never_proposes_a_degree_that_does_not_divide_the_heads():
                 continue
             tp = d.extra["tp"]
             assert hv[0] % tp == 0 and tp & (tp - 1) == 0, (p.id, users, tp)
+
+
+def test_min_gpus_without_a_context_length_asks_for_it():
+    # the search evaluates the memory per device at each (tp, b): s left free was a TypeError (exit 70)
+    out = run_cli("show", "serving.min_gpus", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--set", "users=10")
+    assert out.returncode == 2 and "the memory per device still depends on s: give a value with --set" in out.stderr

@@ -89,6 +89,45 @@ def test_max_roofline_over_batch():
         assert r.values.ravel()[flat] == pytest.approx(float(exact), rel=1e-12)
 
 
+@pytest.mark.parametrize("model,sets,options", [
+    ("llama-2-7b", {"s": 4096}, {}),
+    ("mixtral-8x7b", {"s": 2048, "n_dev": 2}, {"weight_reads": "touched"}),  # MoE: experts touched depend on b
+    ("llama-2-70b", {"s": 1024, "n_dev": 16}, {"kv_reads": "off"}),  # tp beyond g = 8: KV replicated
+])
+def test_exact_over_is_the_value_at_each_point(model, sets, options):
+    """One tree with b free, taken at each batch, is api.value with --set b (and users = b where tied)."""
+    batches = [1, 3, 64, 1000]
+    req = api.request(model=model, hardware="h100-sxm", options={**options, "fit": "ignore"},
+                      **{k: str(v) for k, v in sets.items()})
+    for qid, let in (("decode.step_time", None), ("roofline.intensity", None), ("decode.flops_per_step", None),
+                     ("serving.memory_per_device", {"users": "b"})):
+        pairs = sweep_mod.exact_over(qid, "b", batches, req, let=let)
+        assert [b for b, _ in pairs] == batches
+        for b, v in pairs:
+            want = api.value(qid, model=model, hardware="h100-sxm", options={**options, "fit": "ignore"}, b=b,
+                             users=b, **sets)
+            assert v == want and (v.is_Integer or v.is_Rational), (qid, b)
+    if model == "llama-2-7b":
+        # by hand at b = 1, memory-bound: 2 bytes × (N − V·d + d: the embedding table is read one row per token)
+        # + one sequence's KV cache 2·L·g·d_k·s·2, over BW = 3.35 TB/s
+        read = 2 * (6_738_415_616 - 32000 * 4096 + 4096) + 2 * 32 * 32 * 128 * 4096 * 2
+        assert read == 15_362_179_072
+        assert sweep_mod.exact_over("decode.step_time", "b", [1], req)[0][1] == sp.Rational(read, 3_350_000_000_000)
+        # b = 8 sequences held: 2·N weights + 8 × 2 GiB of KV cache = 30,656,700,416 B
+        assert sweep_mod.exact_over("serving.memory_per_device", "b", [8], req, let={"users": "b"})[0][1] == \
+            2 * 6_738_415_616 + 8 * 2**31 == 30_656_700_416
+
+
+def test_exact_over_checks_its_values():
+    req = api.request(model="llama-2-7b", hardware="h100-sxm", s="4096")
+    with pytest.raises(DeriveError, match="whole number"):
+        sweep_mod.exact_over("decode.step_time", "b", [2.5], req)
+    with pytest.raises(DeriveError, match="positive"):
+        sweep_mod.exact_over("decode.step_time", "b", [0], req)
+    with pytest.raises(DeriveError, match="fixes b"):
+        sweep_mod.exact_over("decode.step_time", "b", [1], api.request(model="llama-2-7b", b="2"))
+
+
 def test_progress_is_reported_by_chunk(monkeypatch):
     monkeypatch.setattr(sweep_mod, "CHUNK", 100)
     calls = []
@@ -148,3 +187,21 @@ def test_exactness_note_for_huge_values():
     flat = r.size - 1
     assert r.exact(flat) == api.value("flops.training_total", model="llama-2-70b", s=4096, D=10**13)
     assert sp.sympify(r.exact(flat)).is_Integer
+
+
+def test_compiled_formula_is_lambdify_numpy_without_the_star_import():
+    """_compile hands lambdify the NumPy module, not the string "numpy" (whose `from numpy import *` loads every
+    lazy submodule): the generated source is the same, and so is every value, for the functions formulas use."""
+    import inspect
+
+    x, y = sp.symbols("x y", positive=True)
+    exprs = [sp.Max(2 * x, x + 3) + sp.floor(x / 3), sp.ceiling(x) * sp.Min(x, y), sp.Piecewise((x, x < 3), (y, True)),
+             sp.sqrt(x) + sp.log(y) + sp.exp(x), sp.Abs(x - y), sp.Heaviside(x - 2), sp.Mod(x, 3),
+             x ** sp.Rational(1, 3), sp.Max(x, 4 * y) / sp.Min(x + 1, y ** 2)]
+    a, b = np.array([1.0, 2.5, 4.0, 7.0]), np.array([2.0, 2.0, 3.0, 9.0])
+    for e in exprs:
+        fn = sweep_mod._compile(e, [x, y])
+        ref = sp.lambdify([x, y], e, modules="numpy", cse=True)
+        mine = sp.lambdify([x, y], e, modules=[np], cse=True)
+        assert inspect.getsource(mine) == inspect.getsource(ref), e
+        assert np.array_equal(fn(a, b), np.asarray(ref(a, b), dtype=np.float64)), e

@@ -19,6 +19,8 @@ def _common(p: argparse.ArgumentParser, *, model_required: bool, many_models: bo
                    help="a symbol's value, e.g. --set s=4096 --set b=8 (repeatable)")
     g.add_argument("--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a named option, e.g. --option dtype=int4 (see `derive list options`)")
+    g.add_argument("--lenient", action="store_true",
+                   help="note a --set or --option no quantity of the chart reads, instead of refusing it")
     p.add_argument("--output", "-O", "--out", required=True, metavar="FILE",
                    help="where to write the chart: .png, .svg or .pdf")
 
@@ -91,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
         if many and len(many) > MAX_SERIES:
             raise DeriveError(f"{what}: at most {MAX_SERIES} in one chart")
     if args.kind == "sweep":
+        drawn = [args.quantity]
+    elif args.kind == "roofline":
+        drawn = list(plots.ROOFLINE_QUANTITIES)
+    else:
+        drawn = [q.strip() for bar in args.bars or plots.DEFAULT_BARS for q in bar.split("+") if q.strip()]
+    models = (args.models or [None]) if args.kind == "sweep" else [args.model]
+    for model in models:
+        _refuse_unread(drawn, model, args.hardware, sets, options, args.lenient)
+    if args.kind == "sweep":
         fig = plots.sweep_figure(args.quantity, args.over, models=args.models or [None], hardware=args.hardware,
                                  options=options, sets=sets, target=args.target, logx=args.logx, logy=args.logy)
     elif args.kind == "roofline":
@@ -110,3 +121,21 @@ def run(args: argparse.Namespace) -> int:
     path = plots.save(fig, args.output)
     print(f"wrote {path}")
     return 0
+
+
+def _refuse_unread(ids: list[str], model: str | None, hardware: str | None, sets: dict[str, str],
+                   options: dict[str, str], lenient: bool) -> None:
+    """A --set or --option that no quantity the chart draws reads is refused, as derive show refuses it (a
+    chart drawn without it would look as if it had been used); --lenient makes it a note on stderr."""
+    import sys
+
+    from derive import query, reads
+    from derive.context import Request
+    from derive.registry import build
+
+    req = Request(model=model, hardware=hardware, sets=[f"{k}={v}" for k, v in sets.items()], options=options,
+                  unread="note" if lenient else "error")
+    ctx = reads.track(query.context(req))
+    trees = [build(qid, ctx) for qid in ids]
+    for note in reads.enforce(ids, trees, ctx, req):
+        print(f"derive plot: {note}", file=sys.stderr)

@@ -372,6 +372,14 @@ def valid_degrees(ctx: Context, limit: int) -> list[int]:
     return out
 
 
+def _need_given(expr: sp.Expr, what: str) -> None:
+    """The search evaluates ``expr`` at each (tp, b): every other symbol must have a value (s, say)."""
+    left = expr.free_symbols - {T.tp, S.b}
+    if left:
+        raise DeriveError(f"serving.min_gpus: {what} still depends on {', '.join(sorted(map(str, left)))}: "
+                          "give a value with --set")
+
+
 def min_gpus_planned(ctx: Context) -> Quantity:
     """The fewest devices as tp × replicas: the smallest valid tensor-parallel degree whose devices hold the weights
     and their replica's users' caches and decode fast enough, data-parallel replicas when one group is not enough.
@@ -390,18 +398,16 @@ def min_gpus_planned(ctx: Context) -> Quantity:
     probe.values[T.n_dev] = T.tp
     mem_vals = {**probe.values, users: S.b}
     mem_q = build("serving.memory_per_device", dataclasses.replace(probe, values=mem_vals))
-    mem_f = sp.lambdify([T.tp, S.b], mem_q.expanded.xreplace({k: v for k, v in mem_vals.items()
-                                                              if k not in (T.tp, S.b)}), "mpmath")
+    mem_expr = mem_q.expanded.xreplace({k: v for k, v in mem_vals.items() if k not in (T.tp, S.b)})
+    _need_given(mem_expr, "the memory per device")
+    mem_f = sp.lambdify([T.tp, S.b], mem_expr, "mpmath")
     budget = T.number(ctx, T.usable_memory(ctx) - (M_ovh if T.given(ctx, M_ovh) else 0))
     step_f = None
     if T.given(ctx, tps_target):
         step_vals = dict(probe.values)
         st = build("decode.step_time", dataclasses.replace(probe, values=step_vals))
         expr = st.expanded.xreplace({k: v for k, v in step_vals.items() if k not in (T.tp, S.b)})
-        left = expr.free_symbols - {T.tp, S.b}
-        if left:
-            raise DeriveError(f"serving.min_gpus: the decode step still depends on {', '.join(sorted(map(str, left)))}"
-                              "; give them with --set")
+        _need_given(expr, "the decode step")
         step_f = sp.lambdify([T.tp, S.b], expr, "mpmath")
     limit = int(ctx.values.get(n_max, 4096))
     degrees = valid_degrees(ctx, min(limit, 4096))

@@ -351,9 +351,8 @@ def decode_fit(ctx: Context) -> Fit | None:
     n = tp_degree(ctx)
     w = weights(ctx)
     split, _ = kv_split(ctx, n)
-    need = w.expanded / n
-    if O.get(ctx.options, "kv_reads") == "on":
-        need = need + build("kv_cache.total", ctx).expanded / split
+    # the cache is held whether or not its reads are counted (--option kv_reads=off changes the traffic only)
+    need = w.expanded / n + build("kv_cache.total", ctx).expanded / split
     return Fit("decode.step_time", need, usable_memory(ctx), "weights + KV cache of the b sequences", USABLE_WHAT)
 
 

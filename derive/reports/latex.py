@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 import sympy as sp
 
@@ -118,7 +118,13 @@ def escape(text: object, *, nested: bool = False) -> Tex:
     --flags in typewriter type (``\\texttt{-{}-set}``, not an en dash), quotes the right way round."""
     if isinstance(text, Tex):
         return text
-    text, out, pos = str(text), [], 0
+    return _escaped(str(text), nested)
+
+
+@lru_cache(maxsize=8192)
+def _escaped(text: str, nested: bool) -> Tex:
+    """escape() of a string, memoized: a workbook escapes the same titles, units and notes in every solution."""
+    out, pos = [], 0
     for m in MARKUP.finditer(text):
         out.append(_prose(text[pos:m.start()], nested))
         out.append(r"\texttt{" + _breakable(_code(m["code"] or m["flag"])) + "}")

@@ -9,6 +9,7 @@ fixed sizes, fonts and SVG ids (``svg.hashsalt``), and no dates or versions in t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,21 +44,30 @@ _METADATA = {".png": {"Software": None}, ".svg": {"Date": None, "Creator": None}
 
 
 def _mpl():
+    """matplotlib, its Figure and the Agg canvas, without pyplot: nothing is shown, so no backend is chosen and no
+    figure manager keeps each figure alive until it is closed."""
     try:
         import matplotlib
     except ImportError:
         raise DeriveError("plots need matplotlib: pip install 'derive[plot]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return matplotlib, plt
+    return matplotlib, Figure, FigureCanvasAgg
 
 
 @contextmanager
 def _style():
-    matplotlib, plt = _mpl()
+    """Yields ``figure(**kw)``: a Figure on an Agg canvas, made (and later drawn) under the house style."""
+    matplotlib, figure_cls, canvas_cls = _mpl()
+
+    def figure(**kw):
+        fig = figure_cls(**kw)
+        canvas_cls(fig)
+        return fig
+
     with matplotlib.rc_context(RC):
-        yield plt
+        yield figure
 
 
 def save(fig, path: str | Path) -> Path:
@@ -68,15 +78,13 @@ def save(fig, path: str | Path) -> Path:
         raise DeriveError(f"{path}: plots are written as {', '.join(FORMATS)} (from the file name)")
     from derive import inputs
 
-    _, plt = _mpl()
+    matplotlib = _mpl()[0]
     try:
         # opened by derive, never through a symbolic link, then handed to matplotlib as a file object
-        with inputs.open_output(p, what="-O") as f, __import__("matplotlib").rc_context(RC):
+        with inputs.open_output(p, what="-O") as f, matplotlib.rc_context(RC):
             fig.savefig(f, format=ext[1:], metadata=_METADATA[ext], bbox_inches="tight", pad_inches=0.15)
     except OSError as e:
         raise DeriveError(f"cannot write {path}: {e.strerror}") from None
-    finally:
-        plt.close(fig)
     return p
 
 
@@ -162,6 +170,39 @@ def _count_axis(ax, values: Sequence[float], log: bool) -> None:
         ax.set_xlabel(f"{ax.get_xlabel()} [K = 1,024]")
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+#: what matplotlib's log formatter writes: $\mathdefault{[-][coefficient\times]base^{exponent}}$ or a plain number
+_LOG_LABEL = re.compile(r"\$\\mathdefault\{(?P<sign>-?)(?:(?P<coeff>[0-9.e+]+)\\times)?(?P<base>[0-9.]+)"
+                        r"\^\{(?P<exp>-?[0-9]+)\}\}\$")
+
+
+def log_label(text: str) -> str:
+    """A log axis's tick label as plain text: '$\\mathdefault{10^{3}}$' -> '10³', '$\\mathdefault{2\\times10^{1}}$' ->
+    '2×10¹'. The same label, drawn as text: parsing each as mathtext is a tenth of a second of a roofline chart.
+    A label of another form is kept as it is (matplotlib draws it as before)."""
+    m = _LOG_LABEL.fullmatch(text)
+    if m is None:
+        return text
+    coeff = f"{m['coeff']}×" if m["coeff"] else ""
+    return f"{'−' if m['sign'] else ''}{coeff}{m['base']}{m['exp'].translate(_SUPERSCRIPT)}"
+
+
+def _log_scale(ax, which: str, base: float = 10) -> None:
+    """A log scale on the ``which`` ('x' or 'y') axis whose tick labels are matplotlib's own, written as plain text
+    (:func:`log_label`)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return log_label(super().__call__(x, pos))
+
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    # as matplotlib's LogScale sets them (base, and minor labels where the span is short), only the text differs
+    axis.set_major_formatter(Plain(base))
+    axis.set_minor_formatter(Plain(base, labelOnlyBase=False))
+
+
 def _overlaps(a, b, pad: float = 2.0) -> bool:
     return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
 
@@ -224,8 +265,9 @@ def sweep_figure(quantity: str, over: str, *, models: Sequence[str | None] = (No
         tval = float(parse.value(str(target), unit, what="--target"))
     top = max([max((abs(y) for y in ys if math.isfinite(y)), default=0.0) for _, _, ys in series] + [tval or 0])
     div, ylab = scale(unit, top)
-    with _style() as plt:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    with _style() as figure:
+        fig = figure(figsize=(7.5, 4.5))
+        ax = fig.subplots()
         for i, (label, xs, ys) in enumerate(series):
             ax.plot(xs, [y / div for y in ys], color=COLORS[i % len(COLORS)], lw=2,
                     ls=("-", "--", ":", "-.")[(i // len(COLORS)) % 4],  # past eight lines, a colour comes back dashed
@@ -233,9 +275,9 @@ def sweep_figure(quantity: str, over: str, *, models: Sequence[str | None] = (No
         if tval is not None:
             ax.axhline(tval / div, color=INK, ls="--", lw=1.2, label=f"target {target}")
         if logx:
-            ax.set_xscale("log", base=2)
+            _log_scale(ax, "x", base=2)
         if logy:
-            ax.set_yscale("log")
+            _log_scale(ax, "y")
         from derive import symbols as S
 
         info = S.CATALOG.get(name)
@@ -257,30 +299,44 @@ def sweep_figure(quantity: str, over: str, *, models: Sequence[str | None] = (No
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+def _per_batch(sets: dict[str, str] | None, *names: str) -> dict[str, str]:
+    """The --set values of a chart drawn at each batch size, refusing those the batch sizes take the place of."""
+    sets = dict(sets or {})
+    for n in names:
+        if n in sets:
+            raise DeriveError(f"--set {n}: the roofline takes {n} from each of its batch sizes (b = users = each of "
+                              "--batches); give the sizes with --batches")
+    return sets
+
+
+def _numbers(qid: str, pairs: list[tuple[sp.Rational, sp.Expr]]) -> list[sp.Expr]:
+    for _, v in pairs:
+        if sp.sympify(v).free_symbols:
+            free = ", ".join(sorted(str(s) for s in sp.sympify(v).free_symbols))
+            raise DeriveError(f"{qid} still depends on {free}: give it with --set (e.g. --set s=4096)")
+    return [v for _, v in pairs]
+
+
 def roofline_points(model: str, hardware: str, batches: Iterable[int], *, options: dict[str, str] | None = None,
                     sets: dict[str, str] | None = None) -> list[tuple[int, float, float]]:
     """(b, arithmetic intensity, achieved FLOP/s per device) of a decode step for each batch, from
-    roofline.intensity, decode.flops_per_step and decode.step_time."""
+    roofline.intensity, decode.flops_per_step and decode.step_time: each tree built once with b free and taken
+    exactly at every batch (derive.sweep.exact_over: what api.value gives at that b)."""
     from derive import query as api
+    from derive.sweep import exact_over
 
-    out = []
-    for b in batches:
-        kw = dict(sets or {})
-        kw["b"] = str(b)
-        # every batch is drawn, fitting or not (a roofline is about the step, not the memory)
-        req = api.request(model=model, hardware=hardware, options=dict(options or {}), defaults={"fit": "ignore"},
-                          **kw)
-        intensity = api.value("roofline.intensity", req)
-        flops = api.value("decode.flops_per_step", req)
-        step = api.value("decode.step_time", req)
-        n_dev = api.context(req).values.get(_sym("n_dev"), 1)
-        for v, what in ((intensity, "roofline.intensity"), (flops, "decode.flops_per_step"),
-                        (step, "decode.step_time")):
-            if sp.sympify(v).free_symbols:
-                free = ", ".join(sorted(str(s) for s in sp.sympify(v).free_symbols))
-                raise DeriveError(f"{what} still depends on {free}: give it with --set (e.g. --set s=4096)")
-        out.append((int(b), float(intensity), float(flops / step / n_dev)))
-    return out
+    batches = list(batches)
+    # every batch is drawn, fitting or not (a roofline is about the step, not the memory)
+    req = api.request(model=model, hardware=hardware, options=dict(options or {}), defaults={"fit": "ignore"},
+                      **_per_batch(sets, "b"))
+    cols = {}
+    for qid in ROOFLINE_QUANTITIES[:3]:
+        pairs = exact_over(qid, "b", batches, req)
+        cols[qid] = _numbers(qid, pairs)
+    bs = [int(b) for b, _ in pairs]
+    n_dev = api.context(req).values.get(_sym("n_dev"), 1)
+    return [(b, float(i), float(f / t / n_dev)) for b, i, f, t in
+            zip(bs, cols["roofline.intensity"], cols["decode.flops_per_step"], cols["decode.step_time"], strict=True)]
 
 
 def _sym(name: str):
@@ -289,24 +345,28 @@ def _sym(name: str):
     return S.sym(name)
 
 
+#: what a roofline draws: each batch's intensity and FLOP/s, and whether it fits (derive plot refuses inputs none
+#: of them reads)
+ROOFLINE_QUANTITIES = ("roofline.intensity", "decode.flops_per_step", "decode.step_time",
+                       "serving.memory_per_device")
+
+
 def fits_in_memory(model: str, hardware: str, batches: Iterable[int], *, options: dict[str, str] | None = None,
                    sets: dict[str, str] | None = None) -> dict[int, bool]:
     """For each batch: do the weights and the KV cache of b sequences fit on each device? The engine's
-    serving.memory_per_device (its share of both, KV replicated beyond g devices) against M_dev."""
+    serving.memory_per_device (its share of both, KV replicated beyond g devices) with users = b, against what
+    a device may hold, mem_util × M_dev, as decode.step_time's own verdict counts it; its tree built once with b
+    free (derive.sweep.exact_over)."""
     from derive import query as api
-    from derive import symbols as S
+    from derive.formulas.throughput import usable_memory
+    from derive.sweep import exact_over
 
-    out = {}
-    for b in batches:
-        kw = {**dict(sets or {}), "b": str(b), "users": str(b)}
-        req = api.request(model=model, hardware=hardware, options=dict(options or {}), **kw)
-        need = sp.sympify(api.value("serving.memory_per_device", req))
-        have = api.context(req).values[S.M_dev]
-        if need.free_symbols:
-            free = ", ".join(sorted(str(s) for s in need.free_symbols))
-            raise DeriveError(f"serving.memory_per_device still depends on {free}: give it with --set")
-        out[int(b)] = bool(need <= have)
-    return out
+    qid = ROOFLINE_QUANTITIES[3]
+    req = api.request(model=model, hardware=hardware, options=dict(options or {}), **_per_batch(sets, "b", "users"))
+    pairs = exact_over(qid, "b", list(batches), req, let={"users": "b"})
+    ctx = api.context(req)
+    have = usable_memory(ctx).xreplace(ctx.values)
+    return {int(b): bool(need <= have) for (b, _), need in zip(pairs, _numbers(qid, pairs), strict=True)}
 
 
 def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAULT_BATCHES,
@@ -335,8 +395,9 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
     div, ylab = scale("FLOP/s", peak)
     ys_all = [p[2] / div for _, ps in series for p in ps] + [peak / div]
     s_text = (sets or {}).get("s")
-    with _style() as plt:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
+    with _style() as figure:
+        fig = figure(figsize=(7.5, 5))
+        ax = fig.subplots()
         xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
         ax.plot(xs, [min(peak, bw * x) / div for x in xs], color=INK, lw=2.2, label="roof: min(peak, bandwidth × I)")
         ax.axvline(ridge, color="#6f7a86", ls=":", lw=1.2)
@@ -349,8 +410,8 @@ def roofline_figure(model: str, hardware: str, *, batches: Sequence[int] = DEFAU
             if no:
                 ax.plot([p[1] for p in no], [p[2] / div for p in no], "o", mfc="white", mec=INFEASIBLE, mew=1.4,
                         ms=5, zorder=3, label="does not fit in memory" if i == len(series) - 1 else None)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_scale(ax, "x")
+        _log_scale(ax, "y")
         ax.set_xlim(lo, hi)
         ax.set_ylim(min(ys_all) / 3, peak / div * 3)
         ax.set_xlabel("arithmetic intensity I [FLOP/byte]")
@@ -427,8 +488,9 @@ def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str
                 raise DeriveError(f"memory bars: more than {len(COLORS)} parts to tell apart; draw fewer bars")
             colors.setdefault(pid, COLORS[len(colors)])
     handles: dict[str, object] = {}
-    with _style() as plt:
-        fig, axes = plt.subplots(1, len(data), figsize=(3.2 * len(data) + 2.4, 5), squeeze=False)
+    with _style() as figure:
+        fig = figure(figsize=(3.2 * len(data) + 2.4, 5))
+        axes = fig.subplots(1, len(data), squeeze=False)
         for ax, (spec, segs) in zip(axes[0], data, strict=True):
             total = sum(v for _, _, v in segs)
             top = max(total, cap or 0) * 1.12
@@ -439,8 +501,10 @@ def memory_figure(model: str, *, hardware: str | None = None, bars: Sequence[str
                              lw=0.8)
                 handles.setdefault(label, bar)
                 if v / top > 0.05:
+                    # on a patch of the segment's colour above the capacity line, which would strike it through
                     ax.text(0, (bottom + v / 2) / div, bytes_text(v).split(" = ")[-1], ha="center", va="center",
-                            fontsize=8, color="white")
+                            fontsize=8, color="white", zorder=4,
+                            bbox={"boxstyle": "square,pad=0.2", "fc": colors[pid], "ec": "none"})
                 bottom += v
             ax.text(0, bottom / div, bytes_text(bottom).replace(" = ", "\n= "), ha="center", va="bottom",
                     fontsize=8.5, linespacing=1.1)
