@@ -7,10 +7,13 @@ one formula in catalog symbols, and evaluated exactly.
 
 from __future__ import annotations
 
+import math
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property, lru_cache
 
 import sympy as sp
@@ -86,6 +89,63 @@ def _substitute(expr: sp.Basic, rule: dict) -> tuple[sp.Basic, bool]:
     if isinstance(expr, sp.Max):
         return _max(args), True
     return expr.func(*args), True
+
+
+Exact = Fraction | int  # an exact rational in Python: an int while it is whole (int arithmetic is far cheaper)
+
+
+def exact(v: sp.Rational) -> Exact:
+    """A SymPy rational as :data:`Exact`."""
+    return v.p if v.q == 1 else Fraction(v.p, v.q)
+
+
+def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Exact]) -> Exact | None:
+    """``expr``'s exact value in Python's ints and fractions when every symbol has one in ``env`` and every operation
+    is a sum, a product, an integer power, Max, Min, floor or ceiling: the number SymPy's exact arithmetic gives,
+    without building a SymPy object per operation. None for anything else (a caller then asks SymPy)."""
+    if expr.is_Symbol:
+        return env.get(expr)
+    if expr.is_Rational:
+        return exact(expr)
+    kind = expr.func
+    if kind not in _RATIONAL_OPS:
+        return None
+    args = []
+    for a in expr.args:
+        v = rational_value(a, env)
+        if v is None:
+            return None
+        args.append(v)
+    if kind is sp.Pow:
+        base, exp = args
+        if exp.denominator != 1 or (base == 0 and exp < 0):
+            return None
+        return base ** int(exp) if exp >= 0 else Fraction(base) ** int(exp)  # never an int's float power
+    return _RATIONAL_OPS[kind](args)
+
+
+def _product(args: list[Exact]) -> Exact:
+    out: Exact = 1
+    for a in args:
+        out *= a
+    return out
+
+
+_RATIONAL_OPS = {sp.Add: sum, sp.Mul: _product, sp.Pow: None, sp.Max: max, sp.Min: min,
+                 sp.floor: lambda xs: math.floor(xs[0]), sp.ceiling: lambda xs: math.ceil(xs[0])}
+
+
+@lru_cache(maxsize=4096)
+def max_of(*args: sp.Expr) -> sp.Expr:
+    """``sp.Max(*args)``, memoized: SymPy decides a Max afresh on every call (pairwise comparisons through
+    factor_terms, about a millisecond for two symbols), and a builder asks for the same one in every context."""
+    return sp.Max(*args)
+
+
+@lru_cache(maxsize=4096)
+def min_of(*args: sp.Expr) -> sp.Expr:
+    """``sp.Min(*args)``, memoized (see :func:`max_of`)."""
+    return sp.Min(*args)
 
 
 #: assumptions a positive integer satisfies (any other on a symbol: SymPy's Max decides as it always did)
@@ -226,6 +286,21 @@ class Quantity:
     def evaluate(self, values: Values) -> sp.Expr:
         """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain."""
         return _simplify_number(self.expanded.xreplace(dict(values)))
+
+    def value_by_nodes(self, values: Values) -> sp.Expr:
+        """The value with each node's formula given its children's values, children first: no formula is
+        expanded, so one number costs one pass over the tree. ``values`` is read key by key (never copied), so a
+        mapping that records its lookups sees only the symbols the formulas hold."""
+        done: dict[int, sp.Expr] = {}  # a node the tree reaches twice is evaluated once
+
+        def visit(node: Quantity) -> sp.Expr:
+            key = id(node)
+            if key not in done:
+                rule = {c.symbol: visit(c) for c in node.children}
+                done[key] = node.expr.xreplace(ChainMap(rule, values) if rule else values)
+            return done[key]
+
+        return visit(self)
 
     def leaf_coefficients(self) -> list[tuple[Quantity, sp.Expr]]:
         """(leaf, multiplicity) pairs for a quantity linear in its children: how often each

@@ -729,8 +729,11 @@ DERIVATION_LEVEL = 4
 TEMPLATES = {"md": "workbook.md.j2", "latex": "workbook.tex.j2", "html": "workbook.html.j2", "text": "workbook.txt.j2"}
 
 
+@cache
 def _environment(fmt: str):
-    """The reports' Jinja2 environment for this format (its escaping and delimiters), plus ours."""
+    """The reports' Jinja2 environment for this format (its escaping and delimiters), plus ours. One per format
+    and process, with a template cache of its own (the reports' would hand it templates bound to their filters and
+    take ours): the site renders nine chapters, and each compiled the workbook's template again (20 ms)."""
     if fmt == "latex":
         from derive.reports.latex import environment
     elif fmt == "html":
@@ -739,7 +742,7 @@ def _environment(fmt: str):
         from derive.reports import environment
     env = environment().overlay()
     env.filters = {**env.filters, "number": number_text}  # overlay() shares the dict: never mutate the reports'
-    env.cache = None
+    env.cache = {}
     return env
 
 

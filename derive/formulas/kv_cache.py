@@ -19,7 +19,7 @@ from derive.errors import DeriveError, Infeasible
 from derive.formulas import memory
 from derive.layers.base import Env, kind_of
 from derive.layers.stack import groups, mixers
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, min_of, node
 from derive.registry import Context, quantity
 from derive.units.human import human
 
@@ -235,7 +235,7 @@ def per_sequence(ctx: Context) -> Quantity:
         lw, lv = ctx.values.get(L_win), ctx.values.get(S.L)
         if lw is not None and lv is not None and lw > lv:
             raise DeriveError(f"L_win={lw} windowed layers exceed L={lv}")
-        expr = (gs[0].count - L_win) * s * per.symbol + L_win * sp.Min(s, W) * per.symbol
+        expr = (gs[0].count - L_win) * s * per.symbol + L_win * min_of(s, W) * per.symbol
         children.append(per)
         notes.append("what if: --set window=… makes L_win of the layers keep only the last W tokens")
     elif ctx.pins is not None and "kv_cache.bytes_per_token" in ctx.pins.texts and gs \
@@ -248,7 +248,7 @@ def per_sequence(ctx: Context) -> Quantity:
         on_token = True
     else:
         for g in gs:
-            kept = s if g.window is None else sp.Min(s, g.window)
+            kept = s if g.window is None else min_of(s, g.window)
             expr += g.count * kept * g.per_token.symbol
             if g.per_token not in children:
                 children.append(g.per_token)
@@ -468,7 +468,7 @@ def _comparison(ctx: Context, q: Quantity, value) -> dict:
         return {}
     expr = sp.Integer(0)
     for g in gs:
-        kept = s if g.window is None else sp.Min(s, g.window)
+        kept = s if g.window is None else min_of(s, g.window)
         expr += g.count * kept * (g.compare or g.per_token).expanded
     states = state_groups(ctx)
     if states:

@@ -13,7 +13,7 @@ import sympy as sp
 
 from derive import hardware as HW
 from derive import symbols as S
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context
 
 F_peak, BW = S.F_peak, S.BW
@@ -28,6 +28,15 @@ def number(ctx: Context, expr) -> sp.Expr | None:
     """The exact value of ``expr`` under the context's values, or None if symbols remain."""
     v = sp.sympify(expr).xreplace(ctx.values)
     return v if not v.free_symbols else None
+
+
+def value(ctx: Context, q: Quantity) -> sp.Expr | None:
+    """``number(ctx, q.expanded)`` without expanding the tree: a builder deciding a branch on one figure (a device
+    count against the KV heads) then builds no whole formula it may discard. A node-by-node result that is an exact
+    rational is that same number; anything else (a symbol left, a division by zero, a root) is taken from the
+    expanded formula as before."""
+    v = q.value_by_nodes(ctx.values)
+    return v if v.is_Rational else number(ctx, q.expanded)
 
 
 def achievable_compute() -> sp.Expr:
@@ -74,7 +83,7 @@ def memory_time(qid: str, title: str, moved: Quantity, *, symbol: str, latex: st
 def bound_time(qid: str, title: str, tc: Quantity, tm: Quantity, *, symbol: str, latex: str,
                extra: tuple[Quantity, ...] = ()) -> Quantity:
     """The slower of compute and memory, + any terms that do not overlap with them (fixed costs, collectives)."""
-    expr = sp.Max(tc.symbol, tm.symbol) + sp.Add(*[q.symbol for q in extra])
+    expr = max_of(tc.symbol, tm.symbol) + sp.Add(*[q.symbol for q in extra])
     return node(qid, title, "s", expr=expr, children=(tc, tm) + tuple(extra), symbol=symbol, latex=latex)
 
 

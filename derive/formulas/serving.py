@@ -18,7 +18,7 @@ from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import throughput as T
 from derive.layers import stack as stack_
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context, quantity
 from derive.units.human import human
 
@@ -112,7 +112,7 @@ def max_users(ctx: Context) -> Quantity:
     n = T.devices(ctx)
     mem, use = usable_term(ctx)
     split, replicated = T.kv_split(ctx, n)
-    wv, mv = T.number(ctx, w.expanded), T.number(ctx, usable(ctx))
+    wv, mv = T.value(ctx, w), T.number(ctx, usable(ctx))
     nv = T.number(ctx, n)
     if wv is not None and mv is not None and nv is not None and wv > nv * mv:
         need = sp.ceiling(wv / mv)
@@ -163,13 +163,13 @@ def _memory_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) 
     mem, use = usable_term(ctx)
     q = node("serving.min_gpus.memory", "fewest devices whose memory holds the weights and every KV cache", "1",
              expr=sp.ceiling(need.symbol / mem), children=(need,) + use, symbol="n_mem", latex=r"n_{\mathrm{mem}}")
-    g_val, v = T.kv_heads(ctx), T.number(ctx, q.expanded)
+    g_val, v = T.kv_heads(ctx), T.value(ctx, q)
     if v is None or g_val is None or v <= g_val:
         return q
     # more devices than KV heads: each keeps KV/g however many there are
     free = node("serving.free_per_device", "memory per device left for weights once it holds KV/g", "byte",
                 expr=mem - kv.symbol / S.g, children=(kv,) + use, symbol="M_free", latex=r"M_{\mathrm{free}}")
-    fv = T.number(ctx, free.expanded)
+    fv = T.value(ctx, free)
     if fv is not None and fv <= 0:
         kv_per = T.number(ctx, kv.expanded / S.g)
         raise Infeasible(
@@ -203,7 +203,7 @@ def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -
         ar = leaf("serving.allreduce_full", "two all-reduces per layer of U×d activations over BW_link (n → ∞)",
                   "s", 4 * S.L * users * S.d * S.bytes_a / HW.BW_link, symbol="A_ar", latex=r"A_{\mathrm{AR}}",
                   note="at n devices a ring all-reduce takes A·(n−1)/n; it grows with n, so it can cap the speed")
-        av, bv = T.number(ctx, ar.expanded), T.number(ctx, budget.expanded)
+        av, bv = T.value(ctx, ar), T.value(ctx, budget)
         if av is not None and bv is not None and av >= bv:
             raise Infeasible(f"no number of devices reaches tps_target: the all-reduces alone approach {_ms(av)} "
                              f"per step, more than the {_ms(bv)} budget")
@@ -216,14 +216,14 @@ def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -
                     latex=sym.replace("_", r"_{") + "}")
 
     slow = node("serving.time_one", "one step on a single device: the slower of compute and memory", "s",
-                expr=sp.Max(tc.symbol, tm.symbol), children=(tc, tm), symbol="T_1", latex=r"T_{1}")
+                expr=max_of(tc.symbol, tm.symbol), children=(tc, tm), symbol="T_1", latex=r"T_{1}")
     top = net("serving.time_one_net", "single-device step minus the all-reduce", slow, "T_1net")
     bottom = net("serving.step_budget_net", "step budget left after the all-reduce", budget, "T_maxnet")
     q = node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
              expr=sp.ceiling(top.symbol / bottom.symbol), children=(top, bottom), symbol="n_tps",
              latex=r"n_{\mathrm{tps}}",
              note="T_step(n) = Max(T_c1, T_m1)/n (+ A·(n−1)/n) must not exceed T_max = 1/tps_target")
-    g_val, v = T.kv_heads(ctx), T.number(ctx, q.expanded)
+    g_val, v = T.kv_heads(ctx), T.value(ctx, q)
     if v is None or g_val is None or v <= g_val:
         return q
     # beyond g devices every device still reads KV/g per step: W/n shrinks, KV/g does not
@@ -231,17 +231,17 @@ def _speed_constraint(ctx: Context, w: Quantity, kv: Quantity, need: Quantity) -
                expr=kv.symbol / (S.g * bw), children=(kv,), symbol="T_kvg", latex=r"T_{kv/g}")
     room = node("serving.step_budget_room", "step budget left for the weights after the KV/g read", "s",
                 expr=bottom.symbol - tkv.symbol, children=(bottom, tkv), symbol="T_room", latex=r"T_{\mathrm{room}}")
-    rv = T.number(ctx, room.expanded)
+    rv = T.value(ctx, room)
     if rv is not None and rv <= 0:
         raise Infeasible(f"no number of devices reaches tps_target: beyond {g_val} devices each still reads 1/{g_val} "
-                         f"of the KV cache every step ({_ms(T.number(ctx, tkv.expanded))}), at least the "
-                         f"{_ms(T.number(ctx, bottom.expanded))} budget per token")
+                         f"of the KV cache every step ({_ms(T.value(ctx, tkv))}), at least the "
+                         f"{_ms(T.value(ctx, bottom))} budget per token")
     tw = node("serving.weight_time_one", "time to read all weights on a single device", "s", expr=w.symbol / bw,
               children=(w,), symbol="T_w1", latex=r"T_{w,1}")
     ctop = net("serving.compute_time_net", "single-device compute minus the all-reduce", tc, "T_c1net")
     wtop = net("serving.weight_time_net", "single-device weight read minus the all-reduce", tw, "T_w1net")
     return node("serving.min_gpus.speed", "fewest devices whose decode step fits the per-user budget", "1",
-                expr=sp.ceiling(sp.Max(ctop.symbol / bottom.symbol, wtop.symbol / room.symbol)),
+                expr=sp.ceiling(max_of(ctop.symbol / bottom.symbol, wtop.symbol / room.symbol)),
                 children=(ctop, bottom, wtop, room), symbol="n_tps", latex=r"n_{\mathrm{tps}}",
                 note=f"more devices than the g = {g_val} KV heads: each still reads KV/g per step")
 
@@ -255,11 +255,11 @@ def min_gpus(ctx: Context) -> Quantity:
     if T.given(ctx, tps_target):
         n_tps = _speed_constraint(ctx, w, kv, need)
         children += (n_tps,)
-        expr = sp.Max(n_mem.symbol, n_tps.symbol)
+        expr = max_of(n_mem.symbol, n_tps.symbol)
         title = "fewest devices meeting memory and the tokens/s target of every user"
     q = node("serving.min_gpus", title, "1", expr=expr, children=children, symbol="n_min", latex=r"n_{\min}",
              note="" if T.given(ctx, tps_target) else "memory only: --set tps_target=… adds the speed constraint")
-    value = T.number(ctx, q.expanded)
+    value = T.value(ctx, q)
     if value is not None and T.given(ctx, n_max) and value > ctx.values[n_max]:
         why = _binding(ctx, q)[0]
         raise Infeasible(f"does not fit within n_max = {ctx.values[n_max]} devices: {why} needs {value} "
@@ -273,8 +273,8 @@ def _numbers(ctx: Context) -> dict[str, sp.Expr | None]:
     a = None
     if O.get(ctx.options, "allreduce") == "ring":
         a = T.number(ctx, 4 * S.L * users * S.d * S.bytes_a / HW.BW_link)
-    return {"w": T.number(ctx, w.expanded), "kv": T.number(ctx, kv.expanded), "mem": T.number(ctx, usable(ctx)),
-            "tok": T.number(ctx, T.flops_per_token(ctx).expanded), "bw": T.number(ctx, T.bandwidth(ctx)),
+    return {"w": T.value(ctx, w), "kv": T.value(ctx, kv), "mem": T.number(ctx, usable(ctx)),
+            "tok": T.value(ctx, T.flops_per_token(ctx)), "bw": T.number(ctx, T.bandwidth(ctx)),
             "fp": ctx.values.get(S.F_peak), "u": ctx.values.get(users), "a": a, "g": T.kv_heads(ctx)}
 
 
@@ -294,11 +294,11 @@ def _plan_at(nums: dict, n: int) -> tuple[sp.Expr, sp.Expr | None, sp.Expr, str]
 
 
 def _binding(ctx: Context, q: Quantity) -> tuple[str, dict]:
-    nm = T.number(ctx, q.find("serving.min_gpus.memory").expanded)
+    nm = T.value(ctx, q.find("serving.min_gpus.memory"))
     spd = q.find("serving.min_gpus.speed")
     if spd is None:
         return "memory", {"n_memory": nm}
-    ns = T.number(ctx, spd.expanded)
+    ns = T.value(ctx, spd)
     plan = _plan_at(_numbers(ctx), int(ns)) if ns is not None else None
     side = plan[3] if plan is not None and plan[3] else "bandwidth"
     info = {"n_memory": nm, "n_speed": ns, "speed_side": side}

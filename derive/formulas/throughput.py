@@ -20,9 +20,9 @@ from derive import options as O
 from derive import symbols as S
 from derive.errors import DeriveError, DoesNotFit, Infeasible
 from derive.formulas import rooflines as RL
-from derive.formulas.rooflines import number
+from derive.formulas.rooflines import number, value
 from derive.layers import stack as stack_
-from derive.quantity import Quantity, leaf, node
+from derive.quantity import Quantity, leaf, max_of, node
 from derive.registry import Context, Fit, build, quantity
 
 b, s, n_dev, F_peak, BW = S.b, S.s, S.n_dev, S.F_peak, S.BW
@@ -364,7 +364,7 @@ def check_decode_fits(ctx: Context, q: Quantity | None = None) -> None:
 def step_time(ctx: Context) -> Quantity:
     p = decode_parts(ctx)
     tc, tm = p["compute_time"], p["memory_time"]
-    expr = sp.Max(tc.symbol, tm.symbol) + p["fixed"].symbol
+    expr = max_of(tc.symbol, tm.symbol) + p["fixed"].symbol
     children: tuple[Quantity, ...] = (tc, tm, p["fixed"])
     if "allreduce" in p:
         expr = expr + p["allreduce"].symbol
@@ -519,7 +519,7 @@ def _crossover(ctx: Context) -> Quantity:
     q = crossover(ctx)
     slack = q.find("roofline.slack_per_sequence")
     if slack is not None:
-        den = number(ctx, slack.expanded)
+        den = value(ctx, slack)
         if den is not None and den <= 0:
             per_flop = number(ctx, q.find("roofline.compute_per_sequence").expanded)
             per_byte = number(ctx, q.find("roofline.kv_time_per_sequence").expanded)
@@ -579,7 +579,7 @@ def prefill_time(ctx: Context) -> Quantity:
         w = weights(ctx)
         tm = node("prefill.memory_time", "time to read the weights once (per device)", "s",
                   expr=w.symbol / (n * bandwidth(ctx)), children=(w,), symbol="T_mpre", latex=r"T_{m,\mathrm{pre}}")
-        expr = sp.Max(tc.symbol, tm.symbol)
+        expr = max_of(tc.symbol, tm.symbol)
         children.append(tm)
     fixed = leaf("prefill.fixed_time", "fixed cost of the prefill: t_ℓ,pre per layer", "s",
                  decoder_layers(ctx) * t_layer_pre, symbol="T_fpre", latex=r"T_{\mathrm{fix,pre}}")

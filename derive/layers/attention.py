@@ -35,7 +35,7 @@ from derive.layers.base import (
     sym,
     vector,
 )
-from derive.quantity import Quantity, node
+from derive.quantity import Quantity, min_of, node
 
 d = S.d
 
@@ -208,9 +208,9 @@ class Attention(Kind):
             return p.keys, ""
         what = "sliding window W" if b.has("window") else "chunk C_chunk"
         if not p.full:
-            return sp.Min(p.keys, limit), f"decode: a {what} layer attends to at most that many cached tokens"
+            return min_of(p.keys, limit), f"decode: a {what} layer attends to at most that many cached tokens"
         if env.conv is not None and env.option("windows") == "exploited":
-            return sp.Min(p.keys, limit), f"{what} exploited (--option windows=exploited): each query meets at most " \
+            return min_of(p.keys, limit), f"{what} exploited (--option windows=exploited): each query meets at most " \
                                           "that many keys"
         return p.keys, ""
 
@@ -243,7 +243,7 @@ class Attention(Kind):
         if windowed_full and bidirectional:
             # a bidirectional window (ModernBERT's local layers): query i meets the keys j with |i − j| ≤ ⌊W/2⌋,
             # so the s queries meet s + 2·Σ_{k=1..m} (s − k) = s·(2m + 1) − m·(m + 1) keys, m = min(⌊W/2⌋, s − 1)
-            m = sp.Min(sp.floor(self.cache_window(b) / 2), p.keys - 1)
+            m = min_of(sp.floor(self.cache_window(b) / 2), p.keys - 1)
             core = lambda hs: conv.mac * p.batch * h * hs * (p.keys * (2 * m + 1) - m * (m + 1))  # noqa: E731
         elif windowed_full and conv.causal:
             # a causal window: query i meets min(i, W) keys; Σ = s·W − W²/2 in the s²/2 convention

@@ -89,10 +89,11 @@ def _name_xml(tex: str) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def _name_element(tex: str):
-    """The parsed name, imported (copied) into each printer's document: parsing once is much cheaper."""
+def _name_serialized(tex: str) -> str | None:
+    """The name as minidom writes it (parsed and written back once): a printer puts this text in its tree as a
+    raw node, where copying the parsed element into every document cost a deep clone per occurrence."""
     xml = _name_xml(tex)
-    return None if xml is None else minidom.parseString(xml).documentElement
+    return None if xml is None else minidom.parseString(xml).documentElement.toxml()
 
 
 def _group(n: int) -> str:
@@ -181,9 +182,9 @@ class _Printer(MathMLPresentationPrinter):
             return self.number(self.values[sym], paren=True)
         tex = self.names.get(sym)
         if tex:
-            el = _name_element(tex)
-            if el is not None:
-                return self.dom.importNode(el, True)
+            xml = _name_serialized(tex)
+            if xml is not None:
+                return self.dom.createTextNode(xml)  # sympy's printer makes this a raw (unescaped) text node
         return super()._print_Symbol(sym, style)
 
 

@@ -9,6 +9,7 @@ symbol values as JSON, so choosing a model refills the inputs and switches the f
 from __future__ import annotations
 
 import zlib
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -18,7 +19,7 @@ import sympy as sp
 from derive import symbols as S
 from derive.errors import DeriveError
 from derive.layers.stack import describe as describe_arch
-from derive.quantity import Quantity
+from derive.quantity import Exact, Quantity, exact, rational_value
 from derive.reads import Tracked
 from derive.registry import Fit
 
@@ -408,14 +409,22 @@ def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
     """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
     numbers is decided at once, a Max of two formulas is not)."""
     plain = dict(values)  # once: a tracking mapping copied per node costs a Python call per key
+    known = {k: exact(v) for k, v in plain.items() if isinstance(v, sp.Rational)}
     out: list[tuple[str, sp.Expr]] = []
 
-    def visit(node: Quantity) -> None:
-        rule = {}
+    def visit(node: Quantity) -> Exact | None:
+        """Adds the node's value; returns it as a fraction when it is one (so its parent can be too)."""
+        rule, fractions = {}, {}
         for c in node.children:
-            visit(c)
+            f = visit(c)
             rule[c.symbol] = out[-1][1]
-        out.append((node.id, node.expr.xreplace({**plain, **rule})))
+            fractions[c.symbol] = f
+        f = None
+        if None not in fractions.values():  # every part exact: Python's arithmetic, else SymPy's as before
+            f = rational_value(node.expr, ChainMap(fractions, known))
+        value = sp.Rational(f.numerator, f.denominator) if f is not None else node.expr.xreplace({**plain, **rule})
+        out.append((node.id, value))
+        return f
 
     visit(q)
     return out

@@ -12,6 +12,7 @@ Two printers, both built on SymPy's :class:`~sympy.printing.jscode.JavascriptCod
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import sympy as sp
 from sympy.printing.jscode import JavascriptCodePrinter
@@ -123,6 +124,13 @@ def exact_js(expr: sp.Expr) -> str | None:
 
 def function_js(expr: sp.Expr) -> dict[str, str | None]:
     """Both forms as JavaScript function sources: ``{"float": "function (v) {…}", "exact": … | None}``."""
+    return dict(_function_js(sp.sympify(expr)))
+
+
+@lru_cache(maxsize=1024)
+def _function_js(expr: sp.Expr) -> dict[str, str | None]:
+    """Memoized: presets of different result formulas share one fit check (weights + cache against a device),
+    which each shape printed again."""
     exact = exact_js(expr)
     return {
         "float": f"function (v) {{ return {float_js(expr)}; }}",
