@@ -718,9 +718,12 @@ def _classify(r: sp.Expr, x: sp.Symbol, xr: sp.Symbol, den: sp.Expr, conds: list
         return False, f"outside the domain {x} ≤ {bound}"
     if den.has(xr) and sp.N(den.xreplace({xr: r}), 30) == 0:
         return False, "a pole of the formula, not a solution"
+    # which piece is active, judged at r to 30 digits: an exact r of 10^40 in mixtral's (1 − k/E)^b would be raised
+    # to that exact power (the fuzz found a solve that never ended)
+    rf = sp.Float(r, 30) if r.is_Rational else r
     for chosen, other, kind in conds:
-        cv = sp.N(_subs(_subs(chosen, values), {x: r}), 30)
-        ov = sp.N(_subs(_subs(other, values), {x: r}), 30)
+        cv = sp.N(_subs(_subs(chosen, values), {x: rf}), 30)
+        ov = sp.N(_subs(_subs(other, values), {x: rf}), 30)
         tol = 1e-20 * max(abs(cv), abs(ov), 1)
         if (kind == "max" and cv < ov - tol) or (kind == "min" and cv > ov + tol):
             name = labels.get(other) or text_of(other)

@@ -585,3 +585,11 @@ def test_plan_serving_refuses_bad_counts_and_bounds_the_batch(capsys):
 def test_an_empty_model_or_hardware_name_is_refused_not_taken_as_none(capsys, argv):
     line = refused(capsys, *argv)
     assert "an empty name" in line
+
+
+def test_a_root_of_10_to_the_34_is_classified_in_floats(capsys):
+    # the fuzz found it: T_step = 1e30 s solves at b ≈ 3.58e34, and judging which piece of the Max is active put
+    # that exact b into mixtral's touched-experts term (1 − k/E)^b: an exact power of 10^34 that never ended
+    code, _, err = cli(capsys, "solve", "decode.step_time=1e30", "--for", "b", "--model", "mixtral-8x7b",
+                       "--hardware", "h100", "--set", "s=4096", "--let", "T=ceil(e-1/3)")
+    assert code == 2 and "≈ 3.578992e+34" in err and "not the active piece" in err
