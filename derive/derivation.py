@@ -260,9 +260,14 @@ def _again(first: Step, depth: int, title: str) -> Step:
     step = object.__new__(Step)
     step.__dict__.update(first.__dict__)
     for name in ("formula_latex", "substituted_latex"):
-        step.__dict__["_lazy_" + name] = lambda name=name: getattr(first, name)
+        step.__dict__["_lazy_" + name] = _read_later(first, name)
     step.depth, step.title = depth, title
     return step
+
+
+def _read_later(step: Step, name: str) -> Callable[[], str]:
+    """A lazy field that reads ``step``'s own, so LaTeX two steps share is printed once, when first read."""
+    return lambda: getattr(step, name)
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:
@@ -335,8 +340,8 @@ def derive(q: Quantity, values: Mapping[sp.Symbol, sp.Expr], *, max_depth: int =
         twin = printed.get(key)
         if twin is not None:
             formula_text, sub_text = twin.formula_text, twin.substituted_text
-            formula_latex = lambda twin=twin: twin.formula_latex  # noqa: E731  (lazy, shared with the twin)
-            substituted_latex = lambda twin=twin: twin.substituted_latex  # noqa: E731
+            formula_latex, substituted_latex = _read_later(twin, "formula_latex"), _read_later(twin,
+                                                                                               "substituted_latex")
         else:
             formula_text = text(shown, order)
             sub_text = _ValueStr(local, order, units, decimals=True).doprint(shown).replace("**", "^").replace("*",

@@ -242,12 +242,7 @@ def exact_count(arch: Architecture, values, active: bool = False, options: Mappi
 
 
 def _count_of(tree: Quantity, values) -> sp.Expr:
-    def value(q: Quantity) -> sp.Expr:
-        if not q.children:
-            return q.expr.xreplace(values)
-        return q.expr.xreplace({**values, **{c.symbol: value(c) for c in q.children}})
-
-    out = value(tree)
+    out = tree.value_by_nodes(values)
     return out if out.is_Number else tree.evaluate(values)
 
 
