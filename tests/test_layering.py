@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("formulas", ("derive.formulas", "derive.context")),
     ("solve", ("derive.solve", "derive.sweep", "derive.query", "derive.calibrate", "derive.report", "derive.compare",
                "derive.reads")),
-    ("reports", ("derive.reports",)),
+    ("reports", ("derive.reports", "derive.charts")),
     ("workbook/site", ("derive.workbook", "derive.site")),
     ("cli", ("derive.cli", "derive.commands", "derive.api", "derive.__main__")),
 ]
