@@ -82,16 +82,43 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from derive import inputs
+    from derive.charts import render
+    from derive.charts.data import FORMATS
     from derive.errors import DeriveError
-    from derive.reports import plots
 
-    if Path(args.output).suffix.lower() not in plots.FORMATS:
-        raise DeriveError(f"{args.output}: charts are written as {', '.join(plots.FORMATS)} (from the file name)")
+    ext = Path(args.output).suffix.lower()
+    if ext not in FORMATS:
+        raise DeriveError(f"{args.output}: charts are written as {', '.join(FORMATS)} (from the file name)")
     sets, options = _pairs(args.sets, "--set"), _pairs(args.options, "--option")
     for what, many in (("--model", getattr(args, "models", None)), ("--bar", getattr(args, "bars", None))):
         if many and len(many) > MAX_SERIES:
             raise DeriveError(f"{what}: at most {MAX_SERIES} in one chart")
+    # matplotlib is imported there while this process imports the engine and works the chart out
+    child = render.start(ext)
+    try:
+        chart = _chart(args, sets, options)
+        if child is None:
+            from derive.charts import draw
+
+            data = draw.image(chart, ext)
+        else:
+            data = child.image(chart)
+    finally:
+        if child is not None:
+            child.close()
+    from derive.reports import plots
+
+    path = plots.write_image(data, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def _chart(args: argparse.Namespace, sets: dict[str, str], options: dict[str, str]):
+    """What the chart shows (derive.charts.data), every input the user gave read by one of its quantities."""
+    from derive import inputs
+    from derive.errors import DeriveError
+    from derive.reports import plots
+
     if args.kind == "sweep":
         drawn = [args.quantity]
     elif args.kind == "roofline":
@@ -102,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
     for model in models:
         _refuse_unread(drawn, model, args.hardware, sets, options, args.lenient)
     if args.kind == "sweep":
-        fig = plots.sweep_figure(args.quantity, args.over, models=args.models or [None], hardware=args.hardware,
+        return plots.sweep_chart(args.quantity, args.over, models=args.models or [None], hardware=args.hardware,
                                  options=options, sets=sets, target=args.target, logx=args.logx, logy=args.logy)
-    elif args.kind == "roofline":
+    if args.kind == "roofline":
         items = [b.strip() for b in args.batches.split(",") if b.strip()]
         if len(items) > MAX_SERIES * 4:
             raise DeriveError(f"--batches: at most {MAX_SERIES * 4} batch sizes in one chart")
@@ -113,14 +140,10 @@ def run(args: argparse.Namespace) -> int:
         batches = [inputs.size(int(b), "a --batches size") for b in items]
         if not batches:
             raise DeriveError("--batches needs at least one positive batch size")
-        fig = plots.roofline_figure(args.model, args.hardware, batches=batches, options=options, sets=sets,
+        return plots.roofline_chart(args.model, args.hardware, batches=batches, options=options, sets=sets,
                                     weights_only=args.weights_only)
-    else:
-        fig = plots.memory_figure(args.model, hardware=args.hardware, bars=args.bars or plots.DEFAULT_BARS,
-                                  options=options, sets=sets)
-    path = plots.save(fig, args.output)
-    print(f"wrote {path}")
-    return 0
+    return plots.memory_chart(args.model, hardware=args.hardware, bars=args.bars or plots.DEFAULT_BARS,
+                              options=options, sets=sets)
 
 
 def _refuse_unread(ids: list[str], model: str | None, hardware: str | None, sets: dict[str, str],

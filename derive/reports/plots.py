@@ -9,6 +9,7 @@ drawn by :mod:`derive.charts.draw`, in this process (``*_figure``, ``save``) or 
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,17 +37,25 @@ from derive.errors import DeriveError
 
 def save(fig, path: str | Path) -> Path:
     """Write PNG, SVG or PDF (by extension) without timestamps, so equal inputs give equal bytes."""
-    from derive import inputs
     from derive.charts import draw
 
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in FORMATS:
         raise DeriveError(f"{path}: plots are written as {', '.join(FORMATS)} (from the file name)")
+    buf = io.BytesIO()
+    draw.write(fig, buf, ext)
+    return write_image(buf.getvalue(), p)
+
+
+def write_image(data: bytes, path: str | Path) -> Path:
+    """The image's bytes written at ``path`` through derive.inputs (never through a symbolic link)."""
+    from derive import inputs
+
+    p = Path(path)
     try:
-        # opened by derive, never through a symbolic link, then handed to matplotlib as a file object
         with inputs.open_output(p, what="-O") as f:
-            draw.write(fig, f, ext)
+            f.write(data)
     except OSError as e:
         raise DeriveError(f"cannot write {path}: {e.strerror}") from None
     return p
