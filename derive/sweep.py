@@ -18,8 +18,8 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
 import sympy as sp
 
 from derive import inputs, parse, reads
@@ -28,6 +28,9 @@ from derive.context import Request
 from derive.derivation import text as text_of
 from derive.errors import DeriveError, Infeasible
 from derive.solve import Problem, Tie, prepare, show_value
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: points evaluated per chunk (a chunk is a slice of the first axis); bounds memory, paces progress.
 CHUNK = 1 << 21
@@ -54,6 +57,8 @@ class Axis:
 
     @property
     def array(self) -> np.ndarray:
+        import numpy as np
+
         return np.array([float(v) for v in self.values], dtype=np.float64)
 
     def describe(self) -> str:
@@ -169,6 +174,8 @@ class SweepResult:
         return tuple(len(a.values) for a in self.axes)
 
     def point(self, flat: int) -> dict[str, sp.Expr]:
+        import numpy as np
+
         idx = np.unravel_index(flat, self.shape)
         return {a.name: a.values[int(i)] for a, i in zip(self.axes, idx, strict=True)}
 
@@ -185,6 +192,8 @@ class SweepResult:
     def closest(self, k: int = 10, valid_only: bool = True) -> list[int]:
         """Flat indices of the k configurations nearest the target (meeting it for at-least/at-most),
         skipping invalid designs (h not dividing d, a fractional tied size)."""
+        import numpy as np
+
         if self.target is None:
             raise DeriveError("closest points need a --target")
         t = float(self.target)
@@ -262,6 +271,8 @@ def _compile(expr: sp.Expr, syms: list[sp.Symbol]) -> Callable:
     exp do not exist."""
     import warnings
 
+    import numpy as np
+
     floats = expr.xreplace({n: sp.Float(n, 17) for n in expr.atoms(sp.Rational)
                             if max(abs(int(n.p)), int(n.q)) > 2**53})
     # the module itself, not the string "numpy": the string makes lambdify run `from numpy import *`, which loads
@@ -307,6 +318,8 @@ def sweep(quantity, grids: Mapping[str, str | Iterable] | Iterable[str], *, targ
     of values; or is a list of 'SYMBOL=SPEC' strings. ``target`` (units accepted) enables
     :meth:`SweepResult.closest`. ``progress(done, total)`` is called after each chunk.
     """
+    import numpy as np  # here, not at the top: exact_over (the roofline chart's points) needs no NumPy (0.1 s)
+
     from derive import query as api
     from derive.quantity import Quantity
 
@@ -502,6 +515,8 @@ def render(r: SweepResult, fmt: str = "table", closest: int | None = None, limit
 def _csv(r: SweepResult, indices: list[int]) -> str:
     """All requested rows; exact values when few, %.17g floats (integers print whole) when many."""
     import io
+
+    import numpy as np
 
     names = [a.name for a in r.axes]
     head = names + [r.quantity] + (["relative_error"] if r.target is not None else [])
