@@ -82,7 +82,7 @@ def test_no_matplotlib_in_the_child_is_the_usual_error(monkeypatch, tmp_path, ch
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     with render.Child(".png") as child, pytest.raises(DeriveError) as err:
         child.image(charts["sweep"])
-    assert str(err.value) == draw.NO_MATPLOTLIB == "plots need matplotlib: pip install 'derive[plot]'"
+    assert str(err.value) == data.NO_MATPLOTLIB == "plots need matplotlib: pip install 'derive[plot]'"
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from tests.conftest import ROOT, run_cli, subprocess_env
 
 pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]' to test the plots")
 
-from derive.reports import plots  # noqa: E402  (after the skip: plots need matplotlib)
+from derive.charts import draw  # noqa: E402  (after the skip: plots need matplotlib)
+from derive.reports import plots  # noqa: E402
 
 
 def test_sweep_line_is_the_engine_value():
@@ -166,8 +167,8 @@ def test_token_axes_tick_at_powers_of_two():
     fig.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2K", "4K", "8K", "16K", "32K"]
     assert ax.get_xlabel() == "s: tokens per sequence (prompt or context length) [K = 1,024]"
-    assert plots.pow2_ticks(1, 1024, log=True) == [1, 4, 16, 64, 256, 1024]
-    assert plots.pow2_text(131072) == "128K" and plots.pow2_text(1000) == "1,000"
+    assert draw.pow2_ticks(1, 1024, log=True) == [1, 4, 16, 64, 256, 1024]
+    assert draw.pow2_text(131072) == "128K" and draw.pow2_text(1000) == "1,000"
 
 
 def test_files_are_deterministic(tmp_path):
@@ -224,12 +225,12 @@ def test_log_axes_label_as_matplotlib_does_in_plain_text():
     than mathtext (a tenth of a second of parsing per chart)."""
     from matplotlib.ticker import LogFormatterSciNotation
 
-    assert plots.log_label(r"$\mathdefault{10^{3}}$") == "10³"
-    assert plots.log_label(r"$\mathdefault{10^{-12}}$") == "10⁻¹²"
-    assert plots.log_label(r"$\mathdefault{2\times10^{1}}$") == "2×10¹"
-    assert plots.log_label(r"$\mathdefault{2^{10}}$") == "2¹⁰"
-    assert plots.log_label(r"$\mathdefault{-10^{2}}$") == "−10²"
-    assert plots.log_label("") == "" and plots.log_label(r"$\mathdefault{0}$") == r"$\mathdefault{0}$"
+    assert draw.log_label(r"$\mathdefault{10^{3}}$") == "10³"
+    assert draw.log_label(r"$\mathdefault{10^{-12}}$") == "10⁻¹²"
+    assert draw.log_label(r"$\mathdefault{2\times10^{1}}$") == "2×10¹"
+    assert draw.log_label(r"$\mathdefault{2^{10}}$") == "2¹⁰"
+    assert draw.log_label(r"$\mathdefault{-10^{2}}$") == "−10²"
+    assert draw.log_label("") == "" and draw.log_label(r"$\mathdefault{0}$") == r"$\mathdefault{0}$"
     fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=[1, 64], sets={"s": "4096"})
     fig.canvas.draw()
     ax = fig.axes[0]
@@ -240,7 +241,7 @@ def test_log_axes_label_as_matplotlib_does_in_plain_text():
         ref.set_axis(axis)
         ref.set_locs(axis.get_majorticklocs())
         assert [t.label1.get_text() for t in axis.get_major_ticks()] == \
-            [plots.log_label(ref(x)) for x in axis.get_majorticklocs()]
+            [draw.log_label(ref(x)) for x in axis.get_majorticklocs()]
     assert "10³" in [t.get_text() for t in ax.get_yticklabels()]  # the y axis runs to 3 × the 989.4 TFLOP/s peak
     short = plots.sweep_figure("params.total", "d=1024:1536:128", models=["llama-2-7b"], logy=True)
     short.canvas.draw()

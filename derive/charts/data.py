@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 
 FORMATS = (".png", ".svg", ".pdf")
+#: what a missing matplotlib is told (the same words whether the chart is drawn here or in the render child)
+NO_MATPLOTLIB = "plots need matplotlib: pip install 'derive[plot]'"
 #: one colour per series or part, told apart in colour-blind vision too (Okabe & Ito), dark enough for white
 #: text on a bar; reference lines (roof, capacity, target) are ink-coloured and dashed, never one of these
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D4F", "#7F7F7F")

@@ -19,6 +19,7 @@ from derive.charts.data import (
     INFEASIBLE,
     INFEASIBLE_TEXT,
     INK,
+    NO_MATPLOTLIB,
     Chart,
     MemoryChart,
     RooflineChart,
@@ -42,8 +43,6 @@ RC = {
 }
 _METADATA = {".png": {"Software": None}, ".svg": {"Date": None, "Creator": None},
              ".pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}}
-#: what a missing matplotlib is told (the same words in the parent and in the render child)
-NO_MATPLOTLIB = "plots need matplotlib: pip install 'derive[plot]'"
 
 
 def _mpl():

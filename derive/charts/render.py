@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from derive.charts.data import FORMATS, Chart, from_json, to_json
+from derive.charts.data import FORMATS, NO_MATPLOTLIB, Chart, from_json, to_json
 from derive.errors import DeriveError
 
 #: the child's exit code when matplotlib cannot be imported
@@ -32,7 +32,7 @@ def _serve(ext: str) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print(draw.NO_MATPLOTLIB, file=sys.stderr)
+        print(NO_MATPLOTLIB, file=sys.stderr)
         return NO_MATPLOTLIB_EXIT
     draw._mpl()
     # the backend savefig switches to for this format, imported now rather than after the data came
@@ -74,8 +74,6 @@ class Child:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
     def image(self, chart: Chart) -> bytes:
-        from derive.charts.draw import NO_MATPLOTLIB
-
         out, err = self.proc.communicate(to_json(chart).encode("utf-8"))
         code = self.proc.returncode
         if code == NO_MATPLOTLIB_EXIT:

@@ -31,7 +31,6 @@ from derive.charts.data import (  # noqa: F401  (the palette and scales, as befo
     SweepChart,
     scale,
 )
-from derive.charts.draw import log_label, place_labels, pow2_text, pow2_ticks  # noqa: F401
 from derive.errors import DeriveError
 
 
