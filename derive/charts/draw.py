@@ -96,7 +96,8 @@ def _skip_disabled(fig):
 
     def draw(renderer):
         inner = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
-        if "draw_path" in getattr(inner, "__dict__", {}):
+        own = getattr(inner, "__dict__", {})
+        if "draw_path" in own and "open_group" in own:  # both replaced on the instance: drawing is disabled
             return
         type(fig).draw(fig, renderer)
 
