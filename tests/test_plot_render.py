@@ -33,7 +33,7 @@ def charts():
 @pytest.mark.parametrize("ext", data.FORMATS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_child_bytes_equal_in_process_bytes(charts, kind, ext):
-    with render.Child(ext) as child:
+    with render.Child(ext, kind) as child:
         got = child.image(charts[kind])
     assert got == draw.image(charts[kind], ext)
     assert got[:4] == {".png": b"\x89PNG", ".svg": b"<?xm", ".pdf": b"%PDF"}[ext]
@@ -91,8 +91,8 @@ def children(monkeypatch):
     made = []
 
     class Recorded(render.Child):
-        def __init__(self, ext):
-            super().__init__(ext)
+        def __init__(self, ext, kind=None):
+            super().__init__(ext, kind)
             made.append(self.proc)
 
     monkeypatch.setattr(render, "Child", Recorded)
@@ -135,4 +135,25 @@ def test_no_child_without_matplotlib(monkeypatch):
 
 
 def test_the_child_refuses_a_format_it_does_not_write():
-    assert render.main([".gif"]) == 2 and render.main([]) == 2
+    assert render.main([".gif"]) == 2 and render.main([]) == 2 and render.main([".png", "pie"]) == 2
+
+
+def _bare_roofline_figure():
+    """The roofline's figure as it was made before draw.canvas: no Tick objects made ahead."""
+    with draw._style() as figure:
+        fig = figure(figsize=(7.5, 5))
+        fig.subplots()
+    return fig
+
+
+@pytest.mark.parametrize("ext", data.FORMATS)
+def test_a_canvas_made_ahead_draws_the_same_bytes(charts, ext):
+    """The render child makes the roofline's figure, axes and their Tick objects before the chart comes
+    (draw.canvas); a roofline needing more or fewer ticks than were made is drawn byte for byte as one on a figure
+    without ticks made ahead."""
+    for batches in ([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], [1], [2**k for k in range(0, 21, 2)]):
+        chart = plots.roofline_chart("llama-2-7b", "h100-sxm", batches=batches, sets={"s": "4096"})
+        assert draw.image(chart, ext, draw.canvas("roofline")) == draw.image(chart, ext, _bare_roofline_figure())
+    assert draw.canvas("memory") is None and draw.canvas("sweep") is None
+    with pytest.raises(DeriveError, match="not drawn on a made canvas"):
+        draw.draw(charts["sweep"], draw.canvas("roofline"))

@@ -104,22 +104,45 @@ def _skip_disabled(fig):
     return draw
 
 
-def image(chart: Chart, ext: str) -> bytes:
-    """The chart drawn and written as ``ext`` ('.png', '.svg', '.pdf'): the file's bytes."""
+def image(chart: Chart, ext: str, canvas=None) -> bytes:
+    """The chart drawn and written as ``ext`` ('.png', '.svg', '.pdf'): the file's bytes. ``canvas``: the chart's
+    figure made beforehand (:func:`canvas`), as the render child does while it waits for the chart."""
     buf = io.BytesIO()
-    write(draw(chart), buf, ext)
+    write(draw(chart, canvas), buf, ext)
     return buf.getvalue()
 
 
-def draw(chart: Chart):
-    """The chart's Figure."""
+def draw(chart: Chart, canvas=None):
+    """The chart's Figure (on ``canvas`` when one was made for it)."""
+    if canvas is not None and not isinstance(chart, RooflineChart):
+        raise DeriveError(f"a {chart.kind} chart is not drawn on a made canvas")
     if isinstance(chart, SweepChart):
         return draw_sweep(chart)
     if isinstance(chart, RooflineChart):
-        return draw_roofline(chart)
+        return draw_roofline(chart, canvas)
     if isinstance(chart, MemoryChart):
         return draw_memory(chart)
     raise DeriveError(f"not a chart: {type(chart).__name__}")
+
+
+#: Tick objects made ahead on each of a roofline's log axes: majors at decades, 8 minors in each of four decades, about
+#: what its axes come to need (matplotlib makes more when they are needed, and draws only those it needs)
+ROOFLINE_TICKS = (5, 32)
+
+
+def canvas(kind: str):
+    """The figure a chart of ``kind`` is drawn on, made before its data is known, or None where nothing can be made
+    ahead (the render child makes it while the parent works the chart out): the roofline's figure and axes, with
+    the Tick objects its axes come to need (three fifths of its tight_layout is making them)."""
+    if kind != "roofline":
+        return None
+    with _style() as figure:
+        fig = figure(figsize=(7.5, 5))
+        ax = fig.subplots()
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.get_major_ticks(ROOFLINE_TICKS[0])
+            axis.get_minor_ticks(ROOFLINE_TICKS[1])
+    return fig
 
 
 # ---- axes ----------------------------------------------------------------------------------------------
@@ -259,13 +282,14 @@ def draw_sweep(c: SweepChart):
     return fig
 
 
-def draw_roofline(c: RooflineChart):
+def draw_roofline(c: RooflineChart, made=None):
     """The machine's roof (peak FLOP/s and bandwidth × intensity), its ridge point, and each series of decode
-    steps; points that do not fit in memory hollow and grey, and labels placed apart."""
+    steps; points that do not fit in memory hollow and grey, and labels placed apart. ``made``: the figure
+    :func:`canvas` made for it (else it is made here, the same way)."""
     peak, bw, div, lo, hi, ridge = c.peak, c.bw, c.div, c.lo, c.hi, c.ridge
-    with _style() as figure:
-        fig = figure(figsize=(7.5, 5))
-        ax = fig.subplots()
+    fig = made if made is not None else canvas("roofline")
+    ax = fig.axes[0]
+    with _style():
         xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
         ax.plot(xs, [min(peak, bw * x) / div for x in xs], color=INK, lw=2.2, label="roof: min(peak, bandwidth × I)")
         ax.axvline(ridge, color="#6f7a86", ls=":", lw=1.2)

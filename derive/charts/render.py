@@ -26,7 +26,7 @@ NO_MATPLOTLIB_EXIT = 3
 TAIL = 2000
 
 
-def _serve(ext: str) -> int:
+def _serve(ext: str, kind: str | None) -> int:
     from derive.charts import draw
 
     try:
@@ -40,10 +40,11 @@ def _serve(ext: str) -> int:
         import matplotlib.backends.backend_svg  # noqa: F401
     elif ext == ".pdf":
         import matplotlib.backends.backend_pdf  # noqa: F401
+    made = draw.canvas(kind) if kind else None  # what can be drawn before the chart comes
     data = sys.stdin.buffer.read()
     if not data.strip():
         return 0
-    out = draw.image(from_json(data), ext)
+    out = draw.image(from_json(data), ext, made)
     sys.stdout.buffer.write(out)
     sys.stdout.buffer.flush()
     return 0
@@ -51,11 +52,12 @@ def _serve(ext: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in FORMATS:
-        print(f"usage: python -m derive.charts.render {{{','.join(FORMATS)}}} < chart.json > image", file=sys.stderr)
+    if not 1 <= len(args) <= 2 or args[0] not in FORMATS or args[1:] not in ([], ["sweep"], ["roofline"], ["memory"]):
+        print(f"usage: python -m derive.charts.render {{{','.join(FORMATS)}}} [sweep|roofline|memory] < chart.json "
+              "> image", file=sys.stderr)
         return 2
     try:
-        return _serve(args[0])
+        return _serve(args[0], args[1] if len(args) > 1 else None)
     except KeyboardInterrupt:
         return 130
 
@@ -65,12 +67,13 @@ class Child:
     bytes, :meth:`close` (or leaving the ``with`` block) ends it if it still runs (an error or Ctrl-C in the
     parent: no orphan is left)."""
 
-    def __init__(self, ext: str):
+    def __init__(self, ext: str, kind: str | None = None):
         root = str(Path(__file__).resolve().parents[2])  # the folder holding this derive: the child imports it too
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         # -P: the working folder is not put on sys.path (a derive/ there must not stand in for this one)
-        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "derive.charts.render", ext], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "derive.charts.render", ext,
+                                      *([kind] if kind else [])], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
     def image(self, chart: Chart) -> bytes:
@@ -103,14 +106,14 @@ class Child:
         self.close()
 
 
-def start(ext: str) -> Child | None:
+def start(ext: str, kind: str | None = None) -> Child | None:
     """A render child for ``ext``, or None where one cannot help: no matplotlib to import (the chart is then drawn
     in this process, which says so as before) or no Python executable to start."""
     import importlib.util
 
     if not sys.executable or importlib.util.find_spec("matplotlib") is None:
         return None
-    return Child(ext)
+    return Child(ext, kind)
 
 
 def entry() -> None:

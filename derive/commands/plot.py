@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         if many and len(many) > MAX_SERIES:
             raise DeriveError(f"{what}: at most {MAX_SERIES} in one chart")
     # matplotlib is imported there while this process imports the engine and works the chart out
-    child = render.start(ext)
+    child = render.start(ext, args.kind)
     try:
         chart = _chart(args, sets, options)
         if child is None:
