@@ -196,7 +196,7 @@ def environment():
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("derive.reports", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.StrictUndefined, optimized=False,  # see reports.environment
     )
     env.filters.update(formula=formula, substituted=substituted, lhs=lhs, symbol=symbol, value=value,
                        expanded=expanded, latex_math=latex, prose=prose)

@@ -208,7 +208,7 @@ def environment():
         variable_start_string="(((", variable_end_string=")))",
         comment_start_string="((=", comment_end_string="=))",
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-        undefined=jinja2.StrictUndefined, finalize=finalize,
+        undefined=jinja2.StrictUndefined, finalize=finalize, optimized=False,  # see reports.environment
     )
     env.filters.update(tex=escape, quoted=quoted, tt=tt, math=lambda s: Tex(s), number=number, unit=unit, pre=pre)
     return env
