@@ -543,6 +543,14 @@ def _check_seed(st: dict, engine: sp.Expr, unit: str, asked: str) -> SeedCheck:
                      remark=st.get("remark", ""), asked=asked)
 
 
+def value_of(q, values) -> sp.Expr:
+    """``q.evaluate(values)`` without expanding the tree when the node-by-node value is an exact rational (then it is
+    that same number: a variant needs only its value); anything else (a symbol left, a root) from the expanded
+    formula, as before."""
+    v = q.value_by_nodes(values)
+    return v if v.is_Rational else q.evaluate(values)
+
+
 def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", seeds: Iterable[dict] = (),
              worked: bool = True) -> Result:
     """Compute one spec and compare it with what the seed states; errors are kept, not raised.
@@ -565,9 +573,12 @@ def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", 
                 canonical, cunit = res.derivation.value, res.derivation.unit
             else:
                 q = build(spec["quantity"], ctx) if "quantity" in spec else _composite(spec, ctx, title, ex_id, label)
-                if worked:
+                if worked:  # the derivation worked the value already
                     res.derivation = derive(q, ctx.values, context=_context_info(ctx))
-                canonical, cunit = q.evaluate(ctx.values), q.unit
+                    canonical = res.derivation.value
+                else:
+                    canonical = value_of(q, ctx.values)
+                cunit = q.unit
         else:
             raise DeriveError(f"exercise {ex_id}: no quantity, sum, ratio, relative or solve given")
         canonical = sp.sympify(canonical)
