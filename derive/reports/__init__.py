@@ -82,13 +82,14 @@ def environment():
     costs a third of the code generation (the workbook compiles eleven templates, ~0.14 s)."""
     import jinja2
 
-    from derive.reports import latex
+    from derive.reports import latex, template_cache
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("derive.reports", "templates"),
         autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, optimized=False,
+        undefined=jinja2.StrictUndefined, optimized=False, bytecode_cache=template_cache.bytecode_cache(),
     )
+    env.code_generator_class = template_cache.CodeGenerator
     from derive.derivation import text_latex
 
     env.filters.update(md=_md_escape, cell=_md_cell, cellmath=_cell_math, number=latex.number, unit=latex.unit,
