@@ -133,11 +133,11 @@ def test_no_writes_without_bytecode(tmp_path, monkeypatch):
     assert _entries(tmp_path) == []
 
 
-def test_the_folder_is_the_users_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert TC.directory() == tmp_path / "derive" / "templates"
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the XDG rule: a relative path is ignored
-    assert TC.directory() == tmp_path / "home" / ".cache" / "derive" / "templates"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert TC.directory() == tmp_path / "home" / ".cache" / "derive" / "templates"
+def test_the_folder_is_beside_the_packages_bytecode(monkeypatch, tmp_path):
+    """derive/reports/__pycache__/templates, as Python keeps derive/reports' .pyc files (and the wheel leaves out
+    __pycache__); under sys.pycache_prefix when PYTHONPYCACHEPREFIX gives one."""
+    here = Path(TC.__file__).resolve().parent
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    assert TC.directory() == here / "__pycache__" / "templates"
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path))
+    assert TC.directory() == Path(tmp_path, *here.parts[1:], "templates")

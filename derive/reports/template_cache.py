@@ -14,11 +14,11 @@ hold what a .pyc holds and nothing else:
   result into the code. :class:`CodeGenerator` turns that off (such an expression is evaluated when rendering,
   as any other), so the code depends on no function's behaviour, only on the names above; the output is the
   same, and a test compares cached and fresh compilations.
-* **optional**: a missing, read-only or foreign cache folder (not ours, or writable by others), an unreadable or
-  truncated entry, or ``PYTHONDONTWRITEBYTECODE`` (which stops the writes, as it does for .pyc files) only
-  means compiling as before.
-
-The folder is ``$XDG_CACHE_HOME/derive/templates`` (``~/.cache/derive/templates``), created private (0700).
+* **where Python keeps bytecode, and optional as it is there**: ``derive/reports/__pycache__/templates`` (under
+  ``sys.pycache_prefix`` when one is set), never in a package folder the wheel ships (``__pycache__`` is excluded).
+  A missing, read-only or foreign folder (not ours, or writable by others: an installed package owned by root),
+  an unreadable or truncated entry, or ``PYTHONDONTWRITEBYTECODE`` (which stops the writes, as it does for .pyc
+  files) only means compiling as before.
 """
 
 from __future__ import annotations
@@ -156,17 +156,16 @@ def _private(directory: Path) -> bool:
     return not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def directory() -> Path | None:
-    """Where compiled templates are kept: the XDG cache folder (a relative $XDG_CACHE_HOME is ignored, as the
-    specification says), or None without a home."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "derive" / "templates" if os.path.isabs(base) else None
+def directory() -> Path:
+    """Where compiled templates are kept: beside this package's own bytecode, as Python keeps it
+    (``derive/reports/__pycache__/templates``, or under ``sys.pycache_prefix`` when PYTHONPYCACHEPREFIX sets one)."""
+    here = Path(__file__).resolve().parent
+    if sys.pycache_prefix:
+        return Path(sys.pycache_prefix, *here.parts[1:], "templates")
+    return here / "__pycache__" / "templates"
 
 
-def bytecode_cache() -> TemplateCache | None:
-    """The cache an environment of derive.reports is given (None: compile every time)."""
-    where = directory()
-    return TemplateCache(where) if where is not None else None
+def bytecode_cache() -> TemplateCache:
+    """The cache an environment of derive.reports is given."""
+    return TemplateCache(directory())
 
