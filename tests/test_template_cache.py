@@ -141,3 +141,16 @@ def test_the_folder_is_beside_the_packages_bytecode(monkeypatch, tmp_path):
     assert TC.directory() == here / "__pycache__" / "templates"
     monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path))
     assert TC.directory() == Path(tmp_path, *here.parts[1:], "templates")
+
+
+def test_what_cannot_be_keyed_is_compiled_every_time(tmp_path, writes):
+    """An autoescape decided per template name by a function, or an extension (code of its own in the compiler),
+    is nothing the key can hold: such an environment compiles every time and stores nothing."""
+    (tmp_path / "t.j2").write_text("{{ v }}<")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(tmp_path)), autoescape=lambda name: True,
+                             bytecode_cache=TC.TemplateCache(tmp_path / "cache"))
+    assert env.get_template("t.j2").render(v="&") == "&amp;<"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(tmp_path)), extensions=["jinja2.ext.loopcontrols"],
+                             bytecode_cache=TC.TemplateCache(tmp_path / "cache"))
+    assert env.get_template("t.j2").render(v="&") == "&<"
+    assert _entries(tmp_path) == []
