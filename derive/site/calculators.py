@@ -12,7 +12,7 @@ import zlib
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 
 import sympy as sp
 
@@ -590,13 +590,14 @@ def build_page(calc: Calculator) -> CalcPage:
         hardware = [h for h in hardware if h["values"]]
     # a symbol that some presets lack (a sliding window) or that differs between presets comes with the model
     varying = {s for s in all_syms if len({str(v.get(s)) for v in per_model_values.values()}) > 1}
-    model_syms = {s for s in all_syms if str(s) in MODEL_SYMBOLS or s in varying} - hw_syms
+    model_syms = {s for s in all_syms if _name(s) in MODEL_SYMBOLS or s in varying} - hw_syms
     defaults = {}
-    for s in sorted(all_syms - model_syms - hw_syms, key=str):
-        defaults[str(s)] = ctx0.values[s]
+    for s in sorted(all_syms - model_syms - hw_syms, key=_name):
+        defaults[_name(s)] = ctx0.values[s]
+    model_names = _ordered(model_syms)  # once, not per model
     for m in models:
         vals = per_model_values[m["id"]]
-        m["values"] = {n: vals[S.sym(n)] for n in _ordered(model_syms) if S.sym(n) in vals}
+        m["values"] = {n: vals[S.sym(n)] for n in model_names if S.sym(n) in vals}
     symbols = {}
     for name in _ordered(all_syms):
         info = S.CATALOG[name]
@@ -611,7 +612,7 @@ def build_page(calc: Calculator) -> CalcPage:
     def texts(vals: dict) -> dict[str, str]:
         out = {}
         for k, v in vals.items():
-            name = str(k)
+            name = _name(k)
             info = S.CATALOG[name]
             out[name] = input_text(v, info.unit, info.read_unit)
         return out
@@ -664,5 +665,17 @@ def _read_factor(info: S.SymbolInfo) -> sp.Rational:
 
 def _ordered(syms) -> list[str]:
     """Catalog order (model sizes first, then workload, numbers and machine), not alphabetical."""
-    order = {name: i for i, name in enumerate(S.CATALOG)}
-    return sorted((str(s) for s in syms), key=lambda n: (order.get(n, len(order)), n))
+    order = _catalog_order(len(S.CATALOG))
+    return sorted((_name(s) for s in syms), key=lambda n: (order.get(n, len(order)), n))
+
+
+@lru_cache(maxsize=8)
+def _catalog_order(size: int) -> dict[str, int]:
+    """Each catalogued name's position, per catalog size: the catalog only grows (a name is never removed nor
+    moved), so its size says which order it has."""
+    return {name: i for i, name in enumerate(S.CATALOG)}
+
+
+def _name(s) -> str:
+    """A symbol's name as str() prints it, without SymPy's printer (a name given as text stays as it is)."""
+    return s.name if type(s) is sp.Symbol else str(s)
