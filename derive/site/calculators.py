@@ -9,7 +9,6 @@ symbol values as JSON, so choosing a model refills the inputs and switches the f
 from __future__ import annotations
 
 import zlib
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
@@ -405,11 +404,15 @@ def _point(sym: sp.Symbol, k: int) -> sp.Integer:
     return sp.Integer(zlib.crc32(f"{sym.name}/{k}".encode()) % 89 + 7)
 
 
+_ABSENT = object()
+
+
 def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
     """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
     numbers is decided at once, a Max of two formulas is not)."""
     plain = dict(values)  # once: a tracking mapping copied per node costs a Python call per key
-    known = {k: exact(v) for k, v in plain.items() if isinstance(v, sp.Rational)}
+    #: the exact values, with a node's parts put in while the node is worked (each lookup one dict probe)
+    env: dict = {k: exact(v) for k, v in plain.items() if isinstance(v, sp.Rational)}
     out: list[tuple[str, sp.Expr]] = []
 
     def visit(node: Quantity) -> Exact | None:
@@ -421,7 +424,16 @@ def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
             fractions[c.symbol] = f
         f = None
         if None not in fractions.values():  # every part exact: Python's arithmetic, else SymPy's as before
-            f = rational_value(node.expr, ChainMap(fractions, known))
+            saved = [(k, env.get(k, _ABSENT)) for k in fractions]
+            env.update(fractions)  # the parts' values over any value of the same name, for this node only
+            try:
+                f = rational_value(node.expr, env)
+            finally:
+                for k, old in saved:
+                    if old is _ABSENT:
+                        del env[k]
+                    else:
+                        env[k] = old
         value = sp.Rational(f.numerator, f.denominator) if f is not None else node.expr.xreplace({**plain, **rule})
         out.append((node.id, value))
         return f
@@ -434,24 +446,31 @@ def _node_value(q: Quantity, values: Mapping) -> sp.Expr:
     return _node_values(q, values)[-1][1]
 
 
-def _probe(q: Quantity, fit: Fit | None) -> tuple:
-    """Every node's value (and the fit check's) at two fixed points of all the symbols: two builds whose
-    formulas differ anywhere differ there, found without expanding either tree. Node by node, because a Max
-    at the root can hide a part that changed (a compute time under a larger memory time)."""
+#: the fixed points a probe evaluates a build at (:func:`_point`)
+_PROBE_POINTS = (1, 2)
+
+
+def _probe_symbols(q: Quantity, fit: Fit | None) -> set[sp.Symbol]:
+    """The symbols a probe gives values: every catalog symbol of the tree's formulas and of the fit check's."""
     child = {c.symbol for n in q.walk() for c in n.children}
     syms = {x for n in q.walk() for x in n.expr.free_symbols} - child
+    if fit is not None:
+        syms |= fit.needed.free_symbols | fit.available.free_symbols
+    return syms
+
+
+def _probe_at(q: Quantity, fit: Fit | None, syms: set[sp.Symbol], k: int) -> tuple:
+    """Every node's value (and the fit check's) at fixed point k of all the symbols: two builds whose formulas
+    differ anywhere differ at one of the points, found without expanding either tree. Node by node, because a Max
+    at the root can hide a part that changed (a compute time under a larger memory time)."""
+    point = {x: _point(x, k) for x in syms}
     exprs = [] if fit is None else [fit.needed, fit.available]
-    syms |= {x for e in exprs for x in e.free_symbols}
-    out: list = []
-    for k in (1, 2):
-        point = {x: _point(x, k) for x in syms}
-        out += _node_values(q, point) + [e.xreplace(point) for e in exprs]
-    return tuple(out)
+    return tuple(_node_values(q, point) + [e.xreplace(point) for e in exprs])
 
 
 def _signature(q: Quantity, fit: Fit | None) -> tuple:
     """Every node's id, formula and parts, and the fit check's formulas: two builds with one signature have one
-    probe (:func:`_probe` reads nothing else), so comparing signatures spares evaluating both trees twice."""
+    probe (:func:`_probe_at` reads nothing else), so comparing signatures spares evaluating both trees twice."""
     nodes = tuple((n.id, n.expr, tuple(c.symbol for c in n.children)) for n in q.walk())
     return nodes if fit is None else (nodes, fit.needed, fit.available)
 
@@ -459,7 +478,7 @@ def _signature(q: Quantity, fit: Fit | None) -> tuple:
 @dataclass
 class _Built:
     """One build of a calculator's quantity for one preset, compared with another as `derive show` would answer:
-    the same value and the same formula at every node (:func:`_probe`). The value is taken when built (the
+    the same value and the same formula at every node (:func:`_probe_at`). The value is taken when built (the
     context's values may change later); the probe only when a comparison needs it."""
 
     q: Quantity
@@ -467,16 +486,26 @@ class _Built:
     value: sp.Expr
     #: symbols the build gave values of its own (a pinned symbol left out gets the engine's value)
     read: set[sp.Symbol] = field(default_factory=set)
+    _points: dict[int, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
-    def probe(self) -> tuple:
-        return _probe(self.q, self.fit)
+    def _probe_symbols(self) -> set[sp.Symbol]:
+        return _probe_symbols(self.q, self.fit)
+
+    def probe_at(self, k: int) -> tuple:
+        """:func:`_probe_at` point k, evaluated once per build."""
+        if k not in self._points:
+            self._points[k] = _probe_at(self.q, self.fit, self._probe_symbols, k)
+        return self._points[k]
 
     def same_answer(self, other: _Built) -> bool:
-        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ."""
+        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ, point by
+        point (a formula that differs mostly differs at the first point already)."""
         if self.value != other.value:
             return False
-        return _signature(self.q, self.fit) == _signature(other.q, other.fit) or self.probe == other.probe
+        if _signature(self.q, self.fit) == _signature(other.q, other.fit):
+            return True
+        return all(self.probe_at(k) == other.probe_at(k) for k in _PROBE_POINTS)
 
 
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
