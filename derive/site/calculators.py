@@ -291,11 +291,14 @@ def _fit_mathml(fit: Fit) -> str:
 class _Reads(Tracked):
     """A context's options (or values) that remember which keys were looked at or written, by any path (a lookup,
     ``in``, a copy, an iteration: those last count as looking at every key). A build that never touched a key
-    computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`)."""
+    computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`).
+    ``written_first``: the keys whose first touch was a write (``setdefault`` or ``[]=``), before any look."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.everything = False
+        self.written_first: set = set()
+        self.removed = False
 
     def looked_at(self, key) -> bool:
         return self.everything or key in self.seen
@@ -304,12 +307,18 @@ class _Reads(Tracked):
         """The keys touched so far; None when every key was (an iteration, a copy)."""
         return None if self.everything else frozenset(self.seen)
 
-    def __setitem__(self, key, value):
+    def _write(self, key) -> None:
+        if key not in self.seen:
+            self.written_first.add(key)
         self.seen.add(key)
+
+    def __setitem__(self, key, value):
+        self._write(key)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
         self.seen.add(key)
+        self.removed = True
         super().__delitem__(key)
 
     def update(self, *args, **kw):
@@ -320,11 +329,12 @@ class _Reads(Tracked):
         self.everything = True
 
     def setdefault(self, key, default=None):
-        self.seen.add(key)
+        self._write(key)
         return super().setdefault(key, default)
 
     def pop(self, key, *default):
         self.seen.add(key)
+        self.removed = True
         return super().pop(key, *default)
 
     def __iter__(self):
@@ -376,6 +386,7 @@ class _Reads(Tracked):
 
     def popitem(self):
         self._all()
+        self.removed = True
         return super().popitem()
 
     def __reduce__(self):
@@ -385,10 +396,18 @@ class _Reads(Tracked):
 
 @dataclass(frozen=True)
 class _Looked:
-    """What one build touched in its context: option names and value symbols (None: all of them)."""
+    """What one build touched in its context: option names and value symbols (None: all of them), and the value
+    symbols it wrote before anything looked at them (none when it removed a value or touched every one)."""
 
     options: frozenset | None
     values: frozenset | None
+    written_first: frozenset = frozenset()
+
+    @staticmethod
+    def of(options: _Reads, values: _Reads) -> _Looked:
+        exact_order = values.snapshot() is not None and not values.removed
+        return _Looked(options.snapshot(), values.snapshot(),
+                       frozenset(values.written_first) if exact_order else frozenset())
 
     def touched(self, key: str) -> bool:
         from derive.options import OPTIONS
@@ -528,8 +547,11 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
     default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
     the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes.
     ``looked``: what the build of ``want`` touched; a pin it never touched (option or symbol) cannot change the
-    answer nor be given a value by the engine, so the build is not repeated without it."""
+    answer nor be given a value by the engine, so the build is not repeated without it. A symbol whose first touch
+    was a write (the engine's ``setdefault``) is given the engine's value without the pin: both builds run alike
+    up to that write (nothing looked at the symbol before it), so that is known without building again."""
     from derive import options as O
+    from derive import query as api
 
     pins = conventions(calc)
     out: list[str] = []
@@ -540,6 +562,10 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
             continue
         loose = {k: v for k, v in pins.items() if k != key}
         try:
+            if key not in O.OPTIONS and looked is not None and S.sym(key) in looked.written_first \
+                    and S.sym(key) not in api.context(_request(calc, model, hardware, options, sets, loose)).values:
+                out.append(f"--set {key}={text}")  # the pin gave the value (the context has none without it)
+                continue
             got = _answer(calc, model, hardware, options, sets, loose)
             needed = not got.same_answer(want) if key in O.OPTIONS else S.sym(key) in got.read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
@@ -576,7 +602,7 @@ def build_page(calc: Calculator) -> CalcPage:
             q = build(calc.qid, ctx)
             # the check's expressions, whatever the inputs: the page compares them as `derive show` does
             fit = qdef.fit(ctx) if qdef.fit is not None else None
-            looked = _Looked(ctx.options.snapshot(), ctx.values.snapshot())
+            looked = _Looked.of(ctx.options, ctx.values)
         except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
             not_for.append(f"{preset.id}: {exc}")
             continue

@@ -1,0 +1,55 @@
+"""The CLI line of a calculator shape names the pins `derive show` needs (derive.site.calculators._cli_pins). What a
+first build touched spares rebuilds (a pin it never touched; a symbol the engine writes before anything reads it):
+those answers must be the ones a rebuild without each pin gives, for every calculator and shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from derive import symbols as S
+from derive.registry import REGISTRY, build
+from derive.site import calculators as C
+
+
+def _first_build(calc: C.Calculator, model: str):
+    """The page's first build of ``model`` as build_page makes it: the answer and what it touched."""
+    from derive import query as api
+
+    options = dict(calc.options)
+    sets = {k: v for k, v in calc.sets if k in S.CATALOG}
+    hw = calc.hardware or None
+    ctx = api.context(C._request(calc, model, hw, options, sets))
+    ctx.options, ctx.values = C._Reads(ctx.options), C._Reads(ctx.values)
+    q = build(calc.qid, ctx)
+    qdef = REGISTRY[calc.qid]
+    fit = qdef.fit(ctx) if qdef.fit is not None else None
+    looked = C._Looked.of(ctx.options, ctx.values)
+    want = C._Built(q, fit, C._node_value(q, ctx.values))
+    return (hw, options, sets), want, looked
+
+
+@pytest.mark.parametrize("calc", C.CALCULATORS, ids=lambda c: c.qid)
+def test_spared_rebuilds_answer_as_rebuilds(calc):
+    page = C.build_page(calc)
+    for shape in page.shapes:
+        model = shape.models[0]
+        (hw, options, sets), want, looked = _first_build(calc, model)
+        fast = C._cli_pins(calc, model, hw, options, sets, shape.inputs, want, looked)
+        slow = C._cli_pins(calc, model, hw, options, sets, shape.inputs, want, None)  # every pin rebuilt
+        assert fast == slow == shape.cli_options, (calc.qid, model)
+
+
+def test_a_symbol_written_first_is_told_apart_from_one_read_first():
+    r = C._Reads({S.sym("s"): 1})
+    r.setdefault(S.sym("mem_util"), 2)  # written before any look
+    assert r[S.sym("mem_util")] == 2
+    _ = S.sym("s") in r  # looked at first
+    r[S.sym("s")] = 3
+    looked = C._Looked.of(C._Reads(), r)
+    assert looked.written_first == {S.sym("mem_util")}
+    r.pop(S.sym("s"))  # a removal: the order of touches no longer says what a build without a pin does
+    assert C._Looked.of(C._Reads(), r).written_first == frozenset()
+    r2 = C._Reads({S.sym("s"): 1})
+    r2.setdefault(S.sym("mem_util"), 2)
+    _ = list(r2)  # every key looked at: what was looked at first is no longer known
+    assert C._Looked.of(C._Reads(), r2).written_first == frozenset()
