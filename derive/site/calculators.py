@@ -129,9 +129,14 @@ def _decimal(x: sp.Rational, max_decimals: int = 6) -> str | None:
 
 def input_text(value: sp.Expr, unit: str, read_unit: str = "") -> str:
     """What an input box shows for an exact value; reading it back gives the same value exactly."""
+    return _input_text(sp.Rational(sp.sympify(value)), unit, read_unit)
+
+
+@lru_cache(maxsize=8192)
+def _input_text(v: sp.Rational, unit: str, read_unit: str) -> str:
+    """:func:`input_text` of an exact rational, memoized: every page shows the same model sizes and machines."""
     from derive.units import convert
 
-    v = sp.Rational(sp.sympify(value))
     if read_unit and read_unit != unit:
         v = sp.Rational(convert(v, unit, read_unit))
         text = _decimal(v)
@@ -591,6 +596,7 @@ def build_page(calc: Calculator) -> CalcPage:
     hw_all = _hardware_presets()
     hw_default = calc.hardware if (calc.hardware and hw_all) else None
     shapes: dict[tuple, Shape] = {}
+    shape_syms: dict[tuple, set[sp.Symbol]] = {}
     models: list[dict] = []
     per_model_values: dict[str, dict[sp.Symbol, sp.Expr]] = {}
     first_q = None
@@ -608,7 +614,10 @@ def build_page(calc: Calculator) -> CalcPage:
             continue
         expr = q.expanded
         key = _shape_key(expr, fit)
-        syms = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols if fit else set())
+        syms = shape_syms.get(key)
+        if syms is None:  # one shape, one set of symbols (SymPy walks a formula for them on every call)
+            syms = shape_syms[key] = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols
+                                                          if fit else set())
         shape = shapes.get(key)
         if shape is None:
             # the formula, not a verdict: whether this preset fits the default machine decides what the page
@@ -626,7 +635,7 @@ def build_page(calc: Calculator) -> CalcPage:
             raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
                               f"{preset.id}; add it to the calculator's sets")
         per_model_values[preset.id] = {s: ctx.values[s] for s in syms}
-        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": describe_arch(ctx.arch)})
+        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": _described(ctx.arch)})
         if first_q is None or preset.id == calc.model:
             first_q = (preset.id, q, ctx)
     if not models:
@@ -700,6 +709,21 @@ def build_page(calc: Calculator) -> CalcPage:
                     initial=initial, conventions=list(q0.conventions) + _fit_sentences(shapes.values()),
                     notes=[n.note for n in q0.walk() if n.note] + [f"not offered for {x}" for x in not_for],
                     approximation=q0.approximation)
+
+
+#: id(architecture) -> (architecture, its description): every page describes the same preset architectures
+_DESCRIPTIONS: dict[int, tuple] = {}
+
+
+def _described(arch) -> str:
+    """``describe_arch(arch)``, once per architecture object (a preset's is loaded once per process; the entry
+    holds the object, so its id is not reused while the entry lives)."""
+    hit = _DESCRIPTIONS.get(id(arch))
+    if hit is None or hit[0] is not arch:
+        if len(_DESCRIPTIONS) >= 1024:
+            _DESCRIPTIONS.clear()
+        hit = _DESCRIPTIONS[id(arch)] = (arch, describe_arch(arch))
+    return hit[1]
 
 
 def _fit_sentences(shapes) -> list[str]:
