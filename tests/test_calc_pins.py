@@ -53,3 +53,16 @@ def test_a_symbol_written_first_is_told_apart_from_one_read_first():
     r2.setdefault(S.sym("b"), 2)
     _ = list(r2)  # every key looked at: what was looked at first is no longer known
     assert C._Looked.of(C._Reads(), r2).written_first == frozenset()
+
+
+def test_value_text_is_sympys_str():
+    import random
+
+    import sympy as sp
+
+    rng = random.Random(7)
+    values = [sp.Integer(0), sp.Integer(-3), sp.Rational(-7, 2), sp.Rational(9, 10), sp.Integer(2) ** 70, None,
+              sp.Float("0.5"), S.sym("d"), 2 * S.sym("d")]
+    values += [sp.Rational(rng.randint(-10**20, 10**20), rng.randint(1, 10**12)) for _ in range(200)]
+    for v in values:
+        assert C._value_text(v) == str(v)

@@ -546,6 +546,22 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
     return _Built(q, fit, _node_value(q, ctx.values), set(ctx.values) - before)
 
 
+def _same_answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+                 pins: dict[str, str], want: _Built) -> bool:
+    """Whether the build under ``pins`` answers as ``want`` (:meth:`_Built.same_answer`); the fit check is asked
+    only when the values agree (nothing between the build and it changes the context: the value reads a copy)."""
+    from derive import query as api
+    from derive.registry import REGISTRY, build
+
+    ctx = api.context(_request(calc, model, hardware, options, sets, pins))
+    q = build(calc.qid, ctx)
+    value = _node_value(q, ctx.values)
+    if value != want.value:
+        return False
+    qdef = REGISTRY[calc.qid]
+    return _Built(q, qdef.fit(ctx) if qdef.fit is not None else None, value).same_answer(want)
+
+
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
               inputs: list[str], want: _Built, looked: _Looked | None = None) -> list[str]:
     """The page's pins a `derive show` line must name to give this model's answer: an option whose engine
@@ -571,8 +587,10 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
                     and S.sym(key) not in api.context(_request(calc, model, hardware, options, sets, loose)).values:
                 out.append(f"--set {key}={text}")  # the pin gave the value (the context has none without it)
                 continue
-            got = _answer(calc, model, hardware, options, sets, loose)
-            needed = not got.same_answer(want) if key in O.OPTIONS else S.sym(key) in got.read
+            if key in O.OPTIONS:
+                needed = not _same_answer(calc, model, hardware, options, sets, loose, want)
+            else:
+                needed = S.sym(key) in _answer(calc, model, hardware, options, sets, loose).read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
             needed = True
         if needed:
@@ -653,7 +671,7 @@ def build_page(calc: Calculator) -> CalcPage:
                              "note": hw.title, "values": vals})
         hardware = [h for h in hardware if h["values"]]
     # a symbol that some presets lack (a sliding window) or that differs between presets comes with the model
-    varying = {s for s in all_syms if len({str(v.get(s)) for v in per_model_values.values()}) > 1}
+    varying = {s for s in all_syms if len({_value_text(v.get(s)) for v in per_model_values.values()}) > 1}
     model_syms = {s for s in all_syms if _name(s) in MODEL_SYMBOLS or s in varying} - hw_syms
     defaults = {}
     for s in sorted(all_syms - model_syms - hw_syms, key=_name):
@@ -753,6 +771,13 @@ def _catalog_order(size: int) -> dict[str, int]:
     """Each catalogued name's position, per catalog size: the catalog only grows (a name is never removed nor
     moved), so its size says which order it has."""
     return {name: i for i, name in enumerate(S.CATALOG)}
+
+
+def _value_text(x) -> str:
+    """``str(x)`` of a value; a rational's as SymPy's printer writes it (p, or p/q), without the printer."""
+    if isinstance(x, sp.Rational):
+        return str(x.p) if x.q == 1 else f"{x.p}/{x.q}"
+    return str(x)
 
 
 def _name(s) -> str:
