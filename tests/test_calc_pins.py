@@ -66,3 +66,37 @@ def test_value_text_is_sympys_str():
     values += [sp.Rational(rng.randint(-10**20, 10**20), rng.randint(1, 10**12)) for _ in range(200)]
     for v in values:
         assert C._value_text(v) == str(v)
+
+
+def _fields(ctx) -> tuple:
+    """Everything a builder can read of a context, in order."""
+    return (ctx.arch, ctx.model_given, ctx.hardware, list(ctx.options.items()), list(ctx.values.items()),
+            ctx.user_options, ctx.user_sets, list(ctx.notes), ctx.pins, dict(ctx.pinned_by), list(ctx.ignored))
+
+
+@pytest.mark.parametrize("calc", [c for c in C.CALCULATORS if c.hardware or c.sets], ids=lambda c: c.qid)
+def test_shared_contexts_are_the_contexts_built_afresh(calc):
+    """A page's context (built once per request, copied per build) and its context less an option pin are what
+    api.context builds from the request, with the pin and without it, for every preset."""
+    from derive import options as O
+    from derive import query as api
+    from derive.errors import DeriveError
+
+    options, sets = dict(calc.options), {k: v for k, v in calc.sets if k in S.CATALOG}
+    pins = C.conventions(calc)
+    for preset in C._model_presets()[::3]:
+        try:
+            fresh = api.context(C._request(calc, preset.id, calc.hardware or None, options, sets))
+        except DeriveError:
+            continue
+        shared = C._context(calc, preset.id, calc.hardware or None, options, sets)
+        assert _fields(shared) == _fields(fresh)
+        shared.values[S.sym("b")] = 7  # a build's write stays in its copy
+        assert _fields(C._context(calc, preset.id, calc.hardware or None, options, sets)) == _fields(fresh)
+        for key in pins:
+            if key not in O.OPTIONS:
+                continue
+            loose = {k: v for k, v in pins.items() if k != key}
+            want = api.context(C._request(calc, preset.id, calc.hardware or None, options, sets, loose))
+            got = C._context(calc, preset.id, calc.hardware or None, options, sets, without=key)
+            assert _fields(got) == _fields(want), (preset.id, key)

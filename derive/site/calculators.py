@@ -280,6 +280,46 @@ def _request(calc: Calculator, model: str, hardware: str | None, options: dict, 
     return req
 
 
+#: request -> the context built for it, never handed out itself (each caller gets a copy: builds mutate contexts)
+_CONTEXTS: dict[tuple, object] = {}
+_CONTEXTS_MAX = 4096
+
+
+def _copy(ctx):
+    """A context whose mutable parts (options, values, notes, pins' records) are the copy's own."""
+    import dataclasses
+
+    return dataclasses.replace(ctx, options=dict(ctx.options), values=dict(ctx.values), notes=list(ctx.notes),
+                               pinned_by=dict(ctx.pinned_by), ignored=list(ctx.ignored))
+
+
+def _context(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+             pins: dict[str, str] | None = None, *, without: str | None = None):
+    """``api.context`` of the page's request, built once per request and process and copied per build: pages of
+    one workload share contexts (params, memory), and a rebuild without an option pin is the page's context
+    less that option (the pin is only ever added as a default, after everything else is read).
+    ``without``: that option pin left out (pins: the page's own, with it)."""
+    from derive import options as O
+    from derive import query as api
+
+    pins = dict(conventions(calc) if pins is None else pins)
+    key = (model, hardware, tuple(options.items()), tuple(sets.items()), tuple(pins.items()))
+    base = _CONTEXTS.get(key)
+    if base is None:
+        base = api.context(_request(calc, model, hardware, options, sets, pins))
+        if base.pins is not None:  # quantity pins record what they were used by: never shared
+            return base
+        if len(_CONTEXTS) >= _CONTEXTS_MAX:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = base
+    ctx = _copy(base)
+    if without is not None:
+        if without not in O.OPTIONS or without not in pins or without in options:
+            raise ValueError(f"internal: {without!r} is not a pinned option of the page")
+        del ctx.options[without]  # as build_context leaves it without the default: nothing else reads defaults
+    return ctx
+
+
 def _shape_key(expr: sp.Expr, fit: Fit | None) -> tuple:
     """Two presets share a shape when the result's formula and the fit check's formulas are the same (SymPy's
     structural equality, symbols with their assumptions: what srepr would compare, without printing)."""
@@ -535,10 +575,9 @@ class _Built:
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
             pins: dict[str, str]) -> _Built:
     """One preset's build under the given pins."""
-    from derive import query as api
     from derive.registry import REGISTRY, build
 
-    ctx = api.context(_request(calc, model, hardware, options, sets, pins))
+    ctx = _context(calc, model, hardware, options, sets, pins)
     before = set(ctx.values)
     q = build(calc.qid, ctx)
     qdef = REGISTRY[calc.qid]
@@ -547,13 +586,13 @@ def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, s
 
 
 def _same_answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
-                 pins: dict[str, str], want: _Built) -> bool:
-    """Whether the build under ``pins`` answers as ``want`` (:meth:`_Built.same_answer`); the fit check is asked
-    only when the values agree (nothing between the build and it changes the context: the value reads a copy)."""
-    from derive import query as api
+                 key: str, want: _Built) -> bool:
+    """Whether the build without the option pin ``key`` answers as ``want`` (:meth:`_Built.same_answer`); the fit
+    check is asked only when the values agree (nothing between the build and it changes the context: the value
+    reads a copy)."""
     from derive.registry import REGISTRY, build
 
-    ctx = api.context(_request(calc, model, hardware, options, sets, pins))
+    ctx = _context(calc, model, hardware, options, sets, without=key)
     q = build(calc.qid, ctx)
     value = _node_value(q, ctx.values)
     if value != want.value:
@@ -572,7 +611,6 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
     was a write (the engine's ``setdefault``) is given the engine's value without the pin: both builds run alike
     up to that write (nothing looked at the symbol before it), so that is known without building again."""
     from derive import options as O
-    from derive import query as api
 
     pins = conventions(calc)
     out: list[str] = []
@@ -584,11 +622,11 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
         loose = {k: v for k, v in pins.items() if k != key}
         try:
             if key not in O.OPTIONS and looked is not None and S.sym(key) in looked.written_first \
-                    and S.sym(key) not in api.context(_request(calc, model, hardware, options, sets, loose)).values:
+                    and S.sym(key) not in _context(calc, model, hardware, options, sets, loose).values:
                 out.append(f"--set {key}={text}")  # the pin gave the value (the context has none without it)
                 continue
             if key in O.OPTIONS:
-                needed = not _same_answer(calc, model, hardware, options, sets, loose, want)
+                needed = not _same_answer(calc, model, hardware, options, sets, key, want)
             else:
                 needed = S.sym(key) in _answer(calc, model, hardware, options, sets, loose).read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
@@ -621,7 +659,7 @@ def build_page(calc: Calculator) -> CalcPage:
     not_for: list[str] = []  # presets the quantity does not apply to, each with the engine's reason
     for preset in _model_presets():
         try:
-            ctx = api.context(_request(calc, preset.id, hw_default, options, sets))
+            ctx = _context(calc, preset.id, hw_default, options, sets)
             ctx.options, ctx.values = _Reads(ctx.options), _Reads(ctx.values)
             q = build(calc.qid, ctx)
             # the check's expressions, whatever the inputs: the page compares them as `derive show` does
