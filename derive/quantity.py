@@ -46,8 +46,21 @@ def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr, bool], ..
 
 @lru_cache(maxsize=16384)
 def _expand(expr: sp.Expr) -> sp.Expr:
-    """SymPy's expand without the power_base/power_exp/log hints our formulas never need."""
+    """SymPy's expand without the power_base/power_exp/log hints our formulas never need. A sum of monomials
+    (products of numbers, symbols and their integer powers: most leaves' formulas) is its own expansion, which
+    SymPy finds by walking it with every hint; it is returned as it is."""
+    if _monomial_sum(expr):
+        return expr
     return sp.expand(expr, power_base=False, power_exp=False, log=False)
+
+
+def _monomial_sum(expr: sp.Expr) -> bool:
+    """Whether ``expr`` is a sum of products of rationals, symbols and symbols' integer powers."""
+    for t in sp.Add.make_args(expr):
+        for f in sp.Mul.make_args(t):
+            if not (f.is_Symbol or f.is_Rational or (f.is_Pow and f.base.is_Symbol and f.exp.is_Integer)):
+                return False
+    return True
 
 
 def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
