@@ -78,7 +78,8 @@ def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
         if isinstance(t, sp.Max):
             return _max(args)
     if t.is_Pow and t.base in rule and t.exp == -1:
-        return sp.Pow(rule[t.base], -1)
+        inverse = sp.Pow(rule[t.base], -1)  # 1/(b/(x+y)) is (x+y)/b: distributed as expand does, x/b + y/b
+        return inverse._eval_expand_mul(deep=True) if inverse.is_Mul else inverse
     return None
 
 
