@@ -322,8 +322,10 @@ class Quantity:
 
     # ---- values ---------------------------------------------------------------------------
     def evaluate(self, values: Values) -> sp.Expr:
-        """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain."""
-        return _simplify_number(self.expanded.xreplace(dict(values)))
+        """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain. Only the
+        formula's own symbols are looked up (a mapping that records its lookups sees what the value reads)."""
+        expr = self.expanded
+        return _simplify_number(expr.xreplace({x: values[x] for x in expr.free_symbols if x in values}))
 
     def value_by_nodes(self, values: Values) -> sp.Expr:
         """The value with each node's formula given its children's values, children first: no formula is
