@@ -72,9 +72,13 @@ class Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         # -P: the working folder is not put on sys.path (a derive/ there must not stand in for this one)
-        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "derive.charts.render", ext,
-                                      *([kind] if kind else [])], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-P", "-m", "derive.charts.render", ext,
+                                          *([kind] if kind else [])], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        except OSError as e:
+            raise DeriveError(f"cannot start the chart's render process ({sys.executable}): "
+                              f"{e.strerror or e}") from None
 
     def image(self, chart: Chart) -> bytes:
         out, err = self.proc.communicate(to_json(chart).encode("utf-8"))
