@@ -157,3 +157,9 @@ def test_a_canvas_made_ahead_draws_the_same_bytes(charts, ext):
     assert draw.canvas("memory") is None and draw.canvas("sweep") is None
     with pytest.raises(DeriveError, match="not drawn on a made canvas"):
         draw.draw(charts["sweep"], draw.canvas("roofline"))
+
+
+def test_a_child_that_cannot_start_is_a_derive_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(DeriveError, match="cannot start the chart's render process"):
+        render.Child(".svg")
