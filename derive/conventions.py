@@ -8,6 +8,7 @@ live here too, so that weights, KV cache and activations read them from one tabl
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import sympy as sp
@@ -202,9 +203,13 @@ def set_byte_defaults(ctx: Context) -> None:
     """bytes_w, bytes_kv and bytes_a from the options, unless --set gave them (--set wins)."""
     from derive import symbols as S
 
-    ctx.values.setdefault(S.bytes_w, DTYPE_BYTES[weight_dtype(ctx)])
-    ctx.values.setdefault(S.bytes_kv, DTYPE_BYTES[get(ctx, "kv_dtype")])
-    ctx.values.setdefault(S.bytes_a, DTYPE_BYTES[get(ctx, "act_dtype")])
+    picks = ((S.bytes_w, weight_dtype), (S.bytes_kv, lambda c: get(c, "kv_dtype")),
+             (S.bytes_a, lambda c: get(c, "act_dtype")))
+    for sym, dtype in picks:
+        # the options consulted here are read by a quantity only if it reads the symbol (derive.reads)
+        scope = getattr(ctx.options, "reading_for", None)
+        with scope(sym) if scope is not None else nullcontext():
+            ctx.values.setdefault(sym, DTYPE_BYTES[dtype(ctx)])
 
 
 # ---- the FLOP conventions of one request ----------------------------------------------------------

@@ -105,7 +105,14 @@ def value(text: str, unit: str = "1", what: str = "value") -> sp.Rational:
         rest = (sm.group(2) or sm.group(3) or "").strip()
         if not rest:
             return inputs.in_range(val, what, text)
-    factor, canon = factor_to_canonical(rest)
+    try:
+        factor, canon = factor_to_canonical(rest)
+    except DeriveError:
+        if sm and not (sm.group(2) or sm.group(3) or "").strip():  # '400T' for F_peak in FLOP/s: tera of what?
+            raise DeriveError(f"{what}: {inputs.short(text)!r} has a count suffix but a value in {unit} is needed: "
+                              f"write the unit after the prefix (e.g. {m.group(1)}{sm.group(1)}{unit}) or the plain "
+                              "number") from None
+        raise
     if canon != target:
         raise DeriveError(f"{what}: {inputs.short(text)!r} is in {canon} but a value in {unit} is needed")
     return inputs.in_range(val * factor / target_factor, what, text)

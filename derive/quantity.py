@@ -46,8 +46,21 @@ def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr, bool], ..
 
 @lru_cache(maxsize=16384)
 def _expand(expr: sp.Expr) -> sp.Expr:
-    """SymPy's expand without the power_base/power_exp/log hints our formulas never need."""
+    """SymPy's expand without the power_base/power_exp/log hints our formulas never need. A sum of monomials
+    (products of numbers, symbols and their integer powers: most leaves' formulas) is its own expansion, which
+    SymPy finds by walking it with every hint; it is returned as it is."""
+    if _monomial_sum(expr):
+        return expr
     return sp.expand(expr, power_base=False, power_exp=False, log=False)
+
+
+def _monomial_sum(expr: sp.Expr) -> bool:
+    """Whether ``expr`` is a sum of products of rationals, symbols and symbols' integer powers."""
+    for t in sp.Add.make_args(expr):
+        for f in sp.Mul.make_args(t):
+            if not (f.is_Symbol or f.is_Rational or (f.is_Pow and f.base.is_Symbol and f.exp.is_Integer)):
+                return False
+    return True
 
 
 def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
@@ -122,6 +135,30 @@ def rational_value(expr: sp.Expr, env: Mapping[sp.Symbol, Exact]) -> Exact | Non
             return None
         return base ** int(exp) if exp >= 0 else Fraction(base) ** int(exp)  # never an int's float power
     return _RATIONAL_OPS[kind](args)
+
+
+class _ExactView(Mapping):
+    """``values`` as :data:`Exact` numbers for :func:`rational_value`, read key by key (a lookup of the view is one
+    of ``values``); a value that is not an exact rational reads as None, so the formula goes to SymPy."""
+
+    def __init__(self, values: Mapping):
+        self._values = values
+
+    def __getitem__(self, key):
+        v = self._values[key]
+        return exact(v) if isinstance(v, sp.Rational) else None
+
+    def __contains__(self, key) -> bool:
+        return key in self._values
+
+    def get(self, key, default=None):
+        return self[key] if key in self._values else default
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _product(args: list[Exact]) -> Exact:
@@ -290,17 +327,28 @@ class Quantity:
     def value_by_nodes(self, values: Values) -> sp.Expr:
         """The value with each node's formula given its children's values, children first: no formula is
         expanded, so one number costs one pass over the tree. ``values`` is read key by key (never copied), so a
-        mapping that records its lookups sees only the symbols the formulas hold."""
-        done: dict[int, sp.Expr] = {}  # a node the tree reaches twice is evaluated once
+        mapping that records its lookups sees only the symbols the formulas hold. A node whose parts and symbols
+        are all exact rationals is worked in Python's fractions (:func:`rational_value`: the number SymPy's
+        substitution gives), anything else by SymPy's substitution as before."""
+        done: dict[int, tuple[sp.Expr, Exact | None]] = {}  # a node the tree reaches twice is evaluated once
+        exact_values = _ExactView(values)
 
-        def visit(node: Quantity) -> sp.Expr:
+        def visit(node: Quantity) -> tuple[sp.Expr, Exact | None]:
             key = id(node)
             if key not in done:
-                rule = {c.symbol: visit(c) for c in node.children}
-                done[key] = node.expr.xreplace(ChainMap(rule, values) if rule else values)
+                parts = [(c.symbol, *visit(c)) for c in node.children]
+                f = None
+                if all(x is not None for _, _, x in parts):
+                    f = rational_value(node.expr, ChainMap({s: x for s, _, x in parts}, exact_values)
+                                       if parts else exact_values)
+                if f is not None:
+                    done[key] = (sp.Rational(f.numerator, f.denominator), f)
+                else:
+                    rule = {s: v for s, v, _ in parts}
+                    done[key] = (node.expr.xreplace(ChainMap(rule, values) if rule else values), None)
             return done[key]
 
-        return visit(self)
+        return visit(self)[0]
 
     def leaf_coefficients(self) -> list[tuple[Quantity, sp.Expr]]:
         """(leaf, multiplicity) pairs for a quantity linear in its children: how often each

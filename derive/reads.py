@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 import sympy as sp
 
@@ -41,17 +42,38 @@ class Tracked(dict):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.seen: set = set()
+        #: keys consulted only to give a symbol its default (``dtype`` for bytes_w): key -> those symbols. Such a
+        #: key is read when one of its symbols is (:func:`options_read`); ``seen`` still holds it, for the site
+        self.behalf: dict = {}
+        self.direct: set = set()  # keys consulted by a builder itself, outside any reading_for
+        self._for: sp.Symbol | None = None
+
+    @contextmanager
+    def reading_for(self, target: sp.Symbol):
+        """Lookups inside count for ``target``'s default, not as reads of their own (conventions.set_byte_defaults)."""
+        outer, self._for = self._for, target
+        try:
+            yield
+        finally:
+            self._for = outer
+
+    def _saw(self, key) -> None:
+        self.seen.add(key)
+        if self._for is not None:
+            self.behalf.setdefault(key, set()).add(self._for)
+        else:
+            self.direct.add(key)
 
     def __getitem__(self, key):
-        self.seen.add(key)
+        self._saw(key)
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        self.seen.add(key)
+        self._saw(key)
         return super().get(key, default)
 
     def __contains__(self, key) -> bool:
-        self.seen.add(key)
+        self._saw(key)
         return super().__contains__(key)
 
 
@@ -66,6 +88,14 @@ def track(ctx: Context) -> Context:
 
 def _seen(d) -> set:
     return set(d.seen) if isinstance(d, Tracked) else set()
+
+
+def options_read(options, symbols: set) -> set:
+    """Options a build read: those its builders consulted, and those consulted for the default of a symbol it
+    reads (``--option dtype`` gives bytes_w, which kv_cache.total never reads)."""
+    if not isinstance(options, Tracked):
+        return set()
+    return options.direct | {k for k, targets in options.behalf.items() if targets & symbols}
 
 
 #: how many reading quantities an error names before "and N more"
@@ -197,7 +227,7 @@ def _survey(ctx: Context) -> dict[str, _Use]:
         syms = set(q.expanded.free_symbols) | _seen(c.values) | _fit_symbols(qid, ctx)
         pins = set(c.pins.used) if c.pins is not None else set()
         pins |= {p for sym, ids in ctx.pinned_by.items() if sym in syms for p in ids}
-        out[qid] = _Use(syms, _seen(c.options), pins)
+        out[qid] = _Use(syms, options_read(c.options, syms), pins)
     return out
 
 
@@ -233,7 +263,8 @@ def unread(ids: list[str], trees: list[Quantity], ctx: Context, req: Request,
         frees |= _fit_symbols(qid, ctx)
     symbol_sets, _ = split_pins(req.sets)
     user_sets = list(dict.fromkeys(parse.assignment(x)[0] for x in symbol_sets))
-    seen_values, seen_options = _seen(ctx.values), _seen(ctx.options)
+    seen_values = _seen(ctx.values)
+    seen_options = options_read(ctx.options, frees | seen_values)
     for name in user_sets:
         sym = S.sym(name)
         if sym in frees or sym in seen_values:

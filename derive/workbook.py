@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -83,6 +83,12 @@ def chapters() -> list[dict]:
 
 # ---- numbers ------------------------------------------------------------------------------------
 
+#: the book's display texts are pure functions of exact values, and every format (and the site) asks for the same
+#: ones: worked once per process (typed, so 2 and 2.0 never share an entry)
+_memo = lru_cache(maxsize=16384, typed=True)
+
+
+@_memo
 def number_text(v: sp.Expr) -> str:
     """Exact integers in full with separators; anything else to 6 significant figures."""
     from derive.units.human import sig
@@ -108,6 +114,7 @@ def json_number(v: sp.Expr) -> int | float | str:
     return sp.sstr(v) if v.free_symbols else json_value(v)
 
 
+@_memo
 def exact_text(v: sp.Expr) -> str:
     """The exact value as text: 1,234 / p/q (as everywhere) / a closed form such as 2*pi or sqrt(...)."""
     from derive.units import human
@@ -153,6 +160,7 @@ def stated_value(text: str, unit: str) -> tuple[sp.Rational, sp.Rational]:
 
 # ---- results ------------------------------------------------------------------------------------
 
+@_memo
 def _human_extra(value: sp.Expr, unit: str, shown: str) -> str:
     """Human units when they add something to the exact figure already shown ('' otherwise)."""
     from derive.units.human import human
@@ -535,6 +543,14 @@ def _check_seed(st: dict, engine: sp.Expr, unit: str, asked: str) -> SeedCheck:
                      remark=st.get("remark", ""), asked=asked)
 
 
+def value_of(q, values) -> sp.Expr:
+    """``q.evaluate(values)`` without expanding the tree when the node-by-node value is an exact rational (then it is
+    that same number: a variant needs only its value); anything else (a symbol left, a root) from the expanded
+    formula, as before."""
+    v = q.value_by_nodes(values)
+    return v if v.is_Rational else q.evaluate(values)
+
+
 def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", seeds: Iterable[dict] = (),
              worked: bool = True) -> Result:
     """Compute one spec and compare it with what the seed states; errors are kept, not raised.
@@ -557,9 +573,12 @@ def evaluate(spec: dict, unit: str, *, title: str, ex_id: str, label: str = "", 
                 canonical, cunit = res.derivation.value, res.derivation.unit
             else:
                 q = build(spec["quantity"], ctx) if "quantity" in spec else _composite(spec, ctx, title, ex_id, label)
-                if worked:
+                if worked:  # the derivation worked the value already
                     res.derivation = derive(q, ctx.values, context=_context_info(ctx))
-                canonical, cunit = q.evaluate(ctx.values), q.unit
+                    canonical = res.derivation.value
+                else:
+                    canonical = value_of(q, ctx.values)
+                cunit = q.unit
         else:
             raise DeriveError(f"exercise {ex_id}: no quantity, sum, ratio, relative or solve given")
         canonical = sp.sympify(canonical)

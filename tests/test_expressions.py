@@ -183,6 +183,23 @@ def test_an_option_the_quantity_does_not_read_is_refused():
     assert run_cli("show", "memory.training", "--model", "gpt2", "--option", "optimizer=adam-8bit").returncode == 0
 
 
+def test_an_option_read_only_for_an_unused_default_is_refused():
+    # the byte defaults consult dtype/optimizer (for bytes_w) and act_dtype (bytes_a) on every build; the KV cache
+    # reads only bytes_kv, so those options change nothing in it, and kv_dtype (behind bytes_kv) is read
+    base = ("show", "kv_cache.total", "--model", "llama-2-7b", "--set", "b=1", "--set", "s=4096")
+    for opt in ("optimizer=sgd-momentum", "dtype=int4", "act_dtype=fp32"):
+        out = run_cli(*base, "--option", opt)
+        assert out.returncode == 2 and f"--option {opt}: changes nothing in kv_cache.total" in out.stderr, opt
+        assert "kv_cache.total" not in out.stderr.partition("the quantities that read it:")[2], opt
+    out = run_cli(*base, "--option", "kv_dtype=int8", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["value"] == 2 * 32 * 4096 * 4096 * 1  # 2 (K and V) · L · s · d · 1 B (int8), b=1
+    # where bytes_w is read, dtype is: int4 weights are 6,738,415,616 params × 1/2 B
+    out = run_cli("show", "memory.weights", "--model", "llama-2-7b", "--option", "dtype=int4", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["value"] == 6738415616 // 2
+
+
 def test_symbol_derived_sizes_count_as_read():
     # kv_cache.bytes_per_token uses d_k, which GPT-2 derives as d/h: --set d=1536 changes it (2·12·12·128·2 B)
     out = run_cli("show", "kv_cache.bytes_per_token", "--model", "gpt2", "--set", "d=1536", "--format", "json")

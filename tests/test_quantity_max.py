@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derive import api
 from derive.quantity import _expand_over, _max, _substitute
+from tests.conftest import examples
 
 x, y = sp.symbols("x y", positive=True)
 n = sp.Symbol("n", positive=True, integer=True)
@@ -75,3 +78,47 @@ def test_every_node_expands_as_sympy_expands_it(model):
                 assert n.expanded == reference(n, memo), n.id
                 checked += 1
     assert checked > 40
+
+
+def _sympy_expand(e):
+    return sp.expand(e, power_base=False, power_exp=False, log=False)
+
+
+def test_a_sum_of_monomials_is_its_own_expansion():
+    """quantity._expand returns a sum of monomials as it is: SymPy's expand gives that very expression, for every
+    formula of every site calculator's trees (leaves and nodes) and for sums that are not all monomials."""
+    from derive.quantity import _expand, _monomial_sum
+    from derive.site.calculators import available, build_page
+
+    monomials = 0
+    for calc in available():
+        page = build_page(calc)
+        for shape in page.shapes:
+            exprs = [shape.expr] + ([shape.fit.needed, shape.fit.available] if shape.fit else [])
+            for e in exprs + [t for x in exprs for t in sp.Add.make_args(x)]:
+                want = _sympy_expand(e)
+                assert _expand.__wrapped__(e) == want and sp.srepr(_expand.__wrapped__(e)) == sp.srepr(want)
+                monomials += _monomial_sum(e)
+    for model in ("deepseek-v3", "gpt2", "jamba-1.5-mini"):
+        q, _ = api.quantity("cost.per_million_tokens", model=model, hardware="h100-sxm", s=4096, b=8)
+        for n in q.walk():
+            assert sp.srepr(_expand.__wrapped__(n.expr)) == sp.srepr(_sympy_expand(n.expr)), n.id
+            monomials += _monomial_sum(n.expr)
+    assert monomials > 100
+    for e in (x * (y + 1), (x + y) ** 2, 1 / (x + y), x / (2 * y), 3 * x**-2 * y + sp.Rational(1, 2), sp.Max(x, y) * x,
+              sp.ceiling(x / y), x**y, 2 * x * (y + z) / w):
+        assert sp.srepr(_expand.__wrapped__(e)) == sp.srepr(_sympy_expand(e)), e
+
+
+_monomial = st.tuples(st.fractions(min_value=-100, max_value=100, max_denominator=12),
+                      st.lists(st.tuples(st.sampled_from([x, y, n, r, e, z]), st.integers(-3, 3)), max_size=4))
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(_monomial, min_size=1, max_size=6))
+def test_random_sums_of_monomials_are_their_own_expansion(terms):
+    from derive.quantity import _expand, _monomial_sum
+
+    expr = sp.Add(*[sp.Rational(c.numerator, c.denominator) * sp.Mul(*[s**k for s, k in fs]) for c, fs in terms])
+    assert _monomial_sum(expr)
+    assert sp.srepr(_expand.__wrapped__(expr)) == sp.srepr(_sympy_expand(expr))

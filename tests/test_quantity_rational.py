@@ -23,3 +23,49 @@ def test_anything_else_is_left_to_sympy():
     others = [a + x, sp.sqrt(a), a ** b, sp.Float(0.5) * a, sp.log(c), sp.Piecewise((a, a > 1), (c, True)), 1 / (a - 7)]
     for e in others:
         assert rational_value(e, ENV) is None, e
+
+
+def _by_substitution(q, values):
+    """Quantity.value_by_nodes as it was before its exact-rational path: SymPy's substitution at every node."""
+    from collections import ChainMap
+
+    done = {}
+
+    def visit(node):
+        if id(node) not in done:
+            rule = {c.symbol: visit(c) for c in node.children}
+            done[id(node)] = node.expr.xreplace(ChainMap(rule, values) if rule else values)
+        return done[id(node)]
+
+    return visit(q)
+
+
+def test_value_by_nodes_is_the_substitution_on_every_preset():
+    """Every preset's count trees and decode steps, at its own values and with some values left free or given as
+    floats: the same number (or expression), and the same symbols looked up."""
+    from derive import presets
+    from derive import query as api
+    from derive import symbols as S
+    from derive.errors import DeriveError
+    from derive.reads import Tracked
+    from derive.registry import build
+
+    n = 0
+    for pid in presets.models():
+        for qid, kw in (("params.total", {}), ("params.active", {}),
+                        ("decode.step_time", {"hardware": "h100-sxm", "s": 4096, "b": 8})):
+            try:
+                ctx = api.context(model=pid, **kw)
+                q = build(qid, ctx)
+            except DeriveError:
+                continue
+            variants = [dict(ctx.values), {k: v for k, v in ctx.values.items() if k != S.sym("L")},
+                        {**ctx.values, S.sym("d"): sp.Float(ctx.values[S.sym("d")])}]
+            for values in variants:
+                fast, slow = Tracked(values), Tracked(values)
+                got, want = q.value_by_nodes(fast), _by_substitution(q, slow)
+                assert got == want and type(got) is type(want), (pid, qid)
+                symbols = {k for k in slow.seen if isinstance(k, sp.Symbol)}
+                assert {k for k in fast.seen if isinstance(k, sp.Symbol)} == symbols, (pid, qid)
+                n += 1
+    assert n > 100

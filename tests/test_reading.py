@@ -24,6 +24,14 @@ def test_binary_suffix_is_not_a_unit_for_bytes():
         parse.value("32Kix", "token")
 
 
+def test_a_bare_count_suffix_on_a_unit_value_says_what_to_write():
+    # 400T for a FLOP/s symbol: tera of what? refused, naming the unit to write after the prefix
+    with pytest.raises(DeriveError, match=r"'400T' has a count suffix.*400TFLOP/s"):
+        parse.value("400T", "FLOP/s", what="--set F_peak")
+    assert parse.value("400TFLOP/s", "FLOP/s") == 400 * 10**12
+    assert parse.value("3Tbyte/s", "byte/s") == 3 * 10**12
+
+
 def test_set_s_32ki_and_the_decimal_note():
     # KV of one llama-2-7b sequence: 2·32·32·128·2 B = 524,288 B per token
     d = api.show("kv_cache.per_sequence", model="llama-2-7b", s="32Ki")

@@ -12,6 +12,8 @@ modules; nothing is re-derived here.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from derive import conventions as C
@@ -191,13 +193,20 @@ def hardware_note(ctx: Context) -> str:
     return ctx.hardware.peak_for(ctx.options)[1]
 
 
+@lru_cache(maxsize=8192)
+def _free_symbols(expr: sp.Expr) -> frozenset:
+    """``expr.free_symbols``, memoized: SymPy walks the formula on every call, and every build of a rate or a time
+    asks it of each node's formula (the same formulas for many presets and requests)."""
+    return frozenset(expr.free_symbols)
+
+
 def collect_conventions(root: Quantity, extra: tuple[str, ...] = ()) -> Quantity:
     """The root says every convention of its parts (children built elsewhere state theirs)."""
     seen: list[str] = []
     syms: set = set()
     for n in root.walk():  # node by node: expanding the root here would cost a Max rebuild per build
         seen.extend(n.conventions)
-        syms |= n.expr.free_symbols
+        syms |= _free_symbols(n.expr)
     if n_dev in syms:
         seen.append(DEVICES)
     if tp in syms:

@@ -193,11 +193,15 @@ def environment():
     """Jinja2 for .html templates: autoescaped text, MathML marked safe by the filters above."""
     import jinja2
 
+    from derive.reports import template_cache
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("derive.reports", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.StrictUndefined, optimized=False,  # see reports.environment
+        bytecode_cache=template_cache.bytecode_cache(),
     )
+    env.code_generator_class = template_cache.CodeGenerator
     env.filters.update(formula=formula, substituted=substituted, lhs=lhs, symbol=symbol, value=value,
                        expanded=expanded, latex_math=latex, prose=prose)
     from markupsafe import Markup

@@ -202,14 +202,18 @@ def environment():
     """Jinja2 for .tex templates: LaTeX-safe delimiters and escape-by-default."""
     import jinja2
 
+    from derive.reports import template_cache
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("derive.reports", "templates"),
         block_start_string="((*", block_end_string="*))",
         variable_start_string="(((", variable_end_string=")))",
         comment_start_string="((=", comment_end_string="=))",
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-        undefined=jinja2.StrictUndefined, finalize=finalize,
+        undefined=jinja2.StrictUndefined, finalize=finalize, optimized=False,  # see reports.environment
+        bytecode_cache=template_cache.bytecode_cache(),
     )
+    env.code_generator_class = template_cache.CodeGenerator
     env.filters.update(tex=escape, quoted=quoted, tt=tt, math=lambda s: Tex(s), number=number, unit=unit, pre=pre)
     return env
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy as sp
 
@@ -145,17 +146,23 @@ def _same_number(text: str, v: sp.Expr) -> bool:
 
 def _input(i: dict) -> Input:
     v = i.get("value")
-    unit = i.get("unit", "") or ""
+    return _input_of(i["symbol"], i.get("latex") or i["symbol"], v if v is None else sp.sympify(v),
+                     i.get("unit", "") or "", i.get("meaning", ""))
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _input_of(symbol: str, tex: str, v: sp.Expr | None, unit: str, meaning: str) -> Input:
+    """One input as every view shows it: a pure function of its fields, so the formats of a workbook (each asks
+    the same derivations' views) and a page repeating a machine's figures work each once. Inputs are read only."""
     if v is None:
-        return Input(i["symbol"], i.get("latex") or i["symbol"], None, "", "", unit, i.get("meaning", ""))
-    v = sp.sympify(v)
+        return Input(symbol, tex, None, "", "", unit, meaning)
     if v.free_symbols:
-        return Input(i["symbol"], i.get("latex") or i["symbol"], v, str(v), "", unit, i.get("meaning", ""))
+        return Input(symbol, tex, v, str(v), "", unit, meaning)
     h = human(v, unit) if unit not in ("", "1") else ""
     exact = exact_text(v)
     if h and _same_number(h, v):
         h = ""  # '16 sequences' or '2 B' beside 16 and 2 adds nothing
-    return Input(i["symbol"], i.get("latex") or i["symbol"], v, exact, h, unit_text(unit), i.get("meaning", ""))
+    return Input(symbol, tex, v, exact, h, unit_text(unit), meaning)
 
 
 def view(d: Derivation) -> View:

@@ -9,10 +9,9 @@ symbol values as JSON, so choosing a model refills the inputs and switches the f
 from __future__ import annotations
 
 import zlib
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 
 import sympy as sp
 
@@ -130,9 +129,14 @@ def _decimal(x: sp.Rational, max_decimals: int = 6) -> str | None:
 
 def input_text(value: sp.Expr, unit: str, read_unit: str = "") -> str:
     """What an input box shows for an exact value; reading it back gives the same value exactly."""
+    return _input_text(sp.Rational(sp.sympify(value)), unit, read_unit)
+
+
+@lru_cache(maxsize=8192)
+def _input_text(v: sp.Rational, unit: str, read_unit: str) -> str:
+    """:func:`input_text` of an exact rational, memoized: every page shows the same model sizes and machines."""
     from derive.units import convert
 
-    v = sp.Rational(sp.sympify(value))
     if read_unit and read_unit != unit:
         v = sp.Rational(convert(v, unit, read_unit))
         text = _decimal(v)
@@ -276,6 +280,46 @@ def _request(calc: Calculator, model: str, hardware: str | None, options: dict, 
     return req
 
 
+#: request -> the context built for it, never handed out itself (each caller gets a copy: builds mutate contexts)
+_CONTEXTS: dict[tuple, object] = {}
+_CONTEXTS_MAX = 4096
+
+
+def _copy(ctx):
+    """A context whose mutable parts (options, values, notes, pins' records) are the copy's own."""
+    import dataclasses
+
+    return dataclasses.replace(ctx, options=dict(ctx.options), values=dict(ctx.values), notes=list(ctx.notes),
+                               pinned_by=dict(ctx.pinned_by), ignored=list(ctx.ignored))
+
+
+def _context(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+             pins: dict[str, str] | None = None, *, without: str | None = None):
+    """``api.context`` of the page's request, built once per request and process and copied per build: pages of
+    one workload share contexts (params, memory), and a rebuild without an option pin is the page's context
+    less that option (the pin is only ever added as a default, after everything else is read).
+    ``without``: that option pin left out (pins: the page's own, with it)."""
+    from derive import options as O
+    from derive import query as api
+
+    pins = dict(conventions(calc) if pins is None else pins)
+    key = (model, hardware, tuple(options.items()), tuple(sets.items()), tuple(pins.items()))
+    base = _CONTEXTS.get(key)
+    if base is None:
+        base = api.context(_request(calc, model, hardware, options, sets, pins))
+        if base.pins is not None:  # quantity pins record what they were used by: never shared
+            return base
+        if len(_CONTEXTS) >= _CONTEXTS_MAX:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = base
+    ctx = _copy(base)
+    if without is not None:
+        if without not in O.OPTIONS or without not in pins or without in options:
+            raise ValueError(f"internal: {without!r} is not a pinned option of the page")
+        del ctx.options[without]  # as build_context leaves it without the default: nothing else reads defaults
+    return ctx
+
+
 def _shape_key(expr: sp.Expr, fit: Fit | None) -> tuple:
     """Two presets share a shape when the result's formula and the fit check's formulas are the same (SymPy's
     structural equality, symbols with their assumptions: what srepr would compare, without printing)."""
@@ -292,11 +336,14 @@ def _fit_mathml(fit: Fit) -> str:
 class _Reads(Tracked):
     """A context's options (or values) that remember which keys were looked at or written, by any path (a lookup,
     ``in``, a copy, an iteration: those last count as looking at every key). A build that never touched a key
-    computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`)."""
+    computed exactly what it computes without it, which spares the site a rebuild per pin (:func:`_cli_pins`).
+    ``written_first``: the keys whose first touch was a write (``setdefault`` or ``[]=``), before any look."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.everything = False
+        self.written_first: set = set()
+        self.removed = False
 
     def looked_at(self, key) -> bool:
         return self.everything or key in self.seen
@@ -305,12 +352,18 @@ class _Reads(Tracked):
         """The keys touched so far; None when every key was (an iteration, a copy)."""
         return None if self.everything else frozenset(self.seen)
 
-    def __setitem__(self, key, value):
+    def _write(self, key) -> None:
+        if key not in self.seen:
+            self.written_first.add(key)
         self.seen.add(key)
+
+    def __setitem__(self, key, value):
+        self._write(key)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
         self.seen.add(key)
+        self.removed = True
         super().__delitem__(key)
 
     def update(self, *args, **kw):
@@ -321,11 +374,12 @@ class _Reads(Tracked):
         self.everything = True
 
     def setdefault(self, key, default=None):
-        self.seen.add(key)
+        self._write(key)
         return super().setdefault(key, default)
 
     def pop(self, key, *default):
         self.seen.add(key)
+        self.removed = True
         return super().pop(key, *default)
 
     def __iter__(self):
@@ -377,6 +431,7 @@ class _Reads(Tracked):
 
     def popitem(self):
         self._all()
+        self.removed = True
         return super().popitem()
 
     def __reduce__(self):
@@ -386,10 +441,18 @@ class _Reads(Tracked):
 
 @dataclass(frozen=True)
 class _Looked:
-    """What one build touched in its context: option names and value symbols (None: all of them)."""
+    """What one build touched in its context: option names and value symbols (None: all of them), and the value
+    symbols it wrote before anything looked at them (none when it removed a value or touched every one)."""
 
     options: frozenset | None
     values: frozenset | None
+    written_first: frozenset = frozenset()
+
+    @staticmethod
+    def of(options: _Reads, values: _Reads) -> _Looked:
+        exact_order = values.snapshot() is not None and not values.removed
+        return _Looked(options.snapshot(), values.snapshot(),
+                       frozenset(values.written_first) if exact_order else frozenset())
 
     def touched(self, key: str) -> bool:
         from derive.options import OPTIONS
@@ -405,11 +468,15 @@ def _point(sym: sp.Symbol, k: int) -> sp.Integer:
     return sp.Integer(zlib.crc32(f"{sym.name}/{k}".encode()) % 89 + 7)
 
 
+_ABSENT = object()
+
+
 def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
     """(id, value) of every node, children first: numbers go up the tree, so no formula is expanded (a Max of
     numbers is decided at once, a Max of two formulas is not)."""
     plain = dict(values)  # once: a tracking mapping copied per node costs a Python call per key
-    known = {k: exact(v) for k, v in plain.items() if isinstance(v, sp.Rational)}
+    #: the exact values, with a node's parts put in while the node is worked (each lookup one dict probe)
+    env: dict = {k: exact(v) for k, v in plain.items() if isinstance(v, sp.Rational)}
     out: list[tuple[str, sp.Expr]] = []
 
     def visit(node: Quantity) -> Exact | None:
@@ -421,7 +488,16 @@ def _node_values(q: Quantity, values: Mapping) -> list[tuple[str, sp.Expr]]:
             fractions[c.symbol] = f
         f = None
         if None not in fractions.values():  # every part exact: Python's arithmetic, else SymPy's as before
-            f = rational_value(node.expr, ChainMap(fractions, known))
+            saved = [(k, env.get(k, _ABSENT)) for k in fractions]
+            env.update(fractions)  # the parts' values over any value of the same name, for this node only
+            try:
+                f = rational_value(node.expr, env)
+            finally:
+                for k, old in saved:
+                    if old is _ABSENT:
+                        del env[k]
+                    else:
+                        env[k] = old
         value = sp.Rational(f.numerator, f.denominator) if f is not None else node.expr.xreplace({**plain, **rule})
         out.append((node.id, value))
         return f
@@ -434,24 +510,31 @@ def _node_value(q: Quantity, values: Mapping) -> sp.Expr:
     return _node_values(q, values)[-1][1]
 
 
-def _probe(q: Quantity, fit: Fit | None) -> tuple:
-    """Every node's value (and the fit check's) at two fixed points of all the symbols: two builds whose
-    formulas differ anywhere differ there, found without expanding either tree. Node by node, because a Max
-    at the root can hide a part that changed (a compute time under a larger memory time)."""
+#: the fixed points a probe evaluates a build at (:func:`_point`)
+_PROBE_POINTS = (1, 2)
+
+
+def _probe_symbols(q: Quantity, fit: Fit | None) -> set[sp.Symbol]:
+    """The symbols a probe gives values: every catalog symbol of the tree's formulas and of the fit check's."""
     child = {c.symbol for n in q.walk() for c in n.children}
     syms = {x for n in q.walk() for x in n.expr.free_symbols} - child
+    if fit is not None:
+        syms |= fit.needed.free_symbols | fit.available.free_symbols
+    return syms
+
+
+def _probe_at(q: Quantity, fit: Fit | None, syms: set[sp.Symbol], k: int) -> tuple:
+    """Every node's value (and the fit check's) at fixed point k of all the symbols: two builds whose formulas
+    differ anywhere differ at one of the points, found without expanding either tree. Node by node, because a Max
+    at the root can hide a part that changed (a compute time under a larger memory time)."""
+    point = {x: _point(x, k) for x in syms}
     exprs = [] if fit is None else [fit.needed, fit.available]
-    syms |= {x for e in exprs for x in e.free_symbols}
-    out: list = []
-    for k in (1, 2):
-        point = {x: _point(x, k) for x in syms}
-        out += _node_values(q, point) + [e.xreplace(point) for e in exprs]
-    return tuple(out)
+    return tuple(_node_values(q, point) + [e.xreplace(point) for e in exprs])
 
 
 def _signature(q: Quantity, fit: Fit | None) -> tuple:
     """Every node's id, formula and parts, and the fit check's formulas: two builds with one signature have one
-    probe (:func:`_probe` reads nothing else), so comparing signatures spares evaluating both trees twice."""
+    probe (:func:`_probe_at` reads nothing else), so comparing signatures spares evaluating both trees twice."""
     nodes = tuple((n.id, n.expr, tuple(c.symbol for c in n.children)) for n in q.walk())
     return nodes if fit is None else (nodes, fit.needed, fit.available)
 
@@ -459,7 +542,7 @@ def _signature(q: Quantity, fit: Fit | None) -> tuple:
 @dataclass
 class _Built:
     """One build of a calculator's quantity for one preset, compared with another as `derive show` would answer:
-    the same value and the same formula at every node (:func:`_probe`). The value is taken when built (the
+    the same value and the same formula at every node (:func:`_probe_at`). The value is taken when built (the
     context's values may change later); the probe only when a comparison needs it."""
 
     q: Quantity
@@ -467,30 +550,55 @@ class _Built:
     value: sp.Expr
     #: symbols the build gave values of its own (a pinned symbol left out gets the engine's value)
     read: set[sp.Symbol] = field(default_factory=set)
+    _points: dict[int, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
-    def probe(self) -> tuple:
-        return _probe(self.q, self.fit)
+    def _probe_symbols(self) -> set[sp.Symbol]:
+        return _probe_symbols(self.q, self.fit)
+
+    def probe_at(self, k: int) -> tuple:
+        """:func:`_probe_at` point k, evaluated once per build."""
+        if k not in self._points:
+            self._points[k] = _probe_at(self.q, self.fit, self._probe_symbols, k)
+        return self._points[k]
 
     def same_answer(self, other: _Built) -> bool:
-        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ."""
+        """(probe, value) equal; the probe is evaluated only when the values agree and the trees differ, point by
+        point (a formula that differs mostly differs at the first point already)."""
         if self.value != other.value:
             return False
-        return _signature(self.q, self.fit) == _signature(other.q, other.fit) or self.probe == other.probe
+        if _signature(self.q, self.fit) == _signature(other.q, other.fit):
+            return True
+        return all(self.probe_at(k) == other.probe_at(k) for k in _PROBE_POINTS)
 
 
 def _answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
             pins: dict[str, str]) -> _Built:
     """One preset's build under the given pins."""
-    from derive import query as api
     from derive.registry import REGISTRY, build
 
-    ctx = api.context(_request(calc, model, hardware, options, sets, pins))
+    ctx = _context(calc, model, hardware, options, sets, pins)
     before = set(ctx.values)
     q = build(calc.qid, ctx)
     qdef = REGISTRY[calc.qid]
     fit = qdef.fit(ctx) if qdef.fit is not None else None
     return _Built(q, fit, _node_value(q, ctx.values), set(ctx.values) - before)
+
+
+def _same_answer(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
+                 key: str, want: _Built) -> bool:
+    """Whether the build without the option pin ``key`` answers as ``want`` (:meth:`_Built.same_answer`); the fit
+    check is asked only when the values agree (nothing between the build and it changes the context: the value
+    reads a copy)."""
+    from derive.registry import REGISTRY, build
+
+    ctx = _context(calc, model, hardware, options, sets, without=key)
+    q = build(calc.qid, ctx)
+    value = _node_value(q, ctx.values)
+    if value != want.value:
+        return False
+    qdef = REGISTRY[calc.qid]
+    return _Built(q, qdef.fit(ctx) if qdef.fit is not None else None, value).same_answer(want)
 
 
 def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict, sets: dict,
@@ -499,7 +607,9 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
     default changes the formula or the value, a symbol the engine reads (it gives it a value of its own when
     the pin is left out). Symbols among the page's inputs are not listed: the script writes them from the boxes.
     ``looked``: what the build of ``want`` touched; a pin it never touched (option or symbol) cannot change the
-    answer nor be given a value by the engine, so the build is not repeated without it."""
+    answer nor be given a value by the engine, so the build is not repeated without it. A symbol whose first touch
+    was a write (the engine's ``setdefault``) is given the engine's value without the pin: both builds run alike
+    up to that write (nothing looked at the symbol before it), so that is known without building again."""
     from derive import options as O
 
     pins = conventions(calc)
@@ -511,8 +621,14 @@ def _cli_pins(calc: Calculator, model: str, hardware: str | None, options: dict,
             continue
         loose = {k: v for k, v in pins.items() if k != key}
         try:
-            got = _answer(calc, model, hardware, options, sets, loose)
-            needed = not got.same_answer(want) if key in O.OPTIONS else S.sym(key) in got.read
+            if key not in O.OPTIONS and looked is not None and S.sym(key) in looked.written_first \
+                    and S.sym(key) not in _context(calc, model, hardware, options, sets, loose).values:
+                out.append(f"--set {key}={text}")  # the pin gave the value (the context has none without it)
+                continue
+            if key in O.OPTIONS:
+                needed = not _same_answer(calc, model, hardware, options, sets, key, want)
+            else:
+                needed = S.sym(key) in _answer(calc, model, hardware, options, sets, loose).read
         except DeriveError:  # the engine's default cannot answer here (a degree it would not propose): needed
             needed = True
         if needed:
@@ -536,24 +652,28 @@ def build_page(calc: Calculator) -> CalcPage:
     hw_all = _hardware_presets()
     hw_default = calc.hardware if (calc.hardware and hw_all) else None
     shapes: dict[tuple, Shape] = {}
+    shape_syms: dict[tuple, set[sp.Symbol]] = {}
     models: list[dict] = []
     per_model_values: dict[str, dict[sp.Symbol, sp.Expr]] = {}
     first_q = None
     not_for: list[str] = []  # presets the quantity does not apply to, each with the engine's reason
     for preset in _model_presets():
         try:
-            ctx = api.context(_request(calc, preset.id, hw_default, options, sets))
+            ctx = _context(calc, preset.id, hw_default, options, sets)
             ctx.options, ctx.values = _Reads(ctx.options), _Reads(ctx.values)
             q = build(calc.qid, ctx)
             # the check's expressions, whatever the inputs: the page compares them as `derive show` does
             fit = qdef.fit(ctx) if qdef.fit is not None else None
-            looked = _Looked(ctx.options.snapshot(), ctx.values.snapshot())
+            looked = _Looked.of(ctx.options, ctx.values)
         except DeriveError as exc:  # e.g. a KV cache of an encoder: said on the page, not dropped silently
             not_for.append(f"{preset.id}: {exc}")
             continue
         expr = q.expanded
         key = _shape_key(expr, fit)
-        syms = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols if fit else set())
+        syms = shape_syms.get(key)
+        if syms is None:  # one shape, one set of symbols (SymPy walks a formula for them on every call)
+            syms = shape_syms[key] = expr.free_symbols | (fit.needed.free_symbols | fit.available.free_symbols
+                                                          if fit else set())
         shape = shapes.get(key)
         if shape is None:
             # the formula, not a verdict: whether this preset fits the default machine decides what the page
@@ -571,7 +691,7 @@ def build_page(calc: Calculator) -> CalcPage:
             raise DeriveError(f"calculator {calc.qid}: no value for {', '.join(sorted(missing))} with model "
                               f"{preset.id}; add it to the calculator's sets")
         per_model_values[preset.id] = {s: ctx.values[s] for s in syms}
-        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": describe_arch(ctx.arch)})
+        models.append({"id": preset.id, "title": preset.title, "shape": shape.id, "note": _described(ctx.arch)})
         if first_q is None or preset.id == calc.model:
             first_q = (preset.id, q, ctx)
     if not models:
@@ -589,14 +709,15 @@ def build_page(calc: Calculator) -> CalcPage:
                              "note": hw.title, "values": vals})
         hardware = [h for h in hardware if h["values"]]
     # a symbol that some presets lack (a sliding window) or that differs between presets comes with the model
-    varying = {s for s in all_syms if len({str(v.get(s)) for v in per_model_values.values()}) > 1}
-    model_syms = {s for s in all_syms if str(s) in MODEL_SYMBOLS or s in varying} - hw_syms
+    varying = {s for s in all_syms if len({_value_text(v.get(s)) for v in per_model_values.values()}) > 1}
+    model_syms = {s for s in all_syms if _name(s) in MODEL_SYMBOLS or s in varying} - hw_syms
     defaults = {}
-    for s in sorted(all_syms - model_syms - hw_syms, key=str):
-        defaults[str(s)] = ctx0.values[s]
+    for s in sorted(all_syms - model_syms - hw_syms, key=_name):
+        defaults[_name(s)] = ctx0.values[s]
+    model_names = _ordered(model_syms)  # once, not per model
     for m in models:
         vals = per_model_values[m["id"]]
-        m["values"] = {n: vals[S.sym(n)] for n in _ordered(model_syms) if S.sym(n) in vals}
+        m["values"] = {n: vals[S.sym(n)] for n in model_names if S.sym(n) in vals}
     symbols = {}
     for name in _ordered(all_syms):
         info = S.CATALOG[name]
@@ -611,7 +732,7 @@ def build_page(calc: Calculator) -> CalcPage:
     def texts(vals: dict) -> dict[str, str]:
         out = {}
         for k, v in vals.items():
-            name = str(k)
+            name = _name(k)
             info = S.CATALOG[name]
             out[name] = input_text(v, info.unit, info.read_unit)
         return out
@@ -646,6 +767,21 @@ def build_page(calc: Calculator) -> CalcPage:
                     approximation=q0.approximation)
 
 
+#: id(architecture) -> (architecture, its description): every page describes the same preset architectures
+_DESCRIPTIONS: dict[int, tuple] = {}
+
+
+def _described(arch) -> str:
+    """``describe_arch(arch)``, once per architecture object (a preset's is loaded once per process; the entry
+    holds the object, so its id is not reused while the entry lives)."""
+    hit = _DESCRIPTIONS.get(id(arch))
+    if hit is None or hit[0] is not arch:
+        if len(_DESCRIPTIONS) >= 1024:
+            _DESCRIPTIONS.clear()
+        hit = _DESCRIPTIONS[id(arch)] = (arch, describe_arch(arch))
+    return hit[1]
+
+
 def _fit_sentences(shapes) -> list[str]:
     """What the page checks before it shows a number (one sentence per distinct check)."""
     fits = {(s.fit.needed_what, s.fit.available_what) for s in shapes if s.fit is not None}
@@ -664,5 +800,24 @@ def _read_factor(info: S.SymbolInfo) -> sp.Rational:
 
 def _ordered(syms) -> list[str]:
     """Catalog order (model sizes first, then workload, numbers and machine), not alphabetical."""
-    order = {name: i for i, name in enumerate(S.CATALOG)}
-    return sorted((str(s) for s in syms), key=lambda n: (order.get(n, len(order)), n))
+    order = _catalog_order(len(S.CATALOG))
+    return sorted((_name(s) for s in syms), key=lambda n: (order.get(n, len(order)), n))
+
+
+@lru_cache(maxsize=8)
+def _catalog_order(size: int) -> dict[str, int]:
+    """Each catalogued name's position, per catalog size: the catalog only grows (a name is never removed nor
+    moved), so its size says which order it has."""
+    return {name: i for i, name in enumerate(S.CATALOG)}
+
+
+def _value_text(x) -> str:
+    """``str(x)`` of a value; a rational's as SymPy's printer writes it (p, or p/q), without the printer."""
+    if isinstance(x, sp.Rational):
+        return str(x.p) if x.q == 1 else f"{x.p}/{x.q}"
+    return str(x)
+
+
+def _name(s) -> str:
+    """A symbol's name as str() prints it, without SymPy's printer (a name given as text stays as it is)."""
+    return s.name if type(s) is sp.Symbol else str(s)

@@ -12,7 +12,7 @@ Two printers, both built on SymPy's :class:`~sympy.printing.jscode.JavascriptCod
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import sympy as sp
 from sympy.printing.jscode import JavascriptCodePrinter
@@ -30,14 +30,69 @@ def _symbol_ref(name: str) -> str:
     return f"v.{name}"
 
 
-class FloatPrinter(JavascriptCodePrinter):
+@lru_cache(maxsize=8192)
+def _ordered_terms(expr: sp.Add) -> tuple[sp.Expr, ...]:
+    """``expr.as_ordered_terms()``, memoized: sorting a sum's terms (a sort key per term) is most of a printer's
+    work, and both printers, every shape and the fit checks print the same sums."""
+    return tuple(expr.as_ordered_terms())
+
+
+#: node kinds whose JavaScript both printers write from the node alone: no printer state is read or written (no
+#: constant to declare, nothing unsupported to record, no print depth, which only a Float's digits depend on)
+_PURE_KINDS = (sp.Symbol, sp.Rational, sp.Add, sp.Mul, sp.Pow, sp.Max, sp.Min, sp.floor, sp.ceiling)
+
+
+@lru_cache(maxsize=16384)
+def _pure(expr: sp.Basic) -> bool:
+    """Whether every node of ``expr`` is of a :data:`_PURE_KINDS` kind, so its text can be reused."""
+    return isinstance(expr, _PURE_KINDS) and all(_pure(a) for a in expr.args)
+
+
+#: printed text by (printer class, its settings, expression): the shapes of a page and the fit checks repeat the same
+#: weights, caches and times in many formulas (about ten prints of each subexpression)
+_PRINTED: dict[tuple, str] = {}
+_PRINTED_MAX = 65536
+
+
+class _Memo:
+    """A printer mixin: a sum's terms in SymPy's default order from :func:`_ordered_terms`, and a pure
+    subexpression's text printed once per printer kind and settings."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        if (order or self.order) is None:  # the order Printer._as_ordered_terms gives without an order setting
+            return list(_ordered_terms(expr))
+        return super()._as_ordered_terms(expr, order=order)
+
+    def _handle_UnevaluatedExpr(self, expr):  # noqa: N802 (sympy's naming)
+        """A pure expression holds no UnevaluatedExpr for SymPy's pass to strip (a walk of the whole tree)."""
+        return expr if isinstance(expr, sp.Basic) and _pure(expr) else super()._handle_UnevaluatedExpr(expr)
+
+    def _print(self, expr, **kwargs) -> str:
+        if kwargs or not isinstance(expr, sp.Basic) or not _pure(expr):
+            return super()._print(expr, **kwargs)
+        key = (type(self), self._memo_settings, expr)
+        text = _PRINTED.get(key)
+        if text is None:
+            text = super()._print(expr)
+            if len(_PRINTED) >= _PRINTED_MAX:
+                _PRINTED.clear()
+            _PRINTED[key] = text
+        return text
+
+    @cached_property
+    def _memo_settings(self) -> str:
+        """The settings as text, read once per printer (printing never changes them)."""
+        return repr(sorted(self._settings.items(), key=lambda kv: kv[0]))
+
+
+class FloatPrinter(_Memo, JavascriptCodePrinter):
     """SymPy's JavaScript printer, reading every symbol from the argument object ``v``."""
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:  # noqa: N802 (sympy's naming)
         return _symbol_ref(expr.name)
 
 
-class ExactPrinter(JavascriptCodePrinter):
+class ExactPrinter(_Memo, JavascriptCodePrinter):
     """Prints a rational function as BigInt rational arithmetic: ``R.add(R.mul(R.int(4n), v.L), …)``."""
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:  # noqa: N802
@@ -62,7 +117,7 @@ class ExactPrinter(JavascriptCodePrinter):
         return "R.q(1n, 2n)"
 
     def _print_Add(self, expr: sp.Add, order=None) -> str:  # noqa: N802
-        return "R.add(" + ", ".join(self._print(a) for a in expr.as_ordered_terms()) + ")"
+        return "R.add(" + ", ".join(self._print(a) for a in _ordered_terms(expr)) + ")"
 
     def _print_Mul(self, expr: sp.Mul) -> str:  # noqa: N802
         return "R.mul(" + ", ".join(self._print(a) for a in expr.as_ordered_factors()) + ")"
