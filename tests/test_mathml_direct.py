@@ -171,6 +171,8 @@ def _nodes(exprs):
 @given(expressions())
 def test_term_order_fractions_and_signs_are_sympys(expr):
     for e in _nodes([expr]):
+        if not all(type(t) in M._METHODS for t in sp.preorder_traversal(e)):
+            continue  # _Direct gives a tree with zoo or I to the DOM printer, whatever these answer for it
         if type(e) is sp.Add:
             assert M._ordered_terms(e) == e.as_ordered_terms()
         if isinstance(e, sp.Expr):
