@@ -29,8 +29,8 @@ def _both(expr, names=None, values=None, order=None) -> tuple[str, str]:
 
 @functools.cache
 def _printed() -> list[tuple]:
-    """Every (expression, names, values, order) that mathml.expression prints while the site is built and the whole
-    workbook rendered as HTML (as `derive site` and `derive workbook` print them), recorded in this process."""
+    """Every (expression, names, values, order, text printed) of mathml.expression while the site is built and the
+    whole workbook rendered as HTML (as `derive site` and `derive workbook` print them), recorded in this process."""
     import tempfile
 
     from derive import workbook
@@ -41,8 +41,9 @@ def _printed() -> list[tuple]:
     real = M._expression
 
     def record(*args):
-        calls.append(args)
-        return real(*args)
+        out = real(*args)
+        calls.append((*args, out))
+        return out
 
     calculators.build_page.cache_clear()  # pages built by earlier tests would print nothing here
     M._expression = record
@@ -59,9 +60,9 @@ def _printed() -> list[tuple]:
 def test_every_formula_of_the_site_and_the_workbook_prints_as_the_dom_printer_does():
     calls = _printed()
     assert len(calls) > 300  # the calculators' root, expanded and fit formulas and every worked solution's steps
-    for expr, names, values, order in calls:
+    for expr, names, values, order, printed in calls:
         direct, dom = _both(expr, dict(names), dict(values), order)  # none falls back: _Unsupported would raise
-        assert direct == dom, (expr, names, values, order)
+        assert direct == dom == printed, (expr, names, values, order)  # printed: with the subexpressions' memo
 
 
 def test_derivations_print_as_the_dom_printer_does():
@@ -158,6 +159,8 @@ def test_generated_expressions_print_as_the_dom_printer_does(case):
         assert M.expression(expr, names, values, order) == M._dom(expr, names, values, order)
         return
     assert direct == dom
+    # through the cache and, without names or values, the memo of subexpressions shared by every example
+    assert M.expression(expr, names, values, order) == dom
 
 
 # ---- the SymPy decisions taken without SymPy's slower calls ---------------------------------------------------

@@ -233,7 +233,7 @@ def _expression(expr: sp.Expr, names: tuple, values: tuple, order: str | None) -
     all_names = S.latex_names()  # a fresh copy
     all_names.update(names)
     try:
-        return _Direct(all_names, dict(values), order).doprint(expr)
+        return _Direct(all_names, dict(values), order, plain=not names and not values).doprint(expr)
     except _Unsupported:
         return _Printer(all_names, dict(values), order).doprint(expr)
 
@@ -244,6 +244,20 @@ def _dom(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None,
     from derive import symbols as S
 
     return _Printer({**S.latex_names(), **(names or {})}, dict(values or {}), order).doprint(sp.sympify(expr))
+
+
+_PLAIN: dict[tuple[int, str | None], dict] = {}
+
+
+def _plain_memo(catalog_size: int, order: str | None) -> dict:
+    """What subexpressions print as in catalog names alone (no values, no names of a derivation's own), shared by
+    every formula of a process printed so: the site's calculators print one expanded formula per preset group and
+    quantity, and their sums share most terms. Keyed by the catalog's size, which a new symbol changes (a name it
+    gives would print differently); emptied past a bound."""
+    memo = _PLAIN.get((catalog_size, order))
+    if memo is None or len(memo) > 50_000:
+        memo = _PLAIN[(catalog_size, order)] = {}
+    return memo
 
 
 class _Unsupported(Exception):
@@ -303,13 +317,14 @@ class _Direct:
     Any other node raises _Unsupported. tests/test_mathml_direct.py holds it equal to _Printer on every formula
     the site and the workbook print and on generated expressions, and the equivalents equal SymPy's calls."""
 
-    def __init__(self, names: Mapping[sp.Symbol, str], values: Mapping[sp.Symbol, sp.Expr], order: str | None):
+    def __init__(self, names: Mapping[sp.Symbol, str], values: Mapping[sp.Symbol, sp.Expr], order: str | None,
+                 plain: bool = False):
         if order not in (None, "none"):
             raise _Unsupported(order)
         self.names = names
         self.values = values
         self.order = order
-        self.memo: dict[sp.Basic, str] = {}
+        self.memo: dict[sp.Basic, str] = _plain_memo(len(names), order) if plain else {}
 
     def doprint(self, expr: sp.Expr) -> str:
         return self.print(expr).encode("ascii", "xmlcharrefreplace").decode()
