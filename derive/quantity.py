@@ -78,7 +78,8 @@ def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
         if isinstance(t, sp.Max):
             return _max(args)
     if t.is_Pow and t.base in rule and t.exp == -1:
-        return sp.Pow(rule[t.base], -1)
+        inverse = sp.Pow(rule[t.base], -1)  # 1/(b/(x+y)) is (x+y)/b: distributed as expand does, x/b + y/b
+        return inverse._eval_expand_mul(deep=True) if inverse.is_Mul else inverse
     return None
 
 
@@ -321,8 +322,10 @@ class Quantity:
 
     # ---- values ---------------------------------------------------------------------------
     def evaluate(self, values: Values) -> sp.Expr:
-        """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain."""
-        return _simplify_number(self.expanded.xreplace(dict(values)))
+        """Exact value (Integer/Rational where the inputs are), or an expression if symbols remain. Only the
+        formula's own symbols are looked up (a mapping that records its lookups sees what the value reads)."""
+        expr = self.expanded
+        return _simplify_number(expr.xreplace({x: values[x] for x in expr.free_symbols if x in values}))
 
     def value_by_nodes(self, values: Values) -> sp.Expr:
         """The value with each node's formula given its children's values, children first: no formula is

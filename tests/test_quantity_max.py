@@ -80,6 +80,19 @@ def test_every_node_expands_as_sympy_expands_it(model):
     assert checked > 40
 
 
+def test_the_inverse_of_a_quotient_distributes_as_expand_does():
+    from derive.quantity import _expand_over
+
+    x, y, b, c, k = sp.symbols("x y b c k", positive=True)
+    # a part that expands to b/(x + y), inverted: (x + y)/b, which expand writes x/b + y/b
+    for expr in (1 / c, 3 / c + k, 2 * k / c, 1 / c + 1 / x):
+        got = _expand_over(expr, ((c, b / (x + y), False),))
+        assert got == _sympy_expand(expr.xreplace({c: b / (x + y)})), expr
+    assert _expand_over(1 / c, ((c, b / (x + y), False),)) == x / b + y / b
+    # a part that is a sum stays in the denominator, as expand keeps it
+    assert _expand_over(1 / c, ((c, x + y, False),)) == 1 / (x + y)
+
+
 def _sympy_expand(e):
     return sp.expand(e, power_base=False, power_exp=False, log=False)
 

@@ -33,11 +33,14 @@ def script_json(obj) -> str:
 def environment():
     import jinja2
 
-    env = jinja2.Environment(
+    from derive.reports import template_cache
+
+    env = jinja2.Environment(  # compiled as the reports' templates are (derive.reports.environment)
         loader=jinja2.PackageLoader("derive.site", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.StrictUndefined, optimized=False, bytecode_cache=template_cache.bytecode_cache(),
     )
+    env.code_generator_class = template_cache.CodeGenerator
     from derive.reports.html import prose
 
     env.filters.update(prose=prose)
