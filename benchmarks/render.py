@@ -48,7 +48,7 @@ def _clear() -> None:
     from derive.reports import html, latex, mathml
 
     for fn in (reports.environment, html.environment, latex.environment, mathml._expression, mathml._name_xml,
-               mathml._name_element):
+               mathml._name_direct, mathml._name_serialized, mathml._plain_symbol):
         fn.cache_clear()
 
 

@@ -300,6 +300,7 @@ class Architecture:
     family: str = "custom"
     positions: str = "learned"
     T: int | None = None  # learned position table rows
+    position_offset: int = 0  # rows of that table no token position uses (OPT's and BART's 2): s ≤ T − offset
     tied: bool = True
     norm: str = "layernorm"
     final_norm: bool = True

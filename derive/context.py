@@ -9,6 +9,7 @@ import sympy as sp
 
 from derive import inputs, layers, parse
 from derive import symbols as S
+from derive.architecture import Architecture
 from derive.errors import DeriveError, suggest
 from derive.hf.build import MLP_BIASES, QKVO, decoder
 from derive.layers import stack as stack_
@@ -158,6 +159,18 @@ def _unread_head_size(v: dict[str, int]) -> list[str]:
             "(--model or --hf-config) whose attention is h·d_k wide"]
 
 
+def _past_the_positions(arch: Architecture, s_val) -> list[str]:
+    """A learned position table has one row per position: a longer sequence is one the model cannot take (its
+    forward fails on the lookup), so a count for it is the formula's, not the model's; say so."""
+    if arch.positions != "learned" or arch.T is None or s_val is None or not s_val.is_number:
+        return []
+    limit = arch.T - arch.position_offset
+    if s_val <= limit:
+        return []
+    return [f"warning: s={int(s_val):,} exceeds the {limit:,} positions of {arch.name}'s learned position table: "
+            "the model cannot take a sequence this long (the numbers are the formulas', past what it runs)"]
+
+
 def _generic_heads() -> int:
     return next(b.size("h") for b in GENERIC.blocks() if b.has("h"))
 
@@ -242,6 +255,8 @@ def build_context(req: Request) -> Context:
                 values.update({S.sym(k): v for k, v in parse_sets([f"{key}={text}"]).items()})
         else:
             raise DeriveError(f"pinned convention {key!r} is neither an option nor a symbol")
+    if model_given and "s" in sets:
+        notes += _past_the_positions(arch, values.get(S.s))
     ctx = Context(arch=arch, model_given=model_given, hardware=hardware, options=options, values=values,
                   notes=notes)
     ctx.user_options = frozenset(req.options)

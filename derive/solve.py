@@ -818,14 +818,20 @@ def _labels(q: Quantity, prob: Problem) -> dict[sp.Expr, str]:
 # ---- rearrangement, shown ----------------------------------------------------------------------------
 
 def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping | None = None,
-                   rhs_value: sp.Expr | None = None, rhs_formula: sp.Expr | None = None) -> Step | None:
+                   rhs_value: sp.Expr | None = None, rhs_formula: sp.Expr | None = None,
+                   rhs_latex: str | None = None) -> Step | None:
     """The symbolic solution for x when the formula is a low-degree polynomial in x.
 
-    ``rhs_sym`` names the target (the quantity's own symbol for a number, or the other quantity's);
-    ``rhs_formula`` is that other quantity's formula, substituted and simplified in a second form.
+    ``rhs_sym`` names the target (the quantity's own symbol for a number, or the other quantity's, written
+    ``rhs_latex``); ``rhs_formula`` is that other quantity's formula, substituted and simplified in a second form.
     """
     if lhs.has(sp.Max, sp.Min) or rhs_sym.has(x) or not lhs.is_polynomial(x):
         return None
+    if rhs_latex is not None and rhs_sym.is_Symbol:
+        def latex_of(e: sp.Expr) -> str:  # the target quantity's symbol as the derivation writes it
+            return sp.latex(e, symbol_names={**S.latex_names(), rhs_sym: rhs_latex}, mul_symbol="dot")
+    else:
+        from derive.derivation import latex as latex_of
     poly = sp.Poly(lhs, x)
     deg = poly.degree()
     terms = [(m[0], c) for m, c in zip(poly.monoms(), poly.coeffs(), strict=True)]
@@ -1079,7 +1085,7 @@ def solve(quantity: str | Quantity, target, for_: str, *, model: str | None = No
     verdict = _fit_verdict(prob, x, next(c for c in cands if c.recommended))
 
     steps = _steps(prob, q, x, lhs, rhs, rhs_name, rhs_sub, lhs_sub, roots, piece_lines, methods,
-                   cands, constraint, sense, best, exprs)
+                   cands, constraint, sense, best, exprs, rhs_q)
     ctx = prob.ctx
     context = {}
     if ctx.model_given:
@@ -1133,7 +1139,7 @@ def _fit_verdict(prob: Problem, x: sp.Symbol, rec: Candidate) -> dict | None:
 def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr, rhs_name: str,
            rhs_sub: sp.Expr, lhs_sub: sp.Expr, roots: list[Root], piece_lines: list[str], methods: list[str],
            cands: list[Candidate], constraint: str, sense: str, best: Root,
-           raw: tuple[sp.Expr, ...]) -> list[Step]:
+           raw: tuple[sp.Expr, ...], rhs_q: Quantity | None = None) -> list[Step]:
     """The solve as a derivation: equation, ties, rearrangement, substitution, roots, rounding."""
     op = {"=": "=", ">=": "≥", "<=": "≤"}[sense]
     op_tex = {"=": "=", ">=": r"\ge", "<=": r"\le"}[sense]
@@ -1143,8 +1149,9 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
     if rhs_name:
         lines = [f"{q.symbol_name} {op} {rhs_name}", f"{q.symbol_name} = {text_of(q.expanded)}",
                  f"{rhs_name} = {text_of(rhs)}"]
-        tex = [rf"{q.latex} {op_tex} {rhs_name}", rf"{q.latex} = {latex_of(q.expanded)}",
-               rf"{rhs_name} = {latex_of(rhs)}"]
+        rhs_tex = rhs_q.latex if rhs_q is not None else rhs_name
+        tex = [rf"{q.latex} {op_tex} {rhs_tex}", rf"{q.latex} = {latex_of(q.expanded)}",
+               rf"{rhs_tex} = {latex_of(rhs)}"]
     else:
         lines = [f"{q.symbol_name} = {text_of(q.expanded)} {op} {rhs_value if value_target else text_of(rhs)}"]
         tex = [rf"{q.latex} = {latex_of(q.expanded)} {op_tex} {latex_of(rhs_sub if value_target else rhs)}"]
@@ -1160,7 +1167,8 @@ def _steps(prob: Problem, q: Quantity, x: sp.Symbol, lhs: sp.Expr, rhs: sp.Expr,
     if rhs.has(x):
         re_step = None
     elif rhs_name:
-        re_step = _rearrangement(prob.expr, sp.Symbol(rhs_name), x, prob.values, rhs_formula=rhs)
+        re_step = _rearrangement(prob.expr, sp.Symbol(rhs_name), x, prob.values, rhs_formula=rhs,
+                                 rhs_latex=rhs_q.latex if rhs_q is not None else None)
     elif value_target:
         re_step = _rearrangement(prob.expr, sp.Symbol(q.symbol_name), x, prob.values, rhs_value=rhs_sub)
     else:

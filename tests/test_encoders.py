@@ -281,6 +281,20 @@ def test_t5_decode_runs_only_the_decoder():
     assert int(tree.evaluate(vals)) == 6 * per + 2 * 512 * 32128 == 80_084_992
 
 
+def test_an_encoder_decoder_decode_step_reads_only_the_decoder_weights(tmp_path):
+    # T5 v1.1 base: the tied embedding read whole by the LM head 32128·768 = 24,674,304; decoder block 0 with its
+    # relative bias 4·768² + 12·32 + 4·768² (cross) + 3·768·2048 + 3·768 = 9,439,872; 11 more blocks of 9,439,488;
+    # the decoder's final norm 768. The encoder (84,953,472 params) ran once, at prefill: not read per step
+    read = api.value("params.read", model="t5-v1_1-base", b=1)
+    assert read == 24_674_304 + 9_439_872 + 11 * 9_439_488 + 768 == 137_949_312
+    assert api.value("decode.weights_read", model="t5-v1_1-base", b=1) == 2 * 137_949_312  # bf16
+    # bart-large: shared 50265·1024 read whole (tied head), b=1 row of the decoder's position table, the decoder's
+    # layernorm_embedding 2·1024, 12 decoder layers of 8·(1024² + 1024) + 2·1024·4096 + 5120 + 3·2048 = 16,796,672
+    path = write(tmp_path, "bart-large", BART_LARGE)
+    assert api.value("params.read", hf_config=path, b=1) == \
+        51_471_360 + 1024 + 2048 + 12 * 16_796_672 == 253_034_496
+
+
 def test_bart():
     # bart-large (BartModel named: counted as the seq2seq LM; the head is tied, final_logits_bias a buffer):
     # shared 50265·1024 = 51,471,360; two position tables 2·1026·1024 = 2,101,248; two layernorm_embedding 4·1024;

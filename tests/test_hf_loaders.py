@@ -418,8 +418,27 @@ def test_opt_layernorms_keep_beta_without_linear_biases():
 
 def test_opt_position_offset_and_projections():
     arch = hf.from_dict(OPT_350M)
-    assert arch.T == 2048 + 2 and arch.d_e == 512 and not arch.final_norm
+    assert arch.T == 2048 + 2 and arch.position_offset == 2 and arch.d_e == 512 and not arch.final_norm
     assert hf.from_dict(OPT_125M).d_e is None
+
+
+def test_a_sequence_past_the_learned_positions_is_warned(tmp_path):
+    from derive import api
+
+    def warned(**kw) -> list[str]:
+        return [n for n in api.show("flops.forward", b=1, **kw).notes if "learned position table" in n]
+
+    # GPT-2's table has n_positions = 1,024 rows; OPT's 2,048 + 2 rows serve 2,048 positions (offset 2)
+    assert warned(model="gpt2", s=1024) == []
+    assert warned(model="gpt2", s=1025) == ["warning: s=1,025 exceeds the 1,024 positions of gpt2's learned position "
+                                            "table: the model cannot take a sequence this long (the numbers are the "
+                                            "formulas', past what it runs)"]
+    path = tmp_path / "opt.json"
+    path.write_text(json.dumps(OPT_125M))
+    assert warned(hf_config=str(path), s=2048) == []
+    assert len(warned(hf_config=str(path), s=2049)) == 1
+    # rotary positions have no table: a long context is the user's to judge
+    assert warned(model="llama-2-7b", s=100_000) == []
 
 
 def test_falcon_legacy_refinedweb_configs():

@@ -113,7 +113,9 @@ def test_a_sum_of_monomials_is_its_own_expansion():
                 assert _expand.__wrapped__(e) == want and sp.srepr(_expand.__wrapped__(e)) == sp.srepr(want)
                 monomials += _monomial_sum(e)
     for model in ("deepseek-v3", "gpt2", "jamba-1.5-mini"):
-        q, _ = api.quantity("cost.per_million_tokens", model=model, hardware="h100-sxm", s=4096, b=8)
+        # the trees, whether or not the model fits one device (deepseek-v3 does not: the cost checks decode's fit)
+        q, _ = api.quantity("cost.per_million_tokens", model=model, hardware="h100-sxm", s=4096, b=8,
+                            options={"fit": "ignore"})
         for n in q.walk():
             assert sp.srepr(_expand.__wrapped__(n.expr)) == sp.srepr(_sympy_expand(n.expr)), n.id
             monomials += _monomial_sum(n.expr)

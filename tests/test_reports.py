@@ -284,3 +284,28 @@ def test_html_ids_unique_in_a_document(gpt2):
     ids = re.findall(r'id="([^"]+)"', render_document([gpt2, gpt2, gpt2], "html"))
     assert ids == ["params-total", "params-total-2", "params-total-3"]
     assert 'id="exercise-1-2"' in render(gpt2, "html-fragment", anchor="exercise 1.2")
+
+
+def test_names_in_upright_text_keep_their_underscores():
+    # \mathrm{attn_dense} would set "attn" with a subscript d and then "ense": every node's LaTeX escapes the
+    # underscore of a group name (hybrids' and encoder–decoders' layer groups, their FLOPs and activations)
+    import re
+
+    bare = re.compile(r"\\mathrm\{[^}]*(?<!\\)_")
+    seen = 0
+    for model in ("jamba-1.5-mini", "t5-v1_1-base", "deepseek-v3"):
+        for qid in ("params.total", "flops.forward", "memory.activations"):
+            q, _ = api.quantity(qid, model=model, s=4096, b=1)
+            for n in q.walk():
+                assert not bare.search(n.latex), (model, qid, n.id, n.latex)
+                seen += "\\_" in n.latex
+    assert seen > 10  # P_{\mathrm{attn\_dense}}, F_{\mathrm{mamba2\_nomlp}}, P_{\mathrm{enc\_relpos}}, …
+
+
+def test_a_solve_against_another_quantity_writes_its_symbol_as_latex():
+    # decode's crossover batch: T_comp = T_mem, with T_mem written T_{\mathrm{mem}} (was the bare name T_mem)
+    sol = api.solve("decode.compute_time", "decode.memory_time", "b", hardware="a100-80gb", N="6.74e9",
+                    options={"kv_reads": "off"})
+    tex = "\n".join(t for st in sol.steps for t in st.latex)
+    assert r"T_{\mathrm{comp}} = T_{\mathrm{mem}}" in tex and r"T_{\mathrm{mem}} = \frac{" in tex
+    assert "T_mem" not in tex and "T_{mem}" not in tex

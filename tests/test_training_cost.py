@@ -142,3 +142,16 @@ def test_ex_8_5_solve_width():
     sol = solve("params.approx_layers", "3B", "d", L=32, multiple_of=128)
     assert float(sol.value) == pytest.approx(2795.085, abs=1e-3)
     assert {2688, 2816} <= {int(c.value) for c in sol.candidates}
+
+
+def test_cost_from_the_roofline_checks_the_fit_as_decode_does():
+    # Llama 2 70B on one RTX 4090: 68,976,648,192 params × 2 B of bf16 weights alone exceed 0.9 × 24 GiB, so decode
+    # has no tokens/s to price; the cost says so (was $19.12 per 1M tokens) and fit=ignore still gives the bound
+    args = ("--model", "llama-2-70b", "--hardware", "rtx-4090", "--set", "b=1", "--set", "s=4096")
+    for qid in ("cost.per_token", "cost.per_million_tokens"):
+        out = run_cli("show", qid, *args)
+        assert out.returncode == 2 and "does not fit" in out.stderr, qid
+    assert run_cli("show", "cost.per_million_tokens", *args, "--option", "fit=ignore").returncode == 0
+    # a stated served throughput is what the deployment does: no roofline, no check
+    assert api.value("cost.per_million_tokens", model="llama-2-70b", hardware="rtx-4090", price=3,
+                     tps_total="50e6token/day") == sp.Rational(36, 25)

@@ -53,18 +53,29 @@ def _extras(ctx: Context, q: Quantity, value) -> dict:
     return {"lines": lines + T.hardware_lines(ctx)}
 
 
+def _decode_fit(ctx: Context):
+    """The decode step's fit check when the tokens come from its roofline: a price per token of a model that does
+    not fit is no price. None when the user states the served throughput (tps_total)."""
+    return None if T.given(ctx, tps_total) else T.decode_fit(ctx)
+
+
+def _check_fits(ctx: Context, q: Quantity | None = None) -> None:
+    T.verdict(ctx, _decode_fit(ctx))
+
+
 @quantity("cost.per_hour", "price of the deployment: n_dev × price per device-hour", "USD/s", extras=_extras)
 def _per_hour(ctx: Context) -> Quantity:
     return per_hour(ctx)
 
 
 @quantity("cost.per_token", "cost per generated token from price per hour and throughput", "USD/token",
-          extras=_extras)
+          extras=_extras, check=_check_fits, fit=_decode_fit)
 def _per_token(ctx: Context) -> Quantity:
     return per_token(ctx)
 
 
-@quantity("cost.per_million_tokens", "cost per 1,000,000 generated tokens (USD)", "USD", extras=_extras)
+@quantity("cost.per_million_tokens", "cost per 1,000,000 generated tokens (USD)", "USD", extras=_extras,
+          check=_check_fits, fit=_decode_fit)
 def _per_million(ctx: Context) -> Quantity:
     t = per_token(ctx)
     q = node("cost.per_million_tokens", "cost of one million tokens", "USD", [(10**6, t)], symbol="c_M",

@@ -17,7 +17,7 @@ from derive.architecture import Architecture
 from derive.conventions import FlopConventions
 from derive.errors import DeriveError
 from derive.formulas import params
-from derive.layers.base import Env, Pass, kind_of
+from derive.layers.base import Env, Pass, kind_of, mrm
 from derive.layers.base import matmul as base_matmul
 from derive.layers.stack import Group, full_key, groups
 from derive.layers.stack import flop_key as layer_flop_key
@@ -25,10 +25,6 @@ from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
 
 d, L, V, h, b, s = S.d, S.L, S.V, S.h, S.b, S.s
-
-
-def _mrm(name: str) -> str:
-    return r"\mathrm{" + name + "}"
 
 
 def matmul(qid: str, title: str, conv: FlopConventions, rows, n_in, n_out, sym: str, category: str) -> Quantity:
@@ -78,8 +74,8 @@ def layer(arch: Architecture, env: Env, group: Group, p: Pass) -> Quantity:
     title = f"one layer ({group.tag})" if group.tag else "one layer"
     if not parts:
         return leaf(group.prefix, title + " (no matmuls)", "FLOP", 0, symbol=f"F_{group.sym}",
-                    latex=f"F_{{{_mrm(group.sym)}}}")
-    return node(group.prefix, title, "FLOP", parts, symbol=f"F_{group.sym}", latex=f"F_{{{_mrm(group.sym)}}}")
+                    latex=f"F_{{{mrm(group.sym)}}}")
+    return node(group.prefix, title, "FLOP", parts, symbol=f"F_{group.sym}", latex=f"F_{{{mrm(group.sym)}}}")
 
 
 def stack_parts(arch: Architecture, env: Env, prefix: str, p: Pass, encoder_pass: Pass | None = None

@@ -15,7 +15,7 @@ from derive import conventions as C
 from derive import symbols as S
 from derive.errors import DeriveError, Infeasible
 from derive.formulas import params
-from derive.layers.base import NORM_STATS, Env, kind_of, saved
+from derive.layers.base import NORM_STATS, Env, kind_of, mrm, saved
 from derive.layers.stack import Group, groups, param_key, run_blocks
 from derive.quantity import Quantity, leaf, node
 from derive.registry import Context, quantity
@@ -94,7 +94,7 @@ def _distinct(leaves: list[tuple[Quantity, sp.Expr]]) -> list[tuple[Quantity, sp
             continue
         if name != lf.symbol_name:
             lf = dataclasses.replace(lf, symbol_name=name,
-                                     latex=lf.latex + r"^{(\mathrm{" + name[len(lf.symbol_name) + 1:] + "})}")
+                                     latex=lf.latex + "^{(" + mrm(name[len(lf.symbol_name) + 1:]) + ")}")
         merged[name] = [lf, m]
     return [(lf, m) for lf, m in merged.values()]
 
@@ -308,7 +308,7 @@ def activations_layer(ctx: Context, group: Group | None = None) -> Quantity:
         leaves = [x for x in leaves if x not in scores] + scores
     title = "activations stored by one layer for the backward pass" + (f" ({group.tag})" if group.tag else "")
     q = node(prefix, title, "byte", [(1, x) for x in leaves], symbol=f"A_{group.sym}",
-             latex=f"A_{{\\mathrm{{{group.sym}}}}}",
+             latex=f"A_{{{mrm(group.sym)}}}",
              note="the tensors the autograd graph keeps, each once (Korthikanti et al. 2022 count the same tensors "
                   "at 16 bits with dropout and eager attention: s·b·d·(34 + 5·h·s/d))")
     q.conventions = C.activation_sentences(ctx)

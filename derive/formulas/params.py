@@ -83,7 +83,9 @@ def shared_block(arch: Architecture, i: int, group: Group, active: bool = False,
     return q
 
 
-def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
+def _embedding_parts(arch: Architecture, decoder_only: bool = False) -> list[tuple[sp.Expr, Quantity]]:
+    """``decoder_only``: what an encoder–decoder's decode step runs, the decoder's own position table and embedding
+    norm, not the encoder's."""
     width = S.d_e if arch.d_e is not None else d
     parts: list[tuple[sp.Expr, Quantity]] = [
         (1, leaf("params.embedding", "token embedding (V rows)", "param", V * width,
@@ -94,7 +96,7 @@ def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
                               2 * S.d_e * d, symbol="P_proj", latex=r"P_{\mathrm{proj}}",
                               category="embedding_projection")))
     if arch.positions == "learned":
-        tables = len(arch.stacks) if arch.position_tables == "per_stack" else 1
+        tables = len(arch.stacks) if arch.position_tables == "per_stack" and not decoder_only else 1
         title = "learned position table (T rows)" if tables == 1 else f"learned position tables ({tables} × T rows)"
         parts.append((1, leaf("params.position", title, "param", tables * T * d,
                               symbol="P_pos", latex=r"P_{\mathrm{pos}}", category="position_embedding")))
@@ -102,7 +104,8 @@ def _embedding_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
         parts.append((1, leaf("params.token_type", "token-type (segment) embedding", "param", S.n_types * d,
                               symbol="P_type", latex=r"P_{\mathrm{type}}", category="token_embedding")))
     if arch.embedding_norm:
-        n = norm(arch.norm, d, arch.embedding_norm, "params.embedding_norm", "embedding norm", "embnorm")
+        count = 1 if decoder_only else arch.embedding_norm
+        n = norm(arch.norm, d, count, "params.embedding_norm", "embedding norm", "embnorm")
         if n is not None:
             parts.append((1, n))
     return parts
@@ -121,10 +124,10 @@ def _transform(arch: Architecture, qid: str, what: str, sym_: str, category: str
     return out
 
 
-def _head_parts(arch: Architecture) -> list[tuple[sp.Expr, Quantity]]:
+def _head_parts(arch: Architecture, decoder_only: bool = False) -> list[tuple[sp.Expr, Quantity]]:
     parts: list[tuple[sp.Expr, Quantity]] = []
     if arch.final_norm:
-        count = len(arch.stacks)
+        count = 1 if decoder_only else len(arch.stacks)
         title = "final norm" if count == 1 else "final norms (encoder and decoder)"
         n = norm(arch.norm, d, count, "params.final_norm", title, "normf")
         if n is not None:
@@ -206,12 +209,14 @@ def total(arch: Architecture, active: bool = False, options: Mapping[str, str] |
 def read_per_step(arch: Architecture, batch: sp.Expr, options: dict[str, str] | None = None) -> Quantity:
     """params.read: the parameters one decode step of ``batch`` sequences reads. A routed block reads the
     experts its tokens touch; an untied embedding table is gathered (batch rows), not read whole; everything
-    else is read once, whatever the batch."""
+    else is read once, whatever the batch. An encoder–decoder's step runs the decoder only: the encoder ran once,
+    at prefill, and its output is in the cross-attention cache."""
     env = Env(arch, None, options or {})
     width = S.d_e if arch.d_e is not None else d
     gather = env.option("weight_reads") == "touched"
+    two = arch.encoder is not None
     parts: list[tuple[sp.Expr, Quantity]] = []
-    for coeff, q in _embedding_parts(arch):
+    for coeff, q in _embedding_parts(arch, decoder_only=two):
         if not gather:
             pass
         elif q.id == "params.embedding" and (arch.head != "lm" or not arch.tied):
@@ -222,10 +227,12 @@ def read_per_step(arch: Architecture, batch: sp.Expr, options: dict[str, str] | 
             q = leaf("params.read.position", "learned positions: the b rows gathered", "param", batch * d,
                      symbol="P_pos", latex=r"P_{\mathrm{pos}}", category="position_embedding")
         parts.append((coeff, q))
-    for _, gs in layer_groups(arch, "params.read"):
+    for st, gs in layer_groups(arch, "params.read"):
+        if st is arch.encoder:
+            continue
         for g in gs:
             parts.append((g.count, layer(arch, g, env=env, read=batch)))
-    parts += _head_parts(arch)
+    parts += _head_parts(arch, decoder_only=two)
     return node("params.read", "parameters one decode step of b sequences reads", "param", parts,
                 symbol="P_read", latex=r"P_{\mathrm{read}}")
 

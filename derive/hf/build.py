@@ -174,12 +174,12 @@ def model(name: str, family: str, d: int, V: int, st: Stack, **kw: Any) -> Archi
 
 def decoder(name: str, family: str, *, d: int, L: int, V: int, h: int, g: int | None = None, d_k: int | None = None,
             d_ff: int, mlp: str, biases: frozenset = frozenset(), positions: str = "rope", T: int | None = None,
-            tied: bool = False, norm: str = "rmsnorm", norms: int = 2, final_norm: bool = True,
-            embedding_norm: int = 0, qk_norm: str = "none", qk_norm_kind: str | None = None, parallel: bool = False,
-            moe_block: Block | None = None, moe_layers: Sequence[bool] | None = None, d_e: int | None = None,
-            window: int | None = None, windowed: Sequence[bool] | None = None, dtype: str = "bf16",
-            notes: tuple[str, ...] = (), source: str = "config.json", head_bias: bool | None = None,
-            attn_flags: dict[str, Any] | None = None) -> Architecture:
+            position_offset: int = 0, tied: bool = False, norm: str = "rmsnorm", norms: int = 2,
+            final_norm: bool = True, embedding_norm: int = 0, qk_norm: str = "none", qk_norm_kind: str | None = None,
+            parallel: bool = False, moe_block: Block | None = None, moe_layers: Sequence[bool] | None = None,
+            d_e: int | None = None, window: int | None = None, windowed: Sequence[bool] | None = None,
+            dtype: str = "bf16", notes: tuple[str, ...] = (), source: str = "config.json",
+            head_bias: bool | None = None, attn_flags: dict[str, Any] | None = None) -> Architecture:
     """A decoder whose layers share one attention shape: optional sliding windows (``windowed`` per layer, or all
     layers when None) and an optional mixture of experts (``moe_layers`` per layer, or all when None)."""
     qk_kind = qk_norm_kind or (norm if norm != "none" else "rmsnorm")
@@ -196,6 +196,7 @@ def decoder(name: str, family: str, *, d: int, L: int, V: int, h: int, g: int | 
 
     varies = (swa is not None and windowed is not None) or (moe_block is not None and moe_layers is not None)
     st = stack(facts, L, name=name) if varies else stack((), L, uniform=facts(0))
-    return Architecture(name=name, family=family, d=d, V=V, stack=st, positions=positions, T=T, tied=tied, norm=norm,
-                        final_norm=final_norm, embedding_norm=embedding_norm, d_e=d_e, dtype=dtype, notes=notes,
-                        source=source, head_bias="lm_head" in bias if head_bias is None else head_bias)
+    return Architecture(name=name, family=family, d=d, V=V, stack=st, positions=positions, T=T,
+                        position_offset=position_offset, tied=tied, norm=norm, final_norm=final_norm,
+                        embedding_norm=embedding_norm, d_e=d_e, dtype=dtype, notes=notes, source=source,
+                        head_bias="lm_head" in bias if head_bias is None else head_bias)

@@ -291,7 +291,8 @@ def bart(c: Config) -> Architecture:
                     "(the same parameters: its LM head is tied to the shared embedding)")
     return Architecture(
         **common(c), d=d, V=c.int("vocab_size"), stack=decoder, encoder=encoder, positions="learned",
-        T=c.int("max_position_embeddings", default=1024) + 2, position_tables="per_stack", norm="layernorm",
+        T=c.int("max_position_embeddings", default=1024) + 2, position_offset=2, position_tables="per_stack",
+        norm="layernorm",
         final_norm=False, embedding_norm=2, tied=True, notes=tuple(notes), **head_fields(c, head, 3))
 
 

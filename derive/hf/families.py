@@ -168,7 +168,7 @@ def opt(c: Config) -> Architecture:
     return decoder(
         **common(c), d=d, L=c.int("num_hidden_layers"), V=c.int("vocab_size"),
         h=c.int("num_attention_heads"), d_ff=c.int("ffn_dim"), positions="learned",
-        T=c.int("max_position_embeddings") + 2, tied=c.flag("tie_word_embeddings", True),
+        T=c.int("max_position_embeddings") + 2, position_offset=2, tied=c.flag("tie_word_embeddings", True),
         norm="layernorm" if affine else "none", norms=2, final_norm=final,
         biases=QKVO | MLP_BIASES if bias else frozenset(), mlp="relu", d_e=None if d_e == d else d_e,
         notes=("OPT's position table has max_position_embeddings + 2 rows (offset 2)",),

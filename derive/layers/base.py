@@ -162,7 +162,8 @@ def sym(b: Block, size: str) -> sp.Symbol:
 
 
 def mrm(name: str) -> str:
-    return r"\mathrm{" + name + "}"
+    """Upright text in math; an underscore is a character of the name, not a subscript (attn_dense)."""
+    return r"\mathrm{" + name.replace("_", r"\_") + "}"
 
 
 # ---- parameter leaves ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.architecture import Block
-from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, register, saved, sym, vector
+from derive.layers.base import Env, Kind, Linear, Pass, linear, matmul, mrm, register, saved, sym, vector
 from derive.quantity import Quantity, node
 
 d = S.d
@@ -43,7 +43,7 @@ def mlp_params(act: str, bias: frozenset, width: sp.Expr, prefix: str, sym_: str
         parts.append(vector(f"{prefix}.act", f"learned scalars of the {name} activation", sp.Integer(act_params),
                             "act", category))
     return node(prefix, f"{title} ({name}, {n_mat} matrices)", "param", [(1, p) for p in parts],
-                symbol=f"P_{sym_}", latex=latex or f"P_{{\\mathrm{{{sym_}}}}}")
+                symbol=f"P_{sym_}", latex=latex or f"P_{{{mrm(sym_)}}}")
 
 
 def mlp_flops(conv, act: str, width: sp.Expr, prefix: str, rows, title: str, sym_: str, category: str) -> Quantity:
@@ -53,7 +53,7 @@ def mlp_flops(conv, act: str, width: sp.Expr, prefix: str, rows, title: str, sym
     parts.append(matmul(f"{prefix}.up", "up projection", conv, rows, d, width, "up", category))
     parts.append(matmul(f"{prefix}.down", "down projection", conv, rows, width, d, "down", category))
     return node(prefix, f"{title} ({len(parts)} matmuls)", "FLOP", [(1, p) for p in parts],
-                symbol=f"F_{sym_}", latex=f"F_{{\\mathrm{{{sym_}}}}}")
+                symbol=f"F_{sym_}", latex=f"F_{{{mrm(sym_)}}}")
 
 
 def mlp_linears(act: str, width: sp.Expr, name: str = "") -> list[Linear]:
