@@ -13,7 +13,8 @@ import pytest
 
 from derive.reports import template_cache as TC
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "derive" / "reports" / "templates"
+# the templates of the derive being tested (a checkout's, or the installed wheel's when CI tests that)
+TEMPLATES = Path(TC.__file__).resolve().parent / "templates"
 
 
 def _env(folder: Path, cache: bool = True, **filters) -> jinja2.Environment:

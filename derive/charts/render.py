@@ -62,15 +62,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _import_root() -> str | None:
+    """The folder this derive is imported from, for the child to import the same one; None when it is a site folder
+    (an installed derive: the child finds it there itself, and a site folder put on PYTHONPATH would come before the
+    standard library)."""
+    import site
+
+    root = os.path.realpath(Path(__file__).resolve().parents[2])
+    sites = [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
+    return None if root in {os.path.realpath(p) for p in sites} else root
+
+
 class Child:
     """A running render child for one image of format ``ext``; :meth:`image` hands it the chart and returns the
     bytes, :meth:`close` (or leaving the ``with`` block) ends it if it still runs (an error or Ctrl-C in the
     parent: no orphan is left)."""
 
     def __init__(self, ext: str, kind: str | None = None):
-        root = str(Path(__file__).resolve().parents[2])  # the folder holding this derive: the child imports it too
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
+        root = _import_root()
+        if root is not None:
+            env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         # -P: the working folder is not put on sys.path (a derive/ there must not stand in for this one)
         try:
             self.proc = subprocess.Popen([sys.executable, "-P", "-m", "derive.charts.render", ext,
