@@ -200,6 +200,13 @@ def test_an_option_read_only_for_an_unused_default_is_refused():
     assert json.loads(out.stdout)["value"] == 6738415616 // 2
 
 
+def test_an_unread_error_names_a_dozen_readers_then_counts_the_rest():
+    out = run_cli("show", "kv_cache.total", "--model", "llama-2-7b", "--set", "b=1", "--set", "s=4096",
+                  "--option", "optimizer=sgd-momentum")
+    listed = out.stderr.partition("the quantities that read it: ")[2].partition(" (and ")
+    assert out.returncode == 2 and len(listed[0].split(", ")) == 12 and listed[2].split()[0].isdigit()
+
+
 def test_symbol_derived_sizes_count_as_read():
     # kv_cache.bytes_per_token uses d_k, which GPT-2 derives as d/h: --set d=1536 changes it (2·12·12·128·2 B)
     out = run_cli("show", "kv_cache.bytes_per_token", "--model", "gpt2", "--set", "d=1536", "--format", "json")
