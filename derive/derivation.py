@@ -126,8 +126,10 @@ def text(expr: sp.Expr, order: str | None = None) -> str:
     return sp.sstr(expr, order=order).replace("**", "^").replace("*", "·")
 
 
-def latex(expr: sp.Expr, q: Quantity | None = None, order: str | None = None) -> str:
-    return sp.latex(expr, symbol_names=_names(q), mul_symbol="dot", order=order)
+def latex(expr: sp.Expr, q: Quantity | None = None, order: str | None = None,
+          names: Mapping[sp.Symbol, str] | None = None) -> str:
+    """``names``: more symbols' LaTeX (a solve's other quantity, written as its node is)."""
+    return sp.latex(expr, symbol_names={**_names(q), **(names or {})}, mul_symbol="dot", order=order)
 
 
 def _ordered(q: Quantity) -> sp.Expr:

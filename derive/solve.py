@@ -827,30 +827,29 @@ def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping
     """
     if lhs.has(sp.Max, sp.Min) or rhs_sym.has(x) or not lhs.is_polynomial(x):
         return None
-    if rhs_latex is not None and rhs_sym.is_Symbol:
-        def latex_of(e: sp.Expr) -> str:  # the target quantity's symbol as the derivation writes it
-            return sp.latex(e, symbol_names={**S.latex_names(), rhs_sym: rhs_latex}, mul_symbol="dot")
-    else:
-        from derive.derivation import latex as latex_of
+    names = {rhs_sym: rhs_latex} if rhs_latex is not None and rhs_sym.is_Symbol else {}
+
+    def tex_of(e: sp.Expr) -> str:  # the target quantity's symbol as its node writes it
+        return latex_of(e, names=names)
     poly = sp.Poly(lhs, x)
     deg = poly.degree()
     terms = [(m[0], c) for m, c in zip(poly.monoms(), poly.coeffs(), strict=True)]
     with_x = [(n, c) for n, c in terms if n > 0]
     c0 = sum((c for n, c in terms if n == 0), sp.S.Zero)
-    xs, Qs = latex_of(x), latex_of(rhs_sym)
+    xs, Qs = tex_of(x), tex_of(rhs_sym)
     if len(with_x) == 1:
         n, a = with_x[0]
         inner = (rhs_sym - c0) / a
         sol = sp.Pow(inner, sp.Rational(1, n), evaluate=False) if n > 1 else inner
         how = f"{x} appears only as {text_of(x**n)}" if n > 1 else f"{x} appears linearly"
-        line, tex = f"{x} = {text_of(sol)}", f"{xs} = {latex_of(sol)}"
+        line, tex = f"{x} = {text_of(sol)}", f"{xs} = {tex_of(sol)}"
         env = dict(values or {})
         if rhs_formula is not None and rhs_sym.is_Symbol:
             full = sp.expand(inner.xreplace({rhs_sym: rhs_formula}))
             full = sp.factor(full) if sp.count_ops(full) < 60 else full
             sol = sp.Pow(full, sp.Rational(1, n), evaluate=False) if n > 1 else full
             line += f" = {text_of(sol)}"
-            tex += f" = {latex_of(sol)}"
+            tex += f" = {tex_of(sol)}"
         elif rhs_value is not None:
             env[rhs_sym] = rhs_value
         if values is not None and sol.free_symbols <= set(env):
@@ -861,13 +860,13 @@ def _rearrangement(lhs: sp.Expr, rhs_sym: sp.Expr, x: sp.Symbol, values: Mapping
         lines = [f"α·{x}^2 + β·{x} + γ = {text_of(rhs_sym)}  with  α = {text_of(a)},  β = {text_of(b)},  "
                  f"γ = {text_of(c0)}",
                  f"{x} = (-β + sqrt(β^2 - 4·α·(γ - {text_of(rhs_sym)}))) / (2·α)   (the root with +; α > 0)"]
-        tex = [rf"\alpha\,{xs}^2 + \beta\,{xs} + \gamma = {Qs},\quad \alpha = {latex_of(a)},\ "
-               rf"\beta = {latex_of(b)},\ \gamma = {latex_of(c0)}",
+        tex = [rf"\alpha\,{xs}^2 + \beta\,{xs} + \gamma = {Qs},\quad \alpha = {tex_of(a)},\ "
+               rf"\beta = {tex_of(b)},\ \gamma = {tex_of(c0)}",
                rf"{xs} = \frac{{-\beta + \sqrt{{\beta^2 - 4\alpha\,(\gamma - {Qs})}}}}{{2\alpha}}"]
         return Step("rearranged (a quadratic in " + str(x) + ")", lines, tex)
     return Step(f"rearranged (a polynomial of degree {deg} in {x})",
                 [f"{x} is a root of {text_of(sp.collect(lhs, x))} = {text_of(rhs_sym)}"],
-                [rf"{xs}\ \text{{is a root of}}\ {latex_of(sp.collect(lhs, x))} = {Qs}"])
+                [rf"{xs}\ \text{{is a root of}}\ {tex_of(sp.collect(lhs, x))} = {Qs}"])
 
 
 # ---- constraints and candidates ----------------------------------------------------------------------

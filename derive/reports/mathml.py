@@ -112,6 +112,12 @@ def _name_serialized(tex: str) -> str | None:
     return None if xml is None else minidom.parseString(xml).documentElement.toxml()
 
 
+def _catalog_name(names: Mapping[sp.Symbol, str], sym: sp.Symbol) -> str | None:
+    """The symbol's LaTeX name as serialized MathML, both printers' way (None: no name, or one neither converts)."""
+    tex = names.get(sym)
+    return _name_serialized(tex) if tex else None
+
+
 def _group(n: int) -> str:
     return f"{n:,}"
 
@@ -196,11 +202,9 @@ class _Printer(MathMLPresentationPrinter):
     def _print_Symbol(self, sym, style="plain"):  # noqa: N802
         if sym in self.values:
             return self.number(self.values[sym], paren=True)
-        tex = self.names.get(sym)
-        if tex:
-            xml = _name_serialized(tex)
-            if xml is not None:
-                return self.dom.createTextNode(xml)  # sympy's printer makes this a raw (unescaped) text node
+        xml = _catalog_name(self.names, sym)
+        if xml is not None:
+            return self.dom.createTextNode(xml)  # sympy's printer makes this a raw (unescaped) text node
         return super()._print_Symbol(sym, style)
 
 
@@ -372,12 +376,8 @@ class _Direct:
             raise _Unsupported("noncommutative symbol")
         if sym in self.values:
             return self.number(self.values[sym], paren=True)
-        tex = self.names.get(sym)
-        if tex:
-            xml = _name_serialized(tex)
-            if xml is not None:
-                return xml
-        return _plain_symbol(sym.name)
+        xml = _catalog_name(self.names, sym)
+        return xml if xml is not None else _plain_symbol(sym.name)
 
     def _pi(self, e) -> str:
         return "<mi>&pi;</mi>"
