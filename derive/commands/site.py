@@ -14,7 +14,9 @@ def add_parser(sub) -> None:
                     "calculator page per main quantity whose JavaScript is generated from the formulas.",
         epilog="examples:\n"
                "  derive site --out site/          then open site/index.html in a browser\n"
-               "  derive site --out site/ --quiet",
+               "  derive site --out site/ --quiet\n\n"
+               "With more than one CPU (and os.fork), a second process answers the workbook's exercises while\n"
+               "the calculators are built; the files are the same either way. DERIVE_NO_FORK=1 keeps one process.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="directory to write (created if missing)")

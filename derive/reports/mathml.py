@@ -23,6 +23,8 @@ _ATOM = r"(?:\\mathrm\{(?:[A-Za-z0-9,]|\\_)+\}|\\[A-Za-z]+|[A-Za-z0-9]+)"
 _NAME = re.compile(rf"(?P<base>{_ATOM})(?:_(?:\{{(?P<sub>{_ATOM}(?:\s*{_ATOM})*)\}}|(?P<sub1>[A-Za-z0-9])))?"
                    rf"(?:\^(?:\{{(?P<sup>{_ATOM}|\*|\\prime)\}}|(?P<sup1>[A-Za-z0-9*])))?")
 _TOKEN = re.compile(_ATOM)
+#: the other commands names use (b_{\\max}, KV_{\\ell}, P_{\\approx}), as latex2mathml writes them
+_COMMANDS = {"max": "<mo>max</mo>", "min": "<mo>min</mo>", "ell": "<mi>ℓ</mi>", "approx": "<mo>≈</mo>"}
 
 
 def _atom_xml(tok: str) -> str | None:
@@ -35,6 +37,8 @@ def _atom_xml(tok: str) -> str | None:
             return f'<mi mathvariant="normal">{text}</mi>'
         return f"<mi>{text}</mi>"  # a multi-letter <mi> is upright
     if tok.startswith("\\"):
+        if tok[1:] in _COMMANDS:
+            return _COMMANDS[tok[1:]]
         ch = greek_unicode.get(tok[1:])
         return f"<mi>{ch}</mi>" if ch else None
     parts = [f"<mn>{c}</mn>" if c.isdigit() else f"<mi>{c}</mi>" for c in re.findall(r"\d+|[A-Za-z]", tok)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from derive import inputs
 from derive.site import answers as A
+from derive.site.alongside import Alongside
 from derive.site.calculators import CALCULATORS, CalcPage, Calculator, available, build_page
 from derive.site.exercises import Chapter
 
@@ -184,6 +185,41 @@ def _build_site(out: Path | str, *, calculators: list[Calculator] | None,
     wanted = CALCULATORS if calculators is None else calculators
     calcs = available(wanted)
     missing = [c.qid for c in wanted if c not in calcs]
+    # the chapters do not depend on the calculators: with a second core they are answered meanwhile
+    job = Alongside(chapters or exercises.chapters, "the workbook's chapters")
+    if job.forked:
+        say("answering the workbook's exercises alongside the calculators")
+    try:
+        pages, failed = _calculator_pages(calcs, env, units_json, write, say)
+        if not job.forked:
+            say("answering the workbook's exercises")
+        chs = job.result()
+    except BaseException:
+        job.cancel()
+        raise
+    for i, ch in enumerate(chs):
+        for ex in ch.exercises:
+            for item in [ex, *ex.variants]:
+                item.solution_html = _safe(item.solution_html)
+        html = env.get_template("chapter.html.j2").render(
+            chapter=ch, prev=chs[i - 1] if i > 0 else None, next=chs[i + 1] if i + 1 < len(chs) else None,
+            unit_table_json=_safe(units_json), page_title=f"{ch.number}. {ch.title}", section="chapters",
+            tolerance_pct=tol_pct,
+        )
+        write(ch.file, html)
+
+    calc_links = [{"file": f"{p.calc.slug}.html", "qid": p.calc.qid, "title": p.title, "blurb": p.calc.blurb}
+                  for p in pages]
+    write("index.html", env.get_template("index.html.j2").render(
+        chapters=chs, calcs=calc_links, missing_calcs=missing + sorted(failed), unit_table_json=_safe(units_json),
+        page_title="Contents", section="", tolerance_pct=tol_pct))
+    return Site(out=out, files=files, chapters=chs, calculators=pages, missing_calculators=missing,
+                failed_calculators=failed)
+
+
+def _calculator_pages(calcs: list[Calculator], env, units_json: str, write: Callable[[str, str], None],
+                      say: Callable[[str], None]) -> tuple[list[CalcPage], dict[str, str]]:
+    """Build and write every calculator's page and script."""
     pages: list[CalcPage] = []
     failed: dict[str, str] = {}
     for c in calcs:
@@ -203,24 +239,4 @@ def _build_site(out: Path | str, *, calculators: list[Calculator] | None,
             initial_cli=next(s.cli_options for s in page.shapes if page.initial["model"] in s.models),
         )
         write(f"{c.slug}.html", html)
-
-    say("answering the workbook's exercises")
-    chs = (chapters or exercises.chapters)()
-    for i, ch in enumerate(chs):
-        for ex in ch.exercises:
-            for item in [ex, *ex.variants]:
-                item.solution_html = _safe(item.solution_html)
-        html = env.get_template("chapter.html.j2").render(
-            chapter=ch, prev=chs[i - 1] if i > 0 else None, next=chs[i + 1] if i + 1 < len(chs) else None,
-            unit_table_json=_safe(units_json), page_title=f"{ch.number}. {ch.title}", section="chapters",
-            tolerance_pct=tol_pct,
-        )
-        write(ch.file, html)
-
-    calc_links = [{"file": f"{p.calc.slug}.html", "qid": p.calc.qid, "title": p.title, "blurb": p.calc.blurb}
-                  for p in pages]
-    write("index.html", env.get_template("index.html.j2").render(
-        chapters=chs, calcs=calc_links, missing_calcs=missing + sorted(failed), unit_table_json=_safe(units_json),
-        page_title="Contents", section="", tolerance_pct=tol_pct))
-    return Site(out=out, files=files, chapters=chs, calculators=pages, missing_calculators=missing,
-                failed_calculators=failed)
+    return pages, failed
