@@ -32,14 +32,24 @@ def _expand_over(expr: sp.Expr, parts: tuple[tuple[sp.Symbol, sp.Expr, bool], ..
 
     A node's children are expanded already, so SymPy's expand of the substituted formula walks each of them
     again (twice) to find nothing to do. The common terms are distributed directly instead: a child, a product
-    of plain factors and children, 1/child, a Max of children. Any other term (a child in a denominator
-    product, under a ceiling, squared) sends the whole node through SymPy's expand as before."""
-    fast = []
+    of plain factors and children, 1/child, a Max of children, a floor or ceiling of a sum of such terms. Any
+    other term (a child in a denominator product, squared) sends the whole node through SymPy's expand as
+    before."""
     rule = {sym: _expand(f) if leaf else f for sym, f, leaf in parts}
-    for t in sp.Add.make_args(_expand(expr)):
+    fast = _expand_sum(_expand(expr), rule)
+    if fast is None:
+        return _expand(_substitute(expr, {sym: f for sym, f, _ in parts})[0])
+    return fast
+
+
+def _expand_sum(expanded: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
+    """An expanded formula with its children's expanded formulas put in, term by term (None: a term of a shape
+    :func:`_expand_term` does not distribute)."""
+    fast = []
+    for t in sp.Add.make_args(expanded):
         done = _expand_term(t, rule)
         if done is None:
-            return _expand(_substitute(expr, {sym: f for sym, f, _ in parts})[0])
+            return None
         fast.append(done)
     return sp.Add(*fast)
 
@@ -80,6 +90,9 @@ def _expand_term(t: sp.Expr, rule: dict[sp.Symbol, sp.Expr]) -> sp.Expr | None:
     if t.is_Pow and t.base in rule and t.exp == -1:
         inverse = sp.Pow(rule[t.base], -1)  # 1/(b/(x+y)) is (x+y)/b: distributed as expand does, x/b + y/b
         return inverse._eval_expand_mul(deep=True) if inverse.is_Mul else inverse
+    if isinstance(t, sp.floor | sp.ceiling):  # a batch or device count: its argument distributed, then rounded
+        inner = _expand_sum(t.args[0], rule)
+        return None if inner is None else t.func(inner)
     return None
 
 

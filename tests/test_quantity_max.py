@@ -67,7 +67,8 @@ def test_every_node_expands_as_sympy_expands_it(model):
 
     checked = 0
     for qid in ("decode.tokens_per_second", "decode.mbu", "memory.training_peak", "memory.min_devices",
-                "serving.max_users", "op.elementwise.intensity", "cost.per_million_tokens"):
+                "serving.max_users", "op.elementwise.intensity", "cost.per_million_tokens",
+                "kv_cache.max_users", "kv_cache.max_batch", "serving.min_gpus", "kv_cache.max_context"):
         try:
             q, _ = api.quantity(qid, model=model, hardware="h100-sxm", s=4096, b=8, n_dev=4)
         except DeriveError:
