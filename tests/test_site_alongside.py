@@ -61,6 +61,46 @@ def test_a_persons_error_comes_back_as_it_was_raised():
     assert pid not in _children()
 
 
+class _Stubborn(DeriveError):
+    """A person's error that does not survive a pickle round trip (its __init__ takes two arguments)."""
+
+    def __init__(self, needed: int, has: int):
+        super().__init__(f"does not fit: needs {needed:,} B, has {has:,} B")
+
+
+@needs_fork
+def test_a_persons_error_that_cannot_be_pickled_is_still_a_persons_error():
+    def work():
+        raise _Stubborn(3, 2)
+
+    with pytest.raises(DeriveError, match=r"^does not fit: needs 3 B, has 2 B$"):
+        Alongside(work, "the chapters", fork=True).result()
+
+
+@needs_fork
+def test_the_result_is_worked_out_once():
+    calls = []
+
+    def work():
+        calls.append(1)  # in the child: the parent's list stays empty
+        return 42
+
+    job = Alongside(work, "the answer", fork=True)
+    assert job.result() == 42 and job.result() == 42
+    assert calls == []  # neither call ran it here
+    here = Alongside(work, "the answer", fork=False)
+    assert here.result() == 42 and here.result() == 42 and calls == [1]
+
+
+def test_no_process_to_spare_means_in_place(monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork, raising=False)
+    job = Alongside(lambda: os.getpid(), "a pid", fork=True)
+    assert not job.forked and job.result() == os.getpid()
+
+
 @needs_fork
 def test_a_bug_keeps_its_type_and_the_childs_traceback():
     def work():

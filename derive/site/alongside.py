@@ -50,6 +50,7 @@ class Alongside(Generic[T]):
         self._fn, self.what = fn, what
         self._pid: int | None = None
         self._read = -1
+        self._done: tuple[T] | None = None
         if fork if fork is not None else can_fork():
             self._start()
 
@@ -59,7 +60,12 @@ class Alongside(Generic[T]):
 
     def _start(self) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare (a limit on processes or memory): the work runs in place instead
+            os.close(read)
+            os.close(write)
+            return
         if pid == 0:  # the child: work, send, leave
             os.close(read)
             code = 0
@@ -75,7 +81,12 @@ class Alongside(Generic[T]):
         self._pid, self._read = pid, read
 
     def result(self) -> T:
-        """The work's result, or its exception raised here (waits for the child)."""
+        """The work's result, or its exception raised here (waits for the child); worked out once."""
+        if self._done is None:
+            self._done = (self._result(),)
+        return self._done[0]
+
+    def _result(self) -> T:
         if self._pid is None:
             return self._fn()
         try:
@@ -127,6 +138,8 @@ def _payload(fn: Callable[[], object]) -> bytes:
             data = pickle.dumps(("error", exc), protocol=pickle.HIGHEST_PROTOCOL)
             pickle.loads(data)
             return data
-        except Exception:
+        except Exception:  # a person's error stays one: its message; anything else: its type and traceback too
+            if isinstance(exc, DeriveError):
+                return pickle.dumps(("error", DeriveError(str(exc))))
             text = "".join(traceback.format_exception(exc)).rstrip()
             return pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}\n{text}")))
