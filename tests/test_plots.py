@@ -221,8 +221,9 @@ def test_cli_plot_errors(tmp_path):
 
 
 def test_log_axes_label_as_matplotlib_does_in_plain_text():
-    """Log ticks keep matplotlib's own labels (decades, and 2×10¹ where a span is short), written as text rather
-    than mathtext (a tenth of a second of parsing per chart)."""
+    """Log ticks are those matplotlib labels (decades, and 2×10¹ where a span is short), written as text rather
+    than mathtext (a tenth of a second of parsing per chart), as decimals while the axis stays within
+    0.001–100,000 (1, 10, 1,000; 0.3, 2), as powers beyond."""
     from matplotlib.ticker import LogFormatterSciNotation
 
     assert draw.log_label(r"$\mathdefault{10^{3}}$") == "10³"
@@ -231,6 +232,12 @@ def test_log_axes_label_as_matplotlib_does_in_plain_text():
     assert draw.log_label(r"$\mathdefault{2^{10}}$") == "2¹⁰"
     assert draw.log_label(r"$\mathdefault{-10^{2}}$") == "−10²"
     assert draw.log_label("") == "" and draw.log_label(r"$\mathdefault{0}$") == r"$\mathdefault{0}$"
+    label = r"$\mathdefault{3\times10^{-1}}$"
+    assert draw.tick_text(0.3, label, (0.2, 3.0)) == "0.3"
+    assert draw.tick_text(1000.0, r"$\mathdefault{10^{3}}$", (0.5, 3000.0)) == "1,000"
+    assert draw.tick_text(1e6, r"$\mathdefault{10^{6}}$", (1.0, 1e7)) == "10⁶"  # a view past 100,000: powers
+    assert draw.tick_text(1e-4, r"$\mathdefault{10^{-4}}$", (1e-5, 1.0)) == "10⁻⁴"  # and below 0.001
+    assert draw.tick_text(0.5, "", (0.2, 3.0)) == ""  # a tick matplotlib leaves unlabelled stays so
     fig = plots.roofline_figure("llama-2-7b", "h100-sxm", batches=[1, 64], sets={"s": "4096"})
     fig.canvas.draw()
     ax = fig.axes[0]
@@ -240,13 +247,15 @@ def test_log_axes_label_as_matplotlib_does_in_plain_text():
         ref = LogFormatterSciNotation(10)
         ref.set_axis(axis)
         ref.set_locs(axis.get_majorticklocs())
+        view = tuple(axis.get_view_interval())
         assert [t.label1.get_text() for t in axis.get_major_ticks()] == \
-            [draw.log_label(ref(x)) for x in axis.get_majorticklocs()]
-    assert "10³" in [t.get_text() for t in ax.get_yticklabels()]  # the y axis runs to 3 × the 989.4 TFLOP/s peak
+            [draw.tick_text(x, ref(x), view) for x in axis.get_majorticklocs()]
+    # the y axis runs to 3 × the 989.4 TFLOP/s peak, within the decimal range: 10, 100, 1,000
+    assert {"10", "100", "1,000"} <= {t.get_text() for t in ax.get_yticklabels()}
     short = plots.sweep_figure("params.total", "d=1024:1536:128", models=["llama-2-7b"], logy=True)
     short.canvas.draw()
     minor = [t.get_text() for t in short.axes[0].get_yticklabels(minor=True) if t.get_text()]
-    assert "2×10⁰" in minor and not any("$" in t for t in minor)  # 2B parameters on a span shorter than a decade
+    assert "2" in minor and not any("$" in t or "×" in t for t in minor)  # 2B parameters on a short span
 
 
 def test_a_chart_refuses_an_input_none_of_its_quantities_reads(tmp_path):

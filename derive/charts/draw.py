@@ -196,14 +196,30 @@ def log_label(text: str) -> str:
     return f"{'−' if m['sign'] else ''}{coeff}{m['base']}{m['exp'].translate(_SUPERSCRIPT)}"
 
 
+#: a log axis whose view lies within these bounds labels its ticks as decimals (0.3, 2, 1,000), not 3×10⁻¹, 2×10⁰, 10³
+PLAIN_RANGE = (1e-3, 1e5)
+
+
+def tick_text(x: float, label: str, view: tuple[float, float]) -> str:
+    """What a log axis shows at ``x``, where matplotlib's formatter wrote ``label`` ('' for a tick it leaves
+    unlabelled): a decimal with thousands separators while the whole view lies within :data:`PLAIN_RANGE`, else
+    the label as plain text (:func:`log_label`)."""
+    if not label:
+        return ""
+    lo, hi = sorted(view)
+    if PLAIN_RANGE[0] <= lo and hi <= PLAIN_RANGE[1] and x > 0:
+        return format(x, ",.6g")
+    return log_label(label)
+
+
 def _log_scale(ax, which: str, base: float = 10) -> None:
-    """A log scale on the ``which`` ('x' or 'y') axis whose tick labels are matplotlib's own, written as plain text
-    (:func:`log_label`)."""
+    """A log scale on the ``which`` ('x' or 'y') axis whose ticks are those matplotlib labels, written as plain text
+    (:func:`tick_text`)."""
     from matplotlib.ticker import LogFormatterSciNotation
 
     class Plain(LogFormatterSciNotation):
         def __call__(self, x, pos=None):
-            return log_label(super().__call__(x, pos))
+            return tick_text(x, super().__call__(x, pos), tuple(self.axis.get_view_interval()))
 
     (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
     axis = ax.xaxis if which == "x" else ax.yaxis
