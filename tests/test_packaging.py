@@ -74,6 +74,10 @@ def test_wheel_carries_every_package_file(tmp_path):
     src = tmp_path / "src"  # a copy: no stale build/ of an earlier build can slip into the wheel
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
                                                             ".pytest_cache", ".hypothesis", ".ruff_cache"))
+    # what a checkout that has run derive holds: bytecode and the compiled-template cache (never to ship)
+    for planted in ("derive/__pycache__/cli.cpython-311.pyc", "derive/reports/__pycache__/templates/0a1b.jinja"):
+        (src / planted).parent.mkdir(parents=True, exist_ok=True)
+        (src / planted).write_bytes(b"cache")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "-w", str(tmp_path), "--no-deps", "-q"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
