@@ -44,7 +44,7 @@ BASE_CONFIGS = [a["config"] for a in DATA] + [dict(_SMALL, model_type=mt) for mt
     __import__("derive.hf", fromlist=["LOADERS"]).LOADERS)]
 SECRET = "DERIVE-FUZZ-SECRET-d41d8cd9"
 #: seconds one case may take (the issue's bound), and the watchdog that ends a case that hangs.
-CASE_LIMIT = 10.0
+CASE_LIMIT = float(os.environ.get("FUZZ_CASE_LIMIT", "10.0"))  # seconds of CPU; lower it to hunt slow cases
 WATCHDOG = 60
 
 #: examples per target: quick (CI) and long (on demand; > 10,000 in all)
@@ -515,6 +515,9 @@ def _materialize(argv: list[str], tmp: Path, page: Path, secret: Path, template:
 
 
 def _cli_case(capsys, argv: list[str], template: str) -> None:
+    # what an earlier example printed before its failure (Hypothesis runs a failing example again to report it):
+    # not this case's output
+    capsys.readouterr()
     with case_dir() as (tmp, page, secret):
         argv = _materialize(argv, tmp, page, secret, template)
         code = _run(lambda: main(argv), tmp, page, secret, named=tuple(a for a in argv if "/" in a or "." in a))
